@@ -1,0 +1,46 @@
+"""sktopo: topology and geometry of neural-network representations.
+
+Public names are imported lazily so that ``import sktopo`` stays fast and does
+not import torch; the estimator you touch first loads what it needs.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_PUBLIC = {
+    "Diagram": "sktopo.diagram",
+    "PersistenceDiagram": "sktopo.topology.persistence",
+    "persistence": "sktopo.topology.persistence",
+    "DiagramFeatures": "sktopo.topology.features",
+    "BettiCurve": "sktopo.topology.features",
+    "PersistenceImage": "sktopo.topology.vectorize",
+    "PersistenceLandscape": "sktopo.topology.vectorize",
+    "DiagramDistance": "sktopo.topology.distances",
+    "diagram_distance": "sktopo.topology.distances",
+    "QuotientPersistence": "sktopo.topology.relative",
+    "PHDimension": "sktopo.dimension.phdim",
+    "ph_dimension": "sktopo.dimension.phdim",
+    "TwoNN": "sktopo.dimension.twonn",
+    "twonn": "sktopo.dimension.twonn",
+    "LayerEmbedder": "sktopo.nn.embedder",
+    "ReLURankRegions": "sktopo.nn.relu_rank",
+    "tidy": "sktopo.tidy",
+}
+
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name):
+    try:
+        module = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module 'sktopo' has no attribute {name!r}") from None
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

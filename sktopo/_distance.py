@@ -1,0 +1,84 @@
+"""Pairwise distances on the CPU (numpy) and on torch devices, with memory estimates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "pairwise_distances",
+    "torch_pairwise_distances",
+    "distance_matrix_bytes",
+    "check_memory",
+    "format_bytes",
+]
+
+
+def pairwise_distances(X: np.ndarray, metric="euclidean", *, n_jobs=None, **kwds) -> np.ndarray:
+    """Dense float64 distance matrix of the rows of ``X``.
+
+    Euclidean distances use one matrix product (``|x|^2 + |y|^2 - 2 x.y``) in
+    float64, which keeps absolute errors near 1e-8 for unit-scale data; other
+    metrics go through :func:`sklearn.metrics.pairwise_distances`.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if metric == "euclidean" and not kwds:
+        sq = np.einsum("ij,ij->i", X, X)
+        D = X @ X.T
+        D *= -2.0
+        D += sq[:, None]
+        D += sq[None, :]
+        np.maximum(D, 0.0, out=D)
+        np.sqrt(D, out=D)
+        np.fill_diagonal(D, 0.0)
+        # Symmetric up to rounding (~1e-15); enforcing it exactly would cost a
+        # transposed pass over n^2 entries, more than the product itself.
+        return D
+    from sklearn.metrics import pairwise_distances as sk_pairwise_distances
+
+    D = sk_pairwise_distances(X, metric=metric, n_jobs=n_jobs, **kwds)
+    return np.asarray(D, dtype=np.float64)
+
+
+def torch_pairwise_distances(X, *, dtype=None):
+    """Euclidean distance matrix of the rows of a torch tensor, on its device.
+
+    Computed as a matrix product in float32 (TF32 where the backend allows it),
+    never in half precision: ``|x|^2 + |y|^2 - 2 x.y`` cancels badly in bf16.
+    Works on batches ``(B, n, d) -> (B, n, n)`` too.
+    """
+    import torch
+
+    if dtype is None:
+        dtype = torch.float64 if X.dtype == torch.float64 else torch.float32
+    X = X.to(dtype)
+    sq = (X * X).sum(-1)
+    D = sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2.0 * (X @ X.transpose(-1, -2))
+    D = D.clamp_min_(0.0).sqrt_()
+    D.diagonal(dim1=-2, dim2=-1).zero_()
+    return torch.minimum(D, D.transpose(-1, -2))
+
+
+def distance_matrix_bytes(n_points: int, itemsize: int = 8, copies: int = 1) -> int:
+    """Memory taken by ``copies`` dense ``n_points x n_points`` matrices."""
+    return int(n_points) * int(n_points) * int(itemsize) * int(copies)
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def check_memory(estimated_bytes: int, limit_bytes, where: str, advice: str) -> None:
+    """Raise a MemoryError before allocating more than ``limit_bytes``.
+
+    ``limit_bytes=None`` switches the check off.
+    """
+    if limit_bytes is None or estimated_bytes <= limit_bytes:
+        return
+    raise MemoryError(
+        f"{where} would need about {format_bytes(estimated_bytes)}, above the memory limit of "
+        f"{format_bytes(limit_bytes)}. {advice}"
+    )

@@ -1,0 +1,1 @@
+"""Intrinsic dimension of point clouds: PH dimension and TwoNN."""

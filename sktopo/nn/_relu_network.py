@@ -1,0 +1,167 @@
+"""Inspecting a torch network as a piecewise-linear (ReLU) map.
+
+Private helpers of :class:`sktopo.nn.relu_rank.ReLURankRegions`:
+
+- :func:`check_piecewise_linear` refuses modules that make a network non piecewise-linear
+  (or piecewise-linear with regions we do not track, such as max pooling);
+- :class:`ReLUTracer` runs the network and records, for every *call* of an ``nn.ReLU`` module,
+  the activation pattern (``pre-activation > 0``) or, in "frozen" mode, replaces each ReLU by a
+  multiplication with a given 0/1 mask, so that forward-mode differentiation yields the linear
+  part ``D_l W_l ... D_1 W_1`` of the map from the input to that ReLU's output.
+
+Only ``nn.ReLU`` *modules* are seen: a ``torch.relu`` / ``F.relu`` call inside a ``forward``
+method is invisible to hooks. ReLURankRegions checks the affine consistency of every merged
+region on a sample of inputs and raises when such hidden nonlinearities break it.
+"""
+
+import torch
+from torch import nn
+
+# Modules that make the network non piecewise-linear, or piecewise-linear with pieces that are
+# not described by ReLU activation patterns. Checked by isinstance on modules that actually run.
+_NONLINEAR = (
+    nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.SELU, nn.CELU, nn.LeakyReLU, nn.PReLU, nn.RReLU,
+    nn.ReLU6, nn.Softplus, nn.SiLU, nn.Mish, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
+    nn.Hardshrink, nn.Softshrink, nn.Tanhshrink, nn.Softsign, nn.LogSigmoid, nn.Threshold,
+    nn.GLU, nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d, nn.MultiheadAttention,
+    nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.Bilinear, nn.RNNBase,
+    nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.Transformer,
+    nn.modules.instancenorm._InstanceNorm, nn.Embedding, nn.EmbeddingBag,
+)
+_MAXPOOL = (
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d, nn.FractionalMaxPool2d, nn.FractionalMaxPool3d, nn.LPPool1d,
+    nn.LPPool2d,
+)
+
+
+def modules_called(model, x):
+    """Return the (name, module) pairs of ``model`` that run on ``x``, in first-call order."""
+    called, handles = {}, []
+    for name, module in model.named_modules():
+        def hook(mod, inputs, output, name=name):
+            called.setdefault(name, mod)
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(called.items())
+
+
+def check_piecewise_linear(called):
+    """Raise ValueError for the first module that breaks piecewise linearity with ReLU regions.
+
+    ``called`` is the output of :func:`modules_called`. Returns the names of the ReLU modules.
+    """
+    relus = []
+    for name, module in called:
+        label = f"module {name!r} ({type(module).__name__})" if name else (
+            f"the model itself ({type(module).__name__})")
+        if isinstance(module, _MAXPOOL):
+            raise ValueError(
+                f"{label} is a max/LP pooling layer. Max pooling is piecewise linear, but its "
+                "pieces are chosen by argmax patterns that ReLURankRegions does not track, so "
+                "ranks per ReLU region would be wrong. Replace it by nn.AvgPool (or a strided "
+                "convolution) to analyse the network."
+            )
+        if isinstance(module, _NONLINEAR):
+            raise ValueError(
+                f"{label} is not a ReLU: the network is not piecewise linear with ReLU regions, "
+                "so ReLURankRegions cannot analyse it. Only Linear/Conv/affine layers "
+                "(BatchNorm in eval mode, AvgPool, Flatten, Dropout in eval mode) and nn.ReLU "
+                "are supported."
+            )
+        if isinstance(module, nn.ReLU):
+            relus.append(name)
+    if not relus:
+        raise ValueError(
+            "No nn.ReLU module runs in this model's forward pass. ReLURankRegions finds ReLU "
+            "layers through forward hooks on nn.ReLU modules; functional calls (torch.relu, "
+            "F.relu) are invisible: replace them by nn.ReLU modules."
+        )
+    return relus
+
+
+class ReLUTracer:
+    """Run a network recording (or freezing) the activation pattern of every ReLU call.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (already on the right device and dtype, in eval mode).
+    relu_names : list of str
+        Qualified names of the nn.ReLU modules to trace.
+
+    Notes
+    -----
+    A ReLU module called several times in one forward pass (a shared ``self.relu``) gives one
+    layer per call, named ``name``, ``name#2``, ``name#3``, ...
+    """
+
+    def __init__(self, model, relu_names):
+        self.model = model
+        modules = dict(model.named_modules())
+        self.relus = [modules[name] for name in relu_names]
+        self.relu_names = relu_names
+
+    def _run(self, x, forward_for):
+        """Run ``model(x)`` with each ReLU's forward replaced by ``forward_for(module_index)``."""
+        calls = []
+        originals = []
+        for index, module in enumerate(self.relus):
+            def patched(z, index=index):
+                calls.append(self.relu_names[index])
+                return forward_for(index, len(calls) - 1, z)
+
+            originals.append(module.__dict__.get("forward"))
+            module.forward = patched
+        try:
+            output = self.model(x)
+        finally:
+            for module, original in zip(self.relus, originals):
+                del module.forward
+                if original is not None:
+                    module.forward = original
+        return output, calls
+
+    def patterns(self, x):
+        """Return (layer names, list of boolean (n, units) patterns, output) for a batch ``x``."""
+        patterns = []
+
+        def record(index, call, z):
+            positive = z > 0
+            patterns.append(positive.reshape(z.shape[0], -1))
+            return torch.where(positive, z, torch.zeros((), dtype=z.dtype, device=z.device))
+
+        with torch.no_grad():
+            output, calls = self._run(x, record)
+        return layer_names(calls), patterns, output
+
+    def frozen(self, x, masks, on_output):
+        """Run the network with ReLU call ``k`` replaced by multiplication with ``masks[k]``.
+
+        ``masks[k]`` is a (n, units) 0/1 tensor matching the rows of ``x``. ``on_output(k, y)``
+        is called with each ReLU call's (masked) output ``y``. With ``x`` a forward-mode dual
+        tensor, the tangents of ``y`` are the linear part of the map input -> ReLU output.
+        """
+        def freeze(index, call, z):
+            y = z * masks[call].reshape(z.shape).to(z.dtype)
+            on_output(call, y)
+            return y
+
+        with torch.no_grad():
+            output, calls = self._run(x, freeze)
+        return output, calls
+
+
+def layer_names(calls):
+    """Name the k-th call of a ReLU module ``name#k`` (k >= 2), the first call ``name``."""
+    seen, names = {}, []
+    for name in calls:
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return names

@@ -1,0 +1,1 @@
+"""Persistent homology: diagrams, engines, features and distances."""

@@ -1,0 +1,76 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from sktopo._collections import check_collection
+
+
+def clouds(rng, k=3, n=10, d=2):
+    return [rng.normal(size=(n, d)) for _ in range(k)]
+
+
+def test_list_array_series_frame(rng):
+    cs = clouds(rng)
+    c = check_collection(cs)
+    assert (c.kind, c.n_rows, c.n_cols) == ("list", 3, 1)
+    c = check_collection(np.stack(cs))
+    assert (c.kind, c.n_rows) == ("array", 3)
+    s = pd.Series(cs, index=pd.Index(["a", "b", "c"], name="layer"), name="emb")
+    c = check_collection(s)
+    assert c.kind == "series" and list(c.row_index) == ["a", "b", "c"]
+    out = c.rebuild(["x", "y", "z"])
+    assert isinstance(out, pd.Series) and out.index.name == "layer" and out.name == "emb"
+    df = pd.DataFrame({"l1": cs, "l2": cs[::-1]}, index=pd.Index([10, 11, 12], name="sample"))
+    c = check_collection(df)
+    assert (c.n_rows, c.n_cols) == (3, 2)
+    assert c.cell_label(1, 1) == "row 11, column 'l2'"
+    np.testing.assert_array_equal(c.cells[0][1], cs[2])
+    out = c.rebuild(list(range(6)))
+    assert out.loc[12, "l2"] == 5 and out.index.name == "sample"
+    assert list(c.feature_names(["f", "g"])) == ["l1__f", "l1__g", "l2__f", "l2__g"]
+    table = c.stack_features([[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12]])
+    assert table.shape == (3, 4) and table[1].tolist() == [5, 6, 7, 8]
+
+
+def test_bare_2d_array_refused_with_hint(rng):
+    with pytest.raises(ValueError, match=r"\[X\].*sktopo.persistence\(X\)"):
+        check_collection(rng.normal(size=(5, 2)), one_cloud="sktopo.persistence(X)")
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ([np.array([[0.0, np.nan], [1, 1]])], "row 0 contains 1 NaN"),
+        ([np.array([[0.0, 1], [np.inf, 1]])], "row 0 contains 0 NaN and 1 infinite"),
+        ([np.empty((0, 2))], "row 0 is empty"),
+        ([[[0, 1], [1]]], "row 0 is ragged"),
+        ([np.array([["a", "b"]])], "row 0 is not numeric"),
+        ([np.zeros(3)], "row 0 has 1 dimension"),
+        ([], "collection is empty"),
+    ],
+)
+def test_bad_cells(bad, match):
+    with pytest.raises(ValueError, match=match):
+        check_collection(bad)
+
+
+def test_min_points_and_labels_in_series():
+    s = pd.Series([np.zeros((3, 2)), np.zeros((1, 2))], index=["ok", "tiny"])
+    with pytest.raises(ValueError, match="row 'tiny' has 1 point"):
+        check_collection(s, min_points=2)
+
+
+def test_tensors_accepted(rng):
+    torch = pytest.importorskip("torch")
+    c = check_collection(torch.zeros(2, 4, 3))
+    assert c.n_rows == 2 and c.cells[0][0].shape == (4, 3) and c.cells[0][0].dtype == np.float64
+
+
+def test_distance_cells():
+    D = np.array([[0, 1.0], [1, 0]])
+    c = check_collection([D], cell="distance")
+    assert c.cells[0][0].shape == (2, 2)
+    with pytest.raises(ValueError, match="not symmetric"):
+        check_collection([np.array([[0, 1.0], [2, 0]])], cell="distance")
+    with pytest.raises(ValueError, match="square"):
+        check_collection([np.zeros((2, 3))], cell="distance")
