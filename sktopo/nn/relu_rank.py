@@ -1,0 +1,533 @@
+"""Rank decomposition of ReLU networks (study B of the research notes).
+
+A ReLU network is a continuous piecewise-affine map. On the linear region of an input x the map
+from the input to the output of the l-th ReLU layer is affine with matrix
+
+    A_l(x) = D_l W_l D_{l-1} W_{l-1} ... D_1 W_1,      D_k = diag(pattern_k(x)),
+
+where ``pattern_k(x)`` is the 0/1 vector ``pre-activation_k(x) > 0``. Its rank (the *cumulative
+rank* at layer l) tells whether the network can change the topology of the data there: where the
+rank is below the input dimension the map is not injective on that region.
+
+:class:`ReLURankRegions` samples regions with the given inputs (it does not enumerate them:
+regions no input falls into are not seen), deduplicates activation patterns exactly, and computes
+the rank of ``A_l`` once per distinct region and layer, batched in torch on the CPU or CUDA.
+"""
+
+import contextlib
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from sktopo.nn._relu_network import ReLUTracer, check_piecewise_linear, modules_called
+from sktopo.nn._relu_patterns import (
+    cumulative_hashes,
+    pack_pattern,
+    unique_regions,
+    unpack_pattern,
+)
+
+_FEATURES = ("rank", "active", "kernel_dim", "region")
+# Number of merged regions on which affine consistency is verified (see _check_consistency).
+_N_CONSISTENCY_CHECKS = 256
+
+
+class ReLURankRegions(TransformerMixin, BaseEstimator):
+    """Cumulative rank of a ReLU network's linear map on the region of each input.
+
+    For every input and every ReLU layer l (in the order the ReLUs run), computes the rank of the
+    linear part ``D_l W_l ... D_1 W_1`` of the map from the input to the output of layer l on the
+    input's linear region (biases do not enter), the number of active units, the kernel
+    dimension ``input dimension - rank`` and a region id.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network made of Linear / Conv layers, ``nn.ReLU`` modules and affine modules (Flatten,
+        AvgPool, BatchNorm and Dropout in eval mode, ...), e.g. an ``nn.Sequential``. ReLU layers
+        are found with forward hooks on ``nn.ReLU`` modules (a module called k times is k
+        layers, named ``name``, ``name#2``, ...). Functional calls (``F.relu``, ``torch.tanh``
+        in a ``forward``) are invisible to hooks: when they make merged regions inconsistent a
+        ValueError is raised, but a network whose sampled regions are all singletons is not
+        checked. Modules of other activations (Tanh, GELU, Sigmoid, ELU, LeakyReLU, Softplus,
+        ...) and max pooling are refused with a ValueError naming them. The model is never
+        modified: it is run in eval mode (its training flags are restored) and copied when
+        ``dtype`` or ``device`` differ from its own.
+    rank_tol : float or None, default=None
+        Singular values above ``rank_tol`` count towards the rank (``tol`` of
+        ``numpy.linalg.matrix_rank``). None uses numpy's default, ``S.max() * max(M, N) * eps``
+        with ``M x N`` the shape of ``A_l`` (units x input dimension) and ``eps`` of ``dtype``.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the forward passes and of the singular values. float32 ranks can be wrong
+        for ill-conditioned maps; float64 ranks match float64 Jacobian ranks.
+    low_rank : int or None, default=None
+        A region is *low rank* at layer l when its rank is below ``low_rank``; None means below
+        the input dimension (the map is not injective there).
+    device : str or torch.device, default="auto"
+        "auto" picks CUDA when available, else the CPU.
+    batch_size : int, default=4096
+        Rows per forward pass. The rank pass pushes ``input dimension`` basis vectors per
+        region, so it processes ``max(1, batch_size // input dimension)`` regions at a time.
+    verbose : int, default=0
+        Show progress bars (tqdm) when positive.
+
+    Attributes
+    ----------
+    layer_names_ : list of str
+        ReLU layers in the order they run.
+    n_units_ : pandas.Series
+        Units (output elements) per ReLU layer.
+    input_shape_ : tuple of int
+        Shape of one input (without the batch dimension).
+    n_features_in_ : int
+        Input dimension (product of ``input_shape_``).
+    feature_names_in_ : ndarray of str
+        Column names of X when fitted on a DataFrame.
+    low_rank_ : int
+        The level used: ``low_rank`` or the input dimension.
+    device_ : str
+        Device used.
+    regions_ : pandas.DataFrame
+        :meth:`region_table` of the fitted inputs.
+    summary_ : pandas.DataFrame
+        :meth:`summary` of the fitted inputs.
+
+    Notes
+    -----
+    The region id at layer l is a deterministic 64-bit hash of the activation pattern of layers
+    1..l (the linear region of the map input -> layer l); the id at the last layer identifies
+    the full region. Ranks are non-increasing with depth. The number of active units bounds the
+    rank from above. Regions are sampled by the inputs, not enumerated (exact counting is
+    #P-hard): small regions can be missed.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sktopo.nn.relu_rank import ReLURankRegions
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU())
+    >>> X = np.random.default_rng(0).normal(size=(20, 2))
+    >>> ranks = ReLURankRegions(net).fit(X).summary_["min_rank"]
+    >>> int(ranks.iloc[0])
+    0
+    """
+
+    _parameter_constraints = {
+        "model": "no_validation",
+        "rank_tol": [Interval(Real, 0, None, closed="left"), None],
+        "dtype": [StrOptions({"float64", "float32"})],
+        "low_rank": [Interval(Integral, 0, None, closed="left"), None],
+        "device": "no_validation",
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, model, *, rank_tol=None, dtype="float64", low_rank=None, device="auto",
+                 batch_size=4096, verbose=0):
+        self.model = model
+        self.rank_tol = rank_tol
+        self.dtype = dtype
+        self.low_rank = low_rank
+        self.device = device
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ public API
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Find the ReLU layers, check the network, and analyse the regions of X.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_inputs, ...)
+            Inputs, as the model takes them (e.g. (n, d) for an MLP, (n, C, H, W) for a CNN).
+            A DataFrame's index labels the inputs in every output.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ReLURankRegions
+        """
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit on X and return its per-input table, computing the regions once."""
+        return self._wrap(self._fit(X), X)
+
+    def _fit(self, X):
+        import torch
+
+        self._validate_params()
+        if not isinstance(self.model, torch.nn.Module):
+            raise TypeError(
+                f"model must be a torch.nn.Module, got {type(self.model).__name__}.")
+        self.device_ = _resolve_device(self.device)
+        index, x = self._check_X(X, reset=True)
+        with self._prepared_model() as model:
+            try:
+                called = modules_called(model, x[:2])
+            except Exception as exc:  # torch raises many types on shape mismatches
+                raise ValueError(
+                    f"The model could not run on inputs of shape {tuple(x.shape[1:])}: "
+                    f"{type(exc).__name__}: {exc}. Pass X shaped as the model expects "
+                    "(n_inputs, ...)."
+                ) from exc
+            self._relu_module_names = check_piecewise_linear(called)
+            names, patterns, _ = ReLUTracer(model, self._relu_module_names).patterns(x[:1])
+        self.layer_names_ = names
+        self.n_units_ = pd.Series([p.shape[1] for p in patterns], index=pd.Index(
+            names, name="layer"), name="units")
+        self.low_rank_ = self.n_features_in_ if self.low_rank is None else int(self.low_rank)
+        result = self._analyse(x, index)
+        self.regions_ = result.region_table()
+        self.summary_ = result.summary()
+        return result.features()
+
+    def transform(self, X):
+        """Per-input ranks, active units, kernel dimensions and region ids per ReLU layer.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_inputs, ...)
+
+        Returns
+        -------
+        features : ndarray of shape (n_inputs, 4 * n_layers), int64
+            Columns ``"{layer}__rank"``, ``"{layer}__active"``, ``"{layer}__kernel_dim"``,
+            ``"{layer}__region"`` per layer (see :meth:`get_feature_names_out`). With
+            ``set_output(transform="pandas")`` a DataFrame indexed like X.
+        """
+        check_is_fitted(self)
+        index, x = self._check_X(X, reset=False)
+        return self._analyse(x, index).features()
+
+    def region_table(self, X=None):
+        """One row per distinct (full) activation region among the inputs.
+
+        Parameters
+        ----------
+        X : array-like, optional
+            Inputs; None gives the table of the fitted inputs (``regions_``).
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            Indexed by ``region`` (the id of the full pattern), sorted by number of inputs
+            (largest first), with columns ``n_inputs``, ``first_input`` (label of its first
+            input), ``"{layer}__rank"`` and ``"{layer}__active"`` per layer, ``min_rank`` and
+            ``first_low_rank_layer`` (the first layer whose rank is below ``low_rank_``, or
+            None).
+        """
+        check_is_fitted(self)
+        if X is None:
+            return self.regions_.copy()
+        return self._analyse(*self._check_X(X, reset=False)).region_table()
+
+    def summary(self, X=None):
+        """Per-layer summary: ranks, active units, regions and low-rank fractions.
+
+        Parameters
+        ----------
+        X : array-like, optional
+            Inputs; None gives the summary of the fitted inputs (``summary_``).
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            Indexed by layer, with columns ``units``, ``min_rank``, ``mean_rank``,
+            ``max_rank``, ``mean_active``, ``n_regions`` (distinct patterns up to that layer),
+            ``frac_inputs_low_rank`` and ``frac_regions_low_rank`` (rank below ``low_rank_``).
+        """
+        check_is_fitted(self)
+        if X is None:
+            return self.summary_.copy()
+        return self._analyse(*self._check_X(X, reset=False)).summary()
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the :meth:`transform` columns: ``"{layer}__{feature}"``."""
+        check_is_fitted(self)
+        return np.asarray([f"{layer}__{feature}" for layer in self.layer_names_
+                           for feature in _FEATURES], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------------ internals
+    def _wrap(self, features, X):
+        # fit_transform bypasses transform, so apply set_output's wrapping by hand.
+        from sklearn.utils._set_output import _wrap_data_with_container
+
+        return _wrap_data_with_container("transform", features, X, self)
+
+    def _check_X(self, X, *, reset):
+        """Validate X; return (index, tensor on device_ in dtype)."""
+        import torch
+
+        index = X.index if isinstance(X, (pd.DataFrame, pd.Series)) else None
+        if isinstance(X, pd.DataFrame):
+            columns = np.asarray(X.columns, dtype=object)
+            if reset:
+                self.feature_names_in_ = columns
+            elif hasattr(self, "feature_names_in_") and not np.array_equal(
+                    columns, self.feature_names_in_):
+                raise ValueError(
+                    "X has columns different from those seen in fit; pass the same columns "
+                    "in the same order.")
+            X = X.to_numpy()
+        elif reset and hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"X must be numeric, array-like or a tensor: {exc}") from exc
+        if X.ndim < 2:
+            raise ValueError(
+                f"X must have shape (n_inputs, ...) with at least 2 dimensions, got shape "
+                f"{X.shape}; reshape a single input with X[None] and a 1-D feature with "
+                "X.reshape(-1, 1).")
+        if X.shape[0] == 0:
+            raise ValueError("X has no inputs (shape {}).".format(X.shape))
+        bad = ~np.isfinite(X.reshape(X.shape[0], -1)).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            labels = list(index[rows[:5]]) if index is not None else list(rows[:5])
+            raise ValueError(
+                f"X contains NaN or infinity in {rows.size} input(s), first at {labels}. "
+                "Remove or impute them before computing ranks.")
+        if reset:
+            self.input_shape_ = tuple(X.shape[1:])
+            self.n_features_in_ = int(np.prod(self.input_shape_))
+        elif tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"X has inputs of shape {tuple(X.shape[1:])}, but ReLURankRegions was fitted "
+                f"on inputs of shape {self.input_shape_}.")
+        if index is None:
+            index = pd.RangeIndex(X.shape[0], name=None)
+        return index, torch.as_tensor(X, dtype=self._torch_dtype(), device=self.device_)
+
+    def _torch_dtype(self):
+        import torch
+
+        return torch.float64 if self.dtype == "float64" else torch.float32
+
+    @contextlib.contextmanager
+    def _prepared_model(self):
+        """The model on device_ and dtype in eval mode; the user's model is left as it was."""
+        import torch
+
+        model = self.model
+        params = list(model.parameters()) + list(model.buffers())
+        float_params = [p for p in params if p.is_floating_point()]
+        device = torch.device(self.device_)
+        same = all(p.dtype == self._torch_dtype() and p.device.type == device.type
+                   and (device.index is None or p.device.index == device.index)
+                   for p in float_params)
+        if not same:
+            model = copy.deepcopy(model).to(device=device, dtype=self._torch_dtype())
+        modes = {name: m.training for name, m in model.named_modules()}
+        model.eval()
+        try:
+            yield model
+        finally:
+            for name, m in model.named_modules():
+                m.training = modes[name]
+
+    def _analyse(self, x, index):
+        """Patterns, dedup, ranks: everything the three tables need."""
+        import torch
+
+        n, d = x.shape[0], self.n_features_in_
+        progress = _progress(self.verbose)
+        with self._prepared_model() as model:
+            tracer = ReLUTracer(model, self._relu_module_names)
+            words = [[] for _ in self.layer_names_]
+            active = [[] for _ in self.layer_names_]
+            starts = range(0, n, self.batch_size)
+            for start in progress(starts, desc="activation patterns"):
+                names, patterns, _ = tracer.patterns(x[start:start + self.batch_size])
+                if names != self.layer_names_:
+                    raise ValueError(
+                        f"The ReLU layers that ran ({names}) differ from those found in fit "
+                        f"({self.layer_names_}); ReLURankRegions needs a fixed architecture.")
+                for layer, pattern in enumerate(patterns):
+                    active[layer].append(pattern.sum(1).cpu().numpy())
+                    words[layer].append(pack_pattern(pattern.cpu().numpy()))
+            words = [np.concatenate(w) for w in words]
+            active = np.stack([np.concatenate(a) for a in active], axis=1).astype(np.int64)
+            hashes = cumulative_hashes(words)
+            all_words = np.concatenate(words, axis=1)
+            region_hash, first, inverse = unique_regions(hashes[:, -1], all_words)
+            region_ranks = self._region_ranks(tracer, x[torch.as_tensor(first, device=x.device)],
+                                              [w[first] for w in words], progress)
+            self._check_consistency(tracer, x, words, first, inverse, n)
+        return _Analysis(self, index, hashes, active, region_hash, first, inverse, region_ranks)
+
+    def _region_ranks(self, tracer, reps, rep_words, progress):
+        """(R, L) ranks of A_l on each region, from forward-mode tangents with frozen masks."""
+        import torch
+        import torch.autograd.forward_ad as fwAD
+
+        d = self.n_features_in_
+        n_regions = reps.shape[0]
+        units = self.n_units_.to_numpy()
+        ranks = np.zeros((n_regions, len(units)), dtype=np.int64)
+        chunk = max(1, self.batch_size // d)
+        eye = torch.eye(d, dtype=reps.dtype, device=reps.device).reshape(d, *self.input_shape_)
+        for start in progress(range(0, n_regions, chunk), desc="ranks per region"):
+            stop = min(start + chunk, n_regions)
+            k = stop - start
+            masks = [torch.as_tensor(unpack_pattern(w[start:stop], m), device=reps.device)
+                     .repeat_interleave(d, dim=0) for w, m in zip(rep_words, units)]
+            primal = reps[start:stop].repeat_interleave(d, dim=0)
+            tangent = eye.repeat(k, *([1] * len(self.input_shape_)))
+
+            def on_output(call, y, start=start, stop=stop, k=k):
+                jac = fwAD.unpack_dual(y).tangent.reshape(k, d, -1)  # A_l^T per region
+                ranks[start:stop, call] = self._matrix_rank(jac).cpu().numpy()
+
+            with fwAD.dual_level():
+                tracer.frozen(fwAD.make_dual(primal, tangent), masks, on_output)
+        return ranks
+
+    def _matrix_rank(self, matrices):
+        """Batched numpy-style matrix rank of (k, M, N) matrices."""
+        import torch
+
+        s = torch.linalg.svdvals(matrices)
+        if self.rank_tol is None:
+            eps = torch.finfo(matrices.dtype).eps
+            tol = s[:, :1] * (max(matrices.shape[1:]) * eps)
+        else:
+            tol = self.rank_tol
+        return (s > tol).sum(dim=1)
+
+    def _check_consistency(self, tracer, x, words, first, inverse, n):
+        """Raise when merged regions are not affine: hidden (functional) nonlinearities.
+
+        For up to 256 inputs x that share a region with its representative r, the layer
+        outputs must satisfy h_l(x) = h_l(r) + A_l (x - r). A ReLU pattern recorded by hooks
+        that misses a functional ReLU/tanh merges inputs the network treats differently.
+        """
+        import torch
+        import torch.autograd.forward_ad as fwAD
+
+        members = np.flatnonzero(np.arange(n) != first[inverse])
+        if members.size == 0:
+            return
+        members = members[np.linspace(0, members.size - 1, min(members.size,
+                                                              _N_CONSISTENCY_CHECKS)).astype(int)]
+        reps = first[inverse[members]]
+        member_t = torch.as_tensor(members, device=x.device)
+        rep_t = torch.as_tensor(reps, device=x.device)
+        units = self.n_units_.to_numpy()
+        masks = [torch.as_tensor(unpack_pattern(w[reps], m), device=x.device)
+                 for w, m in zip(words, units)]
+        predicted, actual = {}, {}
+        with fwAD.dual_level():
+            dual = fwAD.make_dual(x[rep_t], x[member_t] - x[rep_t])
+            tracer.frozen(dual, masks, lambda call, y: predicted.__setitem__(
+                call, sum(fwAD.unpack_dual(y)[:2]).reshape(len(members), -1)))
+        tracer.frozen(x[member_t], masks, lambda call, y: actual.__setitem__(
+            call, y.reshape(len(members), -1)))
+        tol = 1e-6 if self.dtype == "float64" else 1e-3
+        for call, name in enumerate(self.layer_names_):
+            p, a = predicted[call], actual[call]
+            scale = 1.0 + torch.maximum(p.abs().amax(dim=1), a.abs().amax(dim=1))
+            err = (p - a).abs().amax(dim=1) / scale
+            if bool((err > tol).any()):
+                worst = int(err.argmax())
+                raise ValueError(
+                    f"Inputs {int(members[worst])} and {int(reps[worst])} share an activation "
+                    f"pattern but the map to layer {name!r} is not affine between them "
+                    f"(relative error {float(err[worst]):.2e}). The network probably applies a "
+                    "nonlinearity that forward hooks cannot see (F.relu, torch.tanh, ... inside "
+                    "a forward method); replace it by an nn.ReLU module.")
+
+
+class _Analysis:
+    """Per-input and per-region results of one analysis; builds the three tables."""
+
+    def __init__(self, est, index, hashes, active, region_hash, first, inverse, region_ranks):
+        self.est, self.index = est, index
+        self.hashes, self.active = hashes, active
+        self.region_hash, self.first, self.inverse = region_hash, first, inverse
+        self.region_ranks = region_ranks
+        self.ranks = region_ranks[inverse]
+
+    def features(self):
+        d = self.est.n_features_in_
+        blocks = np.stack([self.ranks, self.active, d - self.ranks, self.hashes], axis=2)
+        return blocks.reshape(self.ranks.shape[0], -1)
+
+    def region_table(self):
+        est, names = self.est, self.est.layer_names_
+        counts = np.bincount(self.inverse, minlength=self.region_hash.size)
+        table = {"n_inputs": counts, "first_input": np.asarray(self.index)[self.first]}
+        for layer, name in enumerate(names):
+            table[f"{name}__rank"] = self.region_ranks[:, layer]
+        for layer, name in enumerate(names):
+            table[f"{name}__active"] = self.active[self.first, layer]
+        table["min_rank"] = self.region_ranks.min(axis=1)
+        low = self.region_ranks < est.low_rank_
+        table["first_low_rank_layer"] = [names[row.argmax()] if row.any() else None
+                                         for row in low]
+        frame = pd.DataFrame(table, index=pd.Index(self.region_hash, name="region"))
+        # Largest regions first, ties in order of first appearance among the inputs.
+        order = np.lexsort((self.first, -counts))
+        return frame.iloc[order]
+
+    def summary(self):
+        est, n = self.est, self.ranks.shape[0]
+        low = self.ranks < est.low_rank_
+        rows = []
+        for layer, name in enumerate(est.layer_names_):
+            # Regions at this layer = distinct patterns up to it; the rank is constant there.
+            _, first = np.unique(self.hashes[:, layer], return_index=True)
+            rows.append({
+                "units": int(est.n_units_.iloc[layer]),
+                "min_rank": int(self.ranks[:, layer].min()),
+                "mean_rank": float(self.ranks[:, layer].mean()),
+                "max_rank": int(self.ranks[:, layer].max()),
+                "mean_active": float(self.active[:, layer].mean()),
+                "n_regions": int(first.size),
+                "frac_inputs_low_rank": float(low[:, layer].sum() / n),
+                "frac_regions_low_rank": float(low[first, layer].mean()),
+            })
+        return pd.DataFrame(rows, index=pd.Index(est.layer_names_, name="layer"))
+
+
+def _resolve_device(device):
+    import torch
+
+    if isinstance(device, torch.device):
+        return str(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device: {exc}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available; use 'auto' or 'cpu'.")
+    return str(resolved)
+
+
+def _progress(verbose):
+    if not verbose:
+        return lambda iterable, desc=None: iterable
+    from tqdm.auto import tqdm
+
+    return lambda iterable, desc=None: tqdm(iterable, desc=desc)
