@@ -1,0 +1,66 @@
+"""Scaling out: joblib backends (dask.distributed) and Pipeline caching."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from joblib import parallel_config
+from sklearn.pipeline import Pipeline
+
+from sktopo import PersistenceDiagram, PHDimension
+from sktopo.datasets import make_sphere
+
+
+def _clouds(k=6, n=150):
+    return pd.Series(
+        [make_sphere(n, 1 + i % 2, noise=0.01, random_state=i) for i in range(k)],
+        index=[f"cloud{i}" for i in range(k)],
+    )
+
+
+@pytest.mark.slow
+def test_dask_backend_gives_serial_numbers():
+    distributed = pytest.importorskip("dask.distributed")
+    clouds = _clouds()
+    serial_dgms = PersistenceDiagram(homology_dimensions=(0, 1), n_jobs=1).fit_transform(clouds)
+    serial_dim = PHDimension(random_state=0, n_jobs=1).fit_transform(clouds)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        with parallel_config(backend="dask"):
+            dgms = PersistenceDiagram(homology_dimensions=(0, 1), n_jobs=-1).fit_transform(clouds)
+            dim = PHDimension(random_state=0, n_jobs=-1).fit_transform(clouds)
+    assert all(a.allclose(b) for a, b in zip(serial_dgms, dgms))
+    np.testing.assert_array_equal(np.asarray(serial_dim), np.asarray(dim))
+
+
+def test_pipeline_memory_caches_layer_embeddings(tmp_path):
+    torch = pytest.importorskip("torch")
+    from sktopo import DiagramFeatures, LayerEmbedder
+
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 8)
+            self.act = torch.nn.ReLU()
+
+        def forward(self, x):
+            calls.append(len(x))
+            return self.act(self.lin(x))
+
+    torch.manual_seed(0)
+    X = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    pipe = Pipeline(
+        [("embed", LayerEmbedder(Counting(), layers=["lin", "act"])),
+         ("dgm", PersistenceDiagram(homology_dimensions=(0,))),
+         ("feat", DiagramFeatures())],
+        memory=str(tmp_path),
+    )
+    first = pipe.fit_transform(X)
+    n_calls = len(calls)
+    assert n_calls > 0
+    pipe.set_params(dgm__homology_dimensions=(0, 1), feat__homology_dimensions=None)
+    pipe.fit(X)
+    assert len(calls) == n_calls, "the cached embedding step ran the model again"
+    assert first.shape[0] == 2
