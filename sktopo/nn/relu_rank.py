@@ -223,8 +223,8 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
             Indexed by ``region`` (the id of the full pattern), sorted by number of inputs
             (largest first), with columns ``n_inputs``, ``first_input`` (label of its first
             input), ``"{layer}__rank"`` and ``"{layer}__active"`` per layer, ``min_rank`` and
-            ``first_low_rank_layer`` (the first layer whose rank is below ``low_rank_``, or
-            None).
+            ``first_low_rank_layer`` (the first layer whose rank is below ``low_rank_``,
+            missing (NaN) when there is none).
         """
         check_is_fitted(self)
         if X is None:
@@ -316,6 +316,8 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
                 f"on inputs of shape {self.input_shape_}.")
         if index is None:
             index = pd.RangeIndex(X.shape[0], name=None)
+        if not X.flags.writeable:  # torch warns on read-only arrays (DataFrame views)
+            X = X.copy()
         return index, torch.as_tensor(X, dtype=self._torch_dtype(), device=self.device_)
 
     def _torch_dtype(self):

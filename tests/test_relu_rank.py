@@ -1,0 +1,284 @@
+"""ReLURankRegions: ranks against float64 Jacobian ranks, a hand-built network, bad inputs."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from torch import nn
+from torch.autograd.functional import jacobian
+
+from sktopo.nn.random_networks import random_relu_mlp
+from sktopo.nn.relu_rank import ReLURankRegions
+
+
+def brute_force_ranks(model, X, rank_tol=None):
+    """(n, L) float64 Jacobian ranks of every ReLU output, one input at a time, with numpy."""
+    model = copy.deepcopy(model).double().eval()
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float64)
+
+    def relu_output(x, layer):
+        out = []
+        handle = relus[layer].register_forward_hook(lambda m, i, o: out.append(o))
+        try:
+            model(x[None])
+        finally:
+            handle.remove()
+        return out[0].reshape(-1)
+
+    ranks = np.zeros((X.shape[0], len(relus)), dtype=int)
+    for i, x in enumerate(X):
+        for layer in range(len(relus)):
+            J = jacobian(lambda z: relu_output(z, layer), x).reshape(-1, x.numel())
+            ranks[i, layer] = np.linalg.matrix_rank(J.numpy(), tol=rank_tol)
+    return ranks
+
+
+def ranks_of(features, n_layers):
+    return np.asarray(features)[:, 0:4 * n_layers:4]
+
+
+@pytest.mark.parametrize("widths", [[3, 3, 2], [4, 6], [40, 40]], ids=["narrow", "mixed", "wide"])
+def test_ranks_match_float64_jacobian_mlp(widths):
+    model = random_relu_mlp(5, widths, 2, random_state=1)
+    X = np.random.default_rng(0).uniform(-3, 3, size=(60, 5))
+    est = ReLURankRegions(model)
+    got = ranks_of(est.fit_transform(X), len(widths))
+    want = brute_force_ranks(model, X)
+    np.testing.assert_array_equal(got, want)
+    if widths[0] == 3:  # the narrow net really has rank-deficient regions
+        assert got.min() < 5 and len(np.unique(got)) > 1
+
+
+def test_ranks_match_float64_jacobian_conv():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Conv2d(2, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    X = np.random.default_rng(1).normal(size=(25, 1, 4, 4))
+    est = ReLURankRegions(model, batch_size=64)
+    got = ranks_of(est.fit_transform(X), 3)
+    np.testing.assert_array_equal(got, brute_force_ranks(model, X))
+    assert est.input_shape_ == (1, 4, 4) and est.n_features_in_ == 16
+    assert list(est.n_units_) == [32, 3, 4]
+
+
+def test_dedup_merges_inputs_of_one_region():
+    # A net whose regions are coarse: many inputs share a region and ranks are reused.
+    model = random_relu_mlp(3, [4, 4], random_state=0)
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    est = ReLURankRegions(model, batch_size=7).fit(X)
+    regions = est.regions_
+    assert regions["n_inputs"].sum() == 300
+    assert len(regions) < 300
+    features = est.transform(X)
+    np.testing.assert_array_equal(ranks_of(features, 2), brute_force_ranks(model, X))
+
+
+def hand_built_net():
+    """Layer 1: identity then ReLU; layer 2: [[1, 1], [1, -1]] then ReLU, no biases."""
+    l1, l2 = nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        l1.weight.copy_(torch.eye(2))
+        l2.weight.copy_(torch.tensor([[1.0, 1.0], [1.0, -1.0]]))
+    return nn.Sequential(l1, nn.ReLU(), l2, nn.ReLU())
+
+
+def test_hand_built_network_regions_and_ranks():
+    # By hand, with D1 = diag(x1 > 0, x2 > 0) and A2 = D2 W2 D1:
+    #   (2, 1):  D1 = I, units x1+x2 > 0 and x1-x2 > 0 on: A1 = I (rank 2), A2 = W2 (rank 2)
+    #   (1, 2):  D1 = I, x1-x2 < 0 off: A2 = [[1, 1], [0, 0]] (rank 1)
+    #   (2, -1): D1 = diag(1, 0) (rank 1), both units see x1 > 0: A2 = [[1, 0], [1, 0]] (rank 1)
+    #   (-1, 2): D1 = diag(0, 1) (rank 1), unit 1 sees x2 > 0, unit 2 sees -x2 < 0 (rank 1)
+    #   (-1, -2): everything off (rank 0, 0)
+    #   (3, 1):  same region as (2, 1)
+    X = pd.DataFrame([[2, 1], [1, 2], [2, -1], [-1, 2], [-1, -2], [3, 1]],
+                     columns=["x1", "x2"], index=list("abcdef"), dtype=float)
+    est = ReLURankRegions(hand_built_net()).set_output(transform="pandas")
+    out = est.fit_transform(X)
+    assert list(out.index) == list("abcdef")
+    assert est.layer_names_ == ["1", "3"]
+    assert list(out.columns[:4]) == ["1__rank", "1__active", "1__kernel_dim", "1__region"]
+    assert list(out["1__rank"]) == [2, 2, 1, 1, 0, 2]
+    assert list(out["1__active"]) == [2, 2, 1, 1, 0, 2]
+    assert list(out["3__rank"]) == [2, 1, 1, 1, 0, 2]
+    assert list(out["3__active"]) == [2, 1, 2, 1, 0, 2]
+    assert list(out["3__kernel_dim"]) == [0, 1, 1, 1, 2, 0]
+    # Region ids: a and b share the layer-1 region but not the layer-3 one; a and f share both.
+    assert out.loc["a", "1__region"] == out.loc["b", "1__region"]
+    assert out.loc["a", "3__region"] != out.loc["b", "3__region"]
+    assert out.loc["a", "3__region"] == out.loc["f", "3__region"]
+    assert out["3__region"].nunique() == 5
+
+    regions = est.regions_
+    assert len(regions) == 5 and regions["n_inputs"].iloc[0] == 2
+    assert regions["first_input"].iloc[0] == "a"
+    row = regions.loc[out.loc["b", "3__region"]]
+    assert (row["1__rank"], row["3__rank"], row["first_low_rank_layer"]) == (2, 1, "3")
+    assert regions.loc[out.loc["e", "3__region"], "first_low_rank_layer"] == "1"
+    assert pd.isna(regions.loc[out.loc["a", "3__region"], "first_low_rank_layer"])
+
+    summary = est.summary_
+    assert list(summary["min_rank"]) == [0, 0]
+    assert summary.loc["1", "frac_inputs_low_rank"] == pytest.approx(3 / 6)
+    assert summary.loc["3", "frac_inputs_low_rank"] == pytest.approx(4 / 6)
+    assert list(summary["n_regions"]) == [4, 5]
+    assert summary.loc["1", "frac_regions_low_rank"] == pytest.approx(3 / 4)
+    assert summary.loc["3", "frac_regions_low_rank"] == pytest.approx(4 / 5)
+    assert summary.loc["3", "mean_rank"] == pytest.approx(7 / 6)
+
+    # low_rank moves the level; rank_tol moves the tolerance.
+    est1 = ReLURankRegions(hand_built_net(), low_rank=1).fit(X)
+    assert est1.summary_.loc["3", "frac_inputs_low_rank"] == pytest.approx(1 / 6)
+    huge = ReLURankRegions(hand_built_net(), rank_tol=10.0).fit(X)
+    assert huge.summary_["max_rank"].max() == 0
+
+
+def test_region_ids_are_stable_across_calls_and_batches():
+    model = random_relu_mlp(4, [8, 8], random_state=3)
+    X = np.random.default_rng(3).normal(size=(50, 4))
+    a = ReLURankRegions(model, batch_size=5).fit(X).transform(X)
+    b = ReLURankRegions(model, batch_size=1000).fit(X[:10]).transform(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_get_feature_names_and_clone():
+    est = ReLURankRegions(hand_built_net(), dtype="float32", batch_size=3)
+    params = clone(est).get_params()
+    assert params["dtype"] == "float32" and params["batch_size"] == 3
+    est.fit(np.ones((2, 2)))
+    assert list(est.get_feature_names_out()) == [
+        "1__rank", "1__active", "1__kernel_dim", "1__region",
+        "3__rank", "3__active", "3__kernel_dim", "3__region"]
+    assert est.transform(np.ones((3, 2))).dtype == np.int64
+
+
+def test_model_is_left_unchanged():
+    model = random_relu_mlp(3, [5], 1, random_state=0).train()
+    before = [p.detach().clone() for p in model.parameters()]
+    ReLURankRegions(model, dtype="float64").fit(np.random.default_rng(0).normal(size=(10, 3)))
+    assert model.training and all(m.training for m in model.modules())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_shared_relu_module_called_twice_is_two_layers():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.relu = nn.Linear(3, 4), nn.Linear(4, 2), nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.fc2(self.relu(self.fc1(x))))
+
+    torch.manual_seed(0)
+    model = Shared()
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    est = ReLURankRegions(model).fit(X)
+    assert est.layer_names_ == ["relu", "relu#2"]
+    got = ranks_of(est.transform(X), 2)
+    # Brute force by hand: Jacobians of the two ReLU outputs.
+    m = copy.deepcopy(model).double()
+    for i, x in enumerate(torch.as_tensor(X)):
+        j1 = jacobian(lambda z: m.relu(m.fc1(z)), x).numpy()
+        j2 = jacobian(lambda z: m.relu(m.fc2(m.relu(m.fc1(z)))), x).numpy()
+        assert (got[i, 0], got[i, 1]) == (np.linalg.matrix_rank(j1), np.linalg.matrix_rank(j2))
+
+
+def test_float32_matches_float64_on_well_conditioned_net():
+    model = random_relu_mlp(4, [30, 30], random_state=0)
+    X = np.random.default_rng(0).normal(size=(40, 4))
+    r64 = ReLURankRegions(model).fit_transform(X)
+    r32 = ReLURankRegions(model, dtype="float32").fit_transform(X)
+    np.testing.assert_array_equal(ranks_of(r64, 2), ranks_of(r32, 2))
+
+
+# ---------------------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize("activation", [nn.Tanh(), nn.GELU(), nn.Sigmoid(), nn.ELU(),
+                                        nn.LeakyReLU(), nn.Softplus()])
+def test_other_activation_is_refused_by_name(activation):
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), activation)
+    with pytest.raises(ValueError, match=rf"module '3' \({type(activation).__name__}\)"):
+        ReLURankRegions(model).fit(np.ones((4, 2)))
+
+
+def test_maxpool_is_refused_with_advice():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2))
+    with pytest.raises(ValueError, match="'2' .*MaxPool2d.*AvgPool"):
+        ReLURankRegions(model).fit(np.ones((2, 1, 6, 6)))
+
+
+def test_functional_nonlinearity_is_detected_on_merged_regions():
+    class Hidden(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.relu, self.fc2 = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.relu(self.fc2(torch.tanh(self.fc1(x))))
+
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="not affine.*F.relu, torch.tanh"):
+        ReLURankRegions(Hidden()).fit(np.random.default_rng(0).normal(size=(200, 2)) * 3)
+
+
+def test_no_relu_and_not_a_module():
+    with pytest.raises(ValueError, match="No nn.ReLU module"):
+        ReLURankRegions(nn.Linear(2, 2)).fit(np.ones((2, 2)))
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        ReLURankRegions("net").fit(np.ones((2, 2)))
+
+
+def test_wrong_input_dimension():
+    est = ReLURankRegions(hand_built_net())
+    with pytest.raises(ValueError, match="could not run on inputs of shape \\(3,\\)"):
+        est.fit(np.ones((4, 3)))
+    est.fit(np.ones((4, 2)))
+    with pytest.raises(ValueError, match=r"shape \(3,\), but .* fitted on inputs of shape \(2,\)"):
+        est.transform(np.ones((4, 3)))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        est.transform(np.ones(2))
+
+
+def test_nan_is_refused_naming_the_input():
+    X = pd.DataFrame(np.ones((4, 2)), index=["p", "q", "r", "s"])
+    X.iloc[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity in 1 input\(s\), first at \['r'\]"):
+        ReLURankRegions(hand_built_net()).fit(X)
+
+
+def test_invalid_parameters():
+    with pytest.raises(ValueError, match="dtype"):
+        ReLURankRegions(hand_built_net(), dtype="float16").fit(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="device"):
+        ReLURankRegions(hand_built_net(), device="tpu").fit(np.ones((2, 2)))
+
+
+def test_set_output_pandas_keeps_index_and_names():
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(5, 2)), index=list("vwxyz"),
+                     columns=["a", "b"])
+    est = ReLURankRegions(hand_built_net()).set_output(transform="pandas").fit(X)
+    out = est.transform(X)
+    assert isinstance(out, pd.DataFrame) and list(out.index) == list("vwxyz")
+    assert list(out.columns) == list(est.get_feature_names_out())
+    with pytest.raises(ValueError, match="columns different"):
+        est.transform(X.rename(columns={"a": "c"}))
+
+
+def test_torch_tensor_input():
+    X = torch.randn(6, 2)
+    est = ReLURankRegions(hand_built_net()).fit(X)
+    np.testing.assert_array_equal(est.transform(X), est.transform(X.numpy()))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu():
+    model = random_relu_mlp(6, [50, 50], random_state=0)
+    X = np.random.default_rng(0).normal(size=(500, 6))
+    cpu = ReLURankRegions(model, device="cpu").fit_transform(X)
+    gpu = ReLURankRegions(model, device="cuda").fit_transform(X)
+    np.testing.assert_array_equal(cpu, gpu)
