@@ -1,18 +1,62 @@
 """Resolve a ``layers`` specification into named modules of a torch model.
 
-A specification is a module name as ``model.named_modules()`` spells it, a glob pattern
-(``fnmatch`` syntax, e.g. ``"encoder.layer.*.output"``), a module type (every module of that
-type, e.g. ``torch.nn.ReLU``), a module instance of the model, or a list mixing these.
+A specification is a module name as ``model.named_modules()`` spells it, a glob pattern, a
+module type (every module of that type, e.g. ``torch.nn.ReLU``), a module instance of the
+model, or a list mixing these.
+
+Glob patterns follow module paths the way file globs follow directories: ``*`` matches within
+one dotted component (``"encoder.layer.*"`` is the six blocks of MiniLM, not their
+submodules), ``**`` matches across dots (``"**.dense"``: every ``dense`` at any depth), ``?``
+one character, ``[0-9]``/``[!0]`` a character class.
 """
 
 import difflib
-import fnmatch
+import re
 from collections.abc import Sequence
 
 import torch
 
 _GLOB_CHARS = set("*?[")
 _MAX_LISTED = 25
+
+
+def glob_regex(pattern):
+    """Compile a dot-aware glob pattern (see the module docstring) to a regex."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**.", i):  # any prefix, including none
+            out.append(r"(?:.*\.)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif char == "*":
+            out.append("[^.]*")
+            i += 1
+        elif char == "?":
+            out.append("[^.]")
+            i += 1
+        elif char == "[" and pattern.find("]", i + 2) != -1:
+            end = pattern.find("]", i + 2)
+            body = pattern[i + 1:end]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def glob_filter(names, pattern):
+    """The names matching ``pattern`` (dot-aware glob), in order."""
+    regex = glob_regex(pattern)
+    return [name for name in names if regex.match(name)]
+
+
+def is_pattern(text):
+    return bool(_GLOB_CHARS & set(text))
 
 
 def _is_type_spec(spec):
@@ -71,13 +115,14 @@ def resolve_layers(model, layers):
         if isinstance(spec, str):
             if spec in named:
                 matches = [spec]
-            elif _GLOB_CHARS & set(spec):
-                matches = fnmatch.filter(names, spec)
+            elif is_pattern(spec):
+                matches = glob_filter(names, spec)
                 if not matches:
                     listed, _ = _format_names(names)
                     raise ValueError(
                         f"Layer pattern {spec!r} matches no module of "
-                        f"{type(model).__name__}. Valid names: {listed}."
+                        f"{type(model).__name__} ('*' stays within one dotted component, '**' "
+                        f"crosses dots). Valid names: {listed}."
                     )
             else:
                 listed, hint = _format_names(names, spec)

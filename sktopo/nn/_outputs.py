@@ -103,7 +103,7 @@ def select_tensor(output, selector, layer):
 
 def resolve_selectors(output, layer_names):
     """Map each layer name to its selector (None = default rule) from the ``output`` param."""
-    import fnmatch
+    from ._layers import glob_filter, is_pattern
 
     if not isinstance(output, Mapping):
         return dict.fromkeys(layer_names, output)
@@ -112,7 +112,8 @@ def resolve_selectors(output, layer_names):
         if key in selectors:
             matches = [key]
         else:
-            matches = fnmatch.filter(layer_names, key) if isinstance(key, str) else []
+            matches = glob_filter(layer_names, key) if isinstance(key, str) and is_pattern(
+                key) else []
         if not matches:
             raise ValueError(
                 f"output has a selector for {key!r}, which is not one of the selected layers "

@@ -127,7 +127,7 @@ class _Collector:
         return frame
 
 
-class LayerEmbedder(TransformerMixin, BaseEstimator):
+class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """The activations of chosen layers of a torch model, as point clouds.
 
     ``transform(X)`` runs the model on the inputs ``X`` in eval mode without gradients, hooks
@@ -142,10 +142,12 @@ class LayerEmbedder(TransformerMixin, BaseEstimator):
 
     layers : str, type, torch.nn.Module or list of these
         The layers to read: a module name as ``model.named_modules()`` spells it
-        (``"encoder.layer.3"``), a glob pattern (``"encoder.layer.*.output"``), a module type
-        (``torch.nn.ReLU``: every module of that type), a submodule of ``model``, or a list
-        mixing these. Order: as given, and registration order inside a pattern or a type.
-        Each selected module must run exactly once per forward pass.
+        (``"encoder.layer.3"``), a glob pattern, a module type (``torch.nn.ReLU``: every
+        module of that type), a submodule of ``model``, or a list mixing these. In patterns
+        ``*`` stays within one dotted component (``"encoder.layer.*"``: the blocks, not their
+        submodules), ``**`` crosses dots (``"**.dense"``: every ``dense`` at any depth), ``?``
+        is one character and ``[0-9]`` a class. Order: as given, and registration order inside
+        a pattern or a type. Each selected module must run exactly once per forward pass.
 
     unit : {"dataset", "sample"}, default="dataset"
         - ``"dataset"``: a ``pandas.Series`` indexed by layer name (index name ``"layer"``);

@@ -16,6 +16,7 @@ the rank of ``A_l`` once per distinct region and layer, batched in torch on the 
 
 import contextlib
 import copy
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -400,7 +401,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
                 jac = fwAD.unpack_dual(y).tangent.reshape(k, d, -1)  # A_l^T per region
                 ranks[start:stop, call] = self._matrix_rank(jac).cpu().numpy()
 
-            with fwAD.dual_level():
+            with _dual_level():
                 tracer.frozen(fwAD.make_dual(primal, tangent), masks, on_output)
         return ranks
 
@@ -438,7 +439,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         masks = [torch.as_tensor(unpack_pattern(w[reps], m), device=x.device)
                  for w, m in zip(words, units)]
         predicted, actual = {}, {}
-        with fwAD.dual_level():
+        with _dual_level():
             dual = fwAD.make_dual(x[rep_t], x[member_t] - x[rep_t])
             tracer.frozen(dual, masks, lambda call, y: predicted.__setitem__(
                 call, sum(fwAD.unpack_dual(y)[:2]).reshape(len(members), -1)))
@@ -509,6 +510,18 @@ class _Analysis:
                 "frac_regions_low_rank": float(low[first, layer].mean()),
             })
         return pd.DataFrame(rows, index=pd.Index(est.layer_names_, name="layer"))
+
+
+@contextlib.contextmanager
+def _dual_level():
+    """Forward-AD level; silences torch's own torch.jit deprecation warning on first use."""
+    import torch.autograd.forward_ad as fwAD
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*",
+                                category=DeprecationWarning)
+        with fwAD.dual_level():
+            yield
 
 
 def _resolve_device(device):

