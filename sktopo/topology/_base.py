@@ -1,0 +1,283 @@
+"""Shared machinery of the transformers that turn diagrams into feature tables.
+
+Every such transformer (:class:`~sktopo.DiagramFeatures`,
+:class:`~sktopo.BettiCurve`, :class:`~sktopo.PersistenceImage`,
+:class:`~sktopo.PersistenceLandscape`, :class:`~sktopo.DiagramDistance`) takes
+a collection of :class:`~sktopo.Diagram` cells (a list, a Series or a
+DataFrame of diagrams, see :mod:`sktopo._collections`) and returns an
+``(n_rows, n_features)`` table. This module holds what they share:
+
+- checking that every cell is a :class:`~sktopo.Diagram` (with an error that
+  names the row, since the usual mistake is passing clouds straight in);
+- choosing the homology dimensions: ``homology_dimensions=None`` means the
+  dimensions present in the diagrams seen in ``fit``;
+- remembering the shape of the fitted input so that
+  :meth:`get_feature_names_out` can name the columns
+  (``"H{q}__{feature}"``, prefixed ``"{column}__"`` for DataFrame inputs),
+  which is what lets ``set_output(transform="pandas")`` return DataFrames
+  indexed like the input.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from .._collections import Collection, check_collection
+from ..diagram import Diagram
+
+__all__ = ["DiagramTransformer", "check_diagrams", "check_range", "fitted_finite_range"]
+
+
+def check_diagrams(X, *, estimator: str) -> Collection:
+    """Validate a collection whose cells must all be :class:`~sktopo.Diagram`.
+
+    Raises
+    ------
+    TypeError
+        If a cell is not a Diagram; the message names the row (and column).
+    """
+
+    def check(value, label):
+        if not isinstance(value, Diagram):
+            raise TypeError(
+                f"{estimator}: the cell at {label} is a {type(value).__name__}, not a Diagram. "
+                f"{estimator} takes persistence diagrams: did you forget PersistenceDiagram "
+                f"before it (e.g. make_pipeline(PersistenceDiagram(), {estimator}()))?"
+            )
+        return value
+
+    return check_collection(X, cell=check, estimator=estimator)
+
+
+def check_homology_dimensions(value, estimator: str):
+    """``homology_dimensions`` as a sorted tuple of distinct ints, or None."""
+    if value is None:
+        return None
+    if isinstance(value, (Integral, np.integer)):
+        value = (value,)
+    dims = []
+    for q in value:
+        if isinstance(q, bool) or not isinstance(q, (Integral, np.integer)) or q < 0:
+            raise ValueError(
+                f"{estimator}: homology_dimensions must be non-negative integers, e.g. (0, 1); "
+                f"got {value!r}."
+            )
+        dims.append(int(q))
+    if not dims:
+        raise ValueError(f"{estimator}: homology_dimensions is empty; give at least one, e.g. (0, 1).")
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"{estimator}: homology_dimensions has repeated entries: {value!r}.")
+    return tuple(sorted(dims))
+
+
+def fitted_finite_range(collection: Collection, q: int) -> tuple[float, float]:
+    """Smallest birth and largest finite value over the fitted diagrams' bars of dimension ``q``.
+
+    Follows the infinite-bar policy of :mod:`sktopo.diagram`: deaths are read
+    through :meth:`Diagram.finite`; births of infinite bars count too (the
+    class is born there). Returns ``(0.0, 0.0)`` when there are no bars at all.
+    """
+    lows, highs = [], []
+    for diagram in collection.flat():
+        pairs = diagram[q]
+        if len(pairs):
+            lows.append(pairs[:, 0].min())
+            highs.append(pairs[:, 0].max())
+        finite = diagram.finite(q)
+        if len(finite):
+            highs.append(finite[:, 1].max())
+    if not lows:
+        return 0.0, 0.0
+    return float(min(lows)), float(max(highs))
+
+
+def check_range(value, param: str, estimator: str):
+    """A (low, high) pair of finite numbers with low <= high, or None."""
+    if value is None:
+        return None
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{estimator}: {param} must be a pair (low, high) of numbers; got {value!r}.") from None
+    if not (np.isfinite(low) and np.isfinite(high)) or low > high:
+        raise ValueError(f"{estimator}: {param} must be finite with low <= high; got {value!r}.")
+    return low, high
+
+
+def label_text(label) -> str:
+    """A row or column label as text: tuples (MultiIndex entries) joined by '/'."""
+    if isinstance(label, np.generic):
+        label = label.item()
+    if isinstance(label, tuple):
+        return "/".join(label_text(part) for part in label)
+    return str(label)
+
+
+class DiagramTransformer(TransformerMixin, BaseEstimator):
+    """Base class: a collection of Diagram cells -> an ``(n_rows, n_features)`` table.
+
+    Subclasses implement
+
+    - ``_fit_dims(collection)``: learn what transform needs (scales, grids),
+      after ``homology_dimensions_`` is set;
+    - ``_cell_names()``: feature names of one cell, without the column prefix;
+    - ``_cell_features(diagram)``: the 1-D feature vector of one diagram.
+    """
+
+    _parameter_constraints: dict = {
+        "homology_dimensions": [None, Interval(Integral, 0, None, closed="left"), "array-like"],
+    }
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the homology dimensions and any scales from the diagrams.
+
+        Parameters
+        ----------
+        X : list, Series or DataFrame of Diagram
+            The diagrams, one per cell.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted transformer.
+        """
+        collection = self._validate_diagrams(X, reset=True)
+        self._fit_dims(collection)
+        return self
+
+    def _fit_dims(self, collection: Collection) -> None:
+        """Learn what transform needs; the default learns nothing."""
+
+    def _validate_diagrams(self, X, *, reset: bool) -> Collection:
+        name = type(self).__name__
+        collection = check_diagrams(X, estimator=name)
+        if reset:
+            requested = check_homology_dimensions(self.homology_dimensions, name)
+            if requested is None:
+                requested = tuple(sorted({q for d in collection.flat() for q in d.dims}))
+                if not requested:
+                    raise ValueError(
+                        f"{name}: the diagrams have no homology dimensions at all; "
+                        f"compute them with PersistenceDiagram(homology_dimensions=(0, 1))."
+                    )
+            self.homology_dimensions_ = requested
+            self._input_kind = collection.kind
+            self._columns = collection.columns
+            self.n_features_in_ = collection.n_cols
+            if collection.kind == "frame" and all(isinstance(c, str) for c in collection.columns):
+                self.feature_names_in_ = np.asarray(collection.columns, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            self._check_same_shape(collection)
+        self._check_dims_present(collection)
+        return collection
+
+    def _check_same_shape(self, collection: Collection) -> None:
+        name = type(self).__name__
+        fitted_frame = self._input_kind == "frame"
+        if (collection.kind == "frame") != fitted_frame:
+            raise ValueError(
+                f"{name} was fitted on a {'DataFrame' if fitted_frame else 'list or Series'} of "
+                f"diagrams but transform got a {'DataFrame' if collection.kind == 'frame' else collection.kind}; "
+                f"give the same kind of container (the output columns depend on it)."
+            )
+        if fitted_frame and not collection.columns.equals(self._columns):
+            raise ValueError(
+                f"{name}: transform got DataFrame columns {list(collection.columns)}, but it was "
+                f"fitted on columns {list(self._columns)}; they must be the same, in the same order."
+            )
+
+    def _check_dims_present(self, collection: Collection) -> None:
+        name = type(self).__name__
+        for (i, j), diagram in zip(collection.positions(), collection.flat()):
+            missing = [q for q in self.homology_dimensions_ if q not in diagram]
+            if missing:
+                raise ValueError(
+                    f"{name}: the diagram at {collection.cell_label(i, j)} has no bars of "
+                    f"dimension {missing} (it has dimensions {diagram.dims}), but "
+                    f"homology_dimensions_ is {self.homology_dimensions_}. Compute the diagrams "
+                    f"with PersistenceDiagram(homology_dimensions={self.homology_dimensions_}) "
+                    f"or set homology_dimensions to the dimensions you have."
+                )
+
+    # ------------------------------------------------------------ transform
+    def transform(self, X):
+        """Compute the feature table.
+
+        Parameters
+        ----------
+        X : list, Series or DataFrame of Diagram
+            Diagrams with the dimensions seen in ``fit`` (and, for a
+            DataFrame, the same columns).
+
+        Returns
+        -------
+        features : ndarray of shape (n_rows, n_features)
+            One row per input row. With ``set_output(transform="pandas")``, a
+            DataFrame indexed like ``X`` with columns
+            :meth:`get_feature_names_out`.
+        """
+        check_is_fitted(self, "homology_dimensions_")
+        collection = self._validate_diagrams(X, reset=False)
+        features = [self._cell_features(diagram) for diagram in collection.flat()]
+        return collection.stack_features(features)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        ``"H{q}__{feature}"`` per homology dimension ``q``; for DataFrame
+        inputs each column's features come in turn, named
+        ``"{column}__H{q}__{feature}"``. :func:`sktopo.tidy` parses these.
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            Column names of the DataFrame input, to use instead of the fitted
+            ones (they must have the same length).
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self, "homology_dimensions_")
+        names = list(self._cell_names())
+        columns = self._columns
+        if input_features is not None:
+            input_features = list(input_features)
+            if len(input_features) != self.n_features_in_:
+                raise ValueError(
+                    f"{type(self).__name__}: input_features has {len(input_features)} entries; "
+                    f"the fitted input had {self.n_features_in_} column(s)."
+                )
+            if self._input_kind != "frame":
+                return np.asarray(names, dtype=object)
+            columns = pd.Index(input_features)
+        if self._input_kind != "frame":
+            return np.asarray(names, dtype=object)
+        return np.asarray(
+            [f"{label_text(column)}__{name}" for column in columns for name in names],
+            dtype=object,
+        )
+
+    def _cell_names(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _cell_features(self, diagram: Diagram) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = True
+        return tags
