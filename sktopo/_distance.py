@@ -27,6 +27,7 @@ def pairwise_distances(X: np.ndarray, metric="euclidean", *, n_jobs=None, **kwds
         D *= -2.0
         D += sq[:, None]
         D += sq[None, :]
+        _refine_small(D, X, sq)
         np.maximum(D, 0.0, out=D)
         np.sqrt(D, out=D)
         np.fill_diagonal(D, 0.0)
@@ -37,6 +38,43 @@ def pairwise_distances(X: np.ndarray, metric="euclidean", *, n_jobs=None, **kwds
 
     D = sk_pairwise_distances(X, metric=metric, n_jobs=n_jobs, **kwds)
     return np.asarray(D, dtype=np.float64)
+
+
+# Squared distances below this fraction of |x|^2 + |y|^2 are recomputed from
+# the differences: there the matrix-product formula has lost most digits.
+_REFINE_RELATIVE = 1e-4
+
+
+def _refine_small(D2, X, sq):
+    """Recompute, in place, the squared distances the product formula cannot resolve.
+
+    ``|x|^2 + |y|^2 - 2 x.y`` has an absolute error of about ``eps * (|x|^2 +
+    |y|^2)``, so identical points (common in ReLU activations) come out at
+    ``~1e-8`` instead of 0 and near-duplicates get mostly noise. Those few
+    pairs are recomputed as ``|x - y|^2``, which is exact for duplicates.
+    Works row block by row block to keep the mask small. Sets the diagonal
+    to ``inf``: the caller zeroes it.
+    """
+    n = D2.shape[0]
+    if n == 0:
+        return
+    sq_max = sq.max()
+    np.fill_diagonal(D2, np.inf)  # not a candidate; the caller zeroes the diagonal
+    block = max(1, min(n, (1 << 22) // n))
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        # one cheap pass with a scalar bound finds candidates; the exact
+        # per-pair bound is then checked on those only
+        bound = _REFINE_RELATIVE * (sq[start:stop].max() + sq_max)
+        mask = D2[start:stop] < bound
+        if not mask.any():
+            continue
+        i, j = np.nonzero(mask)
+        i += start
+        keep = D2[i, j] < _REFINE_RELATIVE * (sq[i] + sq[j])
+        i, j = i[keep], j[keep]
+        diff = X[i] - X[j]
+        D2[i, j] = np.einsum("ij,ij->i", diff, diff)
 
 
 def torch_pairwise_distances(X, *, dtype=None):
@@ -53,6 +91,17 @@ def torch_pairwise_distances(X, *, dtype=None):
     X = X.to(dtype)
     sq = (X * X).sum(-1)
     D = sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2.0 * (X @ X.transpose(-1, -2))
+    # as in the numpy path: recompute pairs the product formula cannot resolve
+    # (duplicate points must come out at exactly 0)
+    tol = _REFINE_RELATIVE if dtype == torch.float64 else 10 * _REFINE_RELATIVE
+    mask = D < tol * (sq.unsqueeze(-1) + sq.unsqueeze(-2))
+    mask.diagonal(dim1=-2, dim2=-1).fill_(False)
+    idx = mask.nonzero(as_tuple=True)
+    del mask
+    if idx[0].numel():
+        *batch, i, j = idx
+        diff = X[(*batch, i)] - X[(*batch, j)]
+        D[idx] = (diff * diff).sum(-1)
     D = D.clamp_min_(0.0).sqrt_()
     D.diagonal(dim1=-2, dim2=-1).zero_()
     return torch.minimum(D, D.transpose(-1, -2))
