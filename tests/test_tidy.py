@@ -1,0 +1,102 @@
+"""sktopo.tidy: long form of feature tables, name parsing, round trips."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sktopo
+from sktopo import BettiCurve, Diagram, DiagramFeatures
+from sktopo.tidy import parse_feature_name
+
+INF = np.inf
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("H0__n_bars", (None, 0, "n_bars")),
+    ("conv1__H12__betti_3", ("conv1", 12, "betti_3")),
+    ("layer.3__phdim", ("layer.3", None, "phdim")),
+    ("phdim", (None, None, "phdim")),
+    ("union__conv1__H1__image_0_2", ("union__conv1", 1, "image_0_2")),
+    ("H1", (None, None, "H1")),             # a lone H{q} is a feature, not a dimension
+    ("mlp/fc1__H2", ("mlp/fc1", None, "H2")),
+    ("H1__H0__x", ("H1", 0, "x")),          # the last H{q} before the feature wins
+])
+def test_parse_feature_name(name, expected):
+    assert parse_feature_name(name) == expected
+
+
+def _diagrams():
+    a = Diagram({0: [[0, 1], [0, INF]], 1: [[0.2, 0.5]]})
+    b = Diagram({0: [[0, 2], [0, 3], [0, INF]], 1: []})
+    return a, b
+
+
+def test_tidy_frame_output_round_trip():
+    a, b = _diagrams()
+    frame = pd.DataFrame({"conv1": [a, b], "fc": [b, a]}, index=pd.Index(["x", "y"], name="image"))
+    wide = DiagramFeatures().set_output(transform="pandas").fit_transform(frame)
+    long = sktopo.tidy(wide)
+    assert list(long.columns) == ["unit", "source", "homology_dimension", "feature", "value"]
+    assert len(long) == wide.size
+    assert str(long["homology_dimension"].dtype) == "Int64"
+    first = long.iloc[0]
+    assert (first["unit"], first["source"], first["homology_dimension"], first["feature"]) == (
+        "x", "conv1", 0, "n_bars")
+    assert first["value"] == 2.0
+    # back to wide: pivot on the parsed parts and rebuild the names
+    names = (long["source"] + "__H" + long["homology_dimension"].astype(str) + "__" + long["feature"])
+    back = long.assign(name=names).pivot(index="unit", columns="name", values="value")
+    back = back.loc[wide.index, wide.columns]
+    np.testing.assert_array_equal(back.to_numpy(), wide.to_numpy())
+
+
+def test_tidy_array_with_names_or_estimator():
+    a, b = _diagrams()
+    est = BettiCurve(n_bins=3)
+    table = est.fit_transform([a, b])
+    by_names = sktopo.tidy(table, est.get_feature_names_out())
+    by_estimator = sktopo.tidy(table, est)
+    pd.testing.assert_frame_equal(by_names, by_estimator)
+    assert list(by_names["unit"].unique()) == [0, 1]
+    assert by_names["source"].isna().all()
+    assert set(by_names["homology_dimension"]) == {0, 1}
+    value = by_names.query("unit == 1 and homology_dimension == 0 and feature == 'betti_0'")["value"]
+    assert value.item() == table[1, 0]
+    labelled = sktopo.tidy(table, est, index=["u", "v"])
+    assert list(labelled["unit"].unique()) == ["u", "v"]
+
+
+def test_tidy_multiindex_and_features_without_dimension():
+    index = pd.MultiIndex.from_tuples([("mlp", "fc1"), ("cnn", "conv1")], names=["model", "layer"])
+    wide = pd.DataFrame({"phdim": [2.0, 3.5], "H0__n_bars": [10, 12]}, index=index)
+    long = sktopo.tidy(wide)
+    assert list(long.columns) == ["model", "layer", "source", "homology_dimension", "feature", "value"]
+    assert list(long["model"]) == ["mlp", "mlp", "cnn", "cnn"]
+    assert long["homology_dimension"].isna().tolist() == [True, False, True, False]
+    unnamed = wide.rename_axis([None, None])
+    assert list(sktopo.tidy(unnamed).columns[:2]) == ["level_0", "level_1"]
+    with pytest.raises(ValueError, match="clashes"):
+        sktopo.tidy(wide.rename_axis(["model", "feature"]))
+
+
+def test_tidy_series_and_bad_inputs():
+    s = pd.Series([1.0, 2.0], index=["a", "b"], name="conv1__phdim")
+    long = sktopo.tidy(s)
+    assert list(long["source"]) == ["conv1", "conv1"] and list(long["feature"]) == ["phdim"] * 2
+    with pytest.raises(ValueError, match="feature_names"):
+        sktopo.tidy(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="3 column"):
+        sktopo.tidy(np.zeros((2, 3)), ["a", "b"])
+    with pytest.raises(ValueError, match="index"):
+        sktopo.tidy(np.zeros((2, 1)), ["a"], index=[1, 2, 3])
+    with pytest.raises(ValueError, match="non-numeric"):
+        sktopo.tidy(pd.DataFrame({"a": ["x", "y"]}))
+
+
+def test_tidy_is_callable_whatever_was_imported_first():
+    import importlib
+
+    module = importlib.import_module("sktopo.tidy")
+    long = module(pd.DataFrame({"H0__a": [1.0]}))
+    assert long["homology_dimension"].iloc[0] == 0
+    assert callable(sktopo.tidy)
