@@ -10,13 +10,16 @@ kernels. Only the multiset of edge lengths is returned: that is all either needs
   subsample size) so the Python loop runs once per vertex for the whole batch.
 * :func:`torch_mst_edge_lengths` - Boruvka on a torch tensor: about log2(n)
   passes, each a masked row-minimum over the whole matrix, which suits a GPU.
+* :func:`torch_batched_mst_edge_lengths` - dense Prim on a batch of torch
+  matrices, vectorised over the batch; no host synchronisation inside the
+  loop, so on a GPU the n - 1 steps queue up back to back.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mst_edge_lengths", "torch_mst_edge_lengths"]
+__all__ = ["mst_edge_lengths", "torch_mst_edge_lengths", "torch_batched_mst_edge_lengths"]
 
 
 def mst_edge_lengths(D: np.ndarray) -> np.ndarray:
@@ -26,7 +29,8 @@ def mst_edge_lengths(D: np.ndarray) -> np.ndarray:
     ----------
     D : ndarray of shape (n, n) or (batch, n, n)
         Symmetric distance matrices. Infinite entries mean "no edge"; a
-        disconnected graph gives infinite lengths for the missing edges.
+        graph with ``c`` components gives a minimum spanning forest plus
+        ``c - 1`` infinite lengths.
 
     Returns
     -------
@@ -50,11 +54,19 @@ def mst_edge_lengths(D: np.ndarray) -> np.ndarray:
     best[in_tree] = np.inf
     for k in range(n - 1):
         j = np.argmin(best, axis=1)
-        out[:, k] = best[rows, j]
+        value = best[rows, j]
+        stuck = ~np.isfinite(value)
+        if stuck.any():
+            # the tree's component is exhausted (infinite distances): jump to
+            # the first vertex outside it, with an infinite "edge", so the
+            # other components' own edges are still found
+            j[stuck] = np.argmax(~in_tree[stuck], axis=1)
+        out[:, k] = value
         in_tree[rows, j] = True
         np.minimum(best, D[rows, j, :], out=best)
         best[in_tree] = np.inf
-    # a disconnected graph (infinite distances) leaves inf as the "edge" length
+    # a disconnected graph (infinite distances) gives one infinite "edge" per
+    # extra component; every component's own tree edges are still there
     return out[0] if single else out
 
 
@@ -127,3 +139,42 @@ def torch_mst_edge_lengths(D):
             roots = hop
         comp = torch.as_tensor(roots, device=device)
     return torch.sort(torch.tensor(lengths, dtype=D.dtype, device=device)).values
+
+
+def torch_batched_mst_edge_lengths(D):
+    """Edge lengths of the minimum spanning trees of a batch of dense torch matrices.
+
+    Prim's algorithm vectorised over the batch (the draws of one PHdim
+    subsample size): each of the n - 1 steps is a row-minimum, a gather and an
+    elementwise minimum over ``(batch, n)``, all on ``D``'s device.
+
+    Parameters
+    ----------
+    D : torch.Tensor of shape (batch, n, n)
+        Symmetric distance matrices; infinite entries give infinite lengths.
+
+    Returns
+    -------
+    lengths : torch.Tensor of shape (batch, n - 1)
+        Edge lengths in the order Prim added them (not sorted).
+    """
+    import torch
+
+    if D.ndim != 3 or D.shape[1] != D.shape[2]:
+        raise ValueError(f"expected a batch of square matrices (batch, n, n), got {tuple(D.shape)}")
+    batch, n, _ = D.shape
+    out = D.new_empty((batch, max(n - 1, 0)))
+    if n <= 1:
+        return out
+    rows = torch.arange(batch, device=D.device)
+    in_tree = torch.zeros((batch, n), dtype=torch.bool, device=D.device)
+    in_tree[:, 0] = True
+    best = D[:, 0, :].clone()
+    best.masked_fill_(in_tree, float("inf"))
+    for k in range(n - 1):
+        value, j = best.min(dim=1)
+        out[:, k] = value
+        in_tree[rows, j] = True
+        best = torch.minimum(best, D[rows, j, :])
+        best.masked_fill_(in_tree, float("inf"))
+    return out

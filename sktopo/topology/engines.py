@@ -118,7 +118,7 @@ def dense_bytes_per_entry(engine: str, maxdim: int, *, precomputed: bool, device
     if engine == "ripser":
         copies = 4  # our float32 condensed matrix (2) and ripser's C++ copy (2)
     else:
-        copies = 6 if precomputed else 6 + 4  # giotto's float64 squareform, float32 copy
+        copies = 6  # giotto-ph's float64 squareform (4) and its float32 copy (2)
     reduction = 8 if maxdim > 0 else 0
     return matrix + copies + reduction
 
@@ -202,12 +202,11 @@ def compute_bars(
     elif engine == "ripser":
         dgms = _ripser_dense(data, metric, metric_params, maxdim, threshold, coeff)
     else:
-        if precomputed:
-            dgms = ripser_parallel(data, metric="precomputed", maxdim=maxdim, thresh=threshold,
-                                   coeff=coeff, n_threads=n_threads)["dgms"]
-        else:
-            dgms = ripser_parallel(data, metric=metric, metric_params=metric_params, maxdim=maxdim,
-                                   thresh=threshold, coeff=coeff, n_threads=n_threads)["dgms"]
+        # our distances, not giotto-ph's: they are exact for duplicate points
+        # (sklearn's leave ~1e-8 there, i.e. spurious tiny bars)
+        D = data if precomputed else pairwise_distances(data, metric, **metric_params)
+        dgms = ripser_parallel(D, metric="precomputed", maxdim=maxdim, thresh=threshold,
+                               coeff=coeff, n_threads=n_threads)["dgms"]
     return {q: _clean(dgms[q]) if q < len(dgms) else np.empty((0, 2)) for q in dims}
 
 

@@ -1,0 +1,192 @@
+"""The persistence engines against ripser.py, and against each other."""
+
+import numpy as np
+import pytest
+import ripser
+from scipy.spatial.distance import cdist
+
+from sktopo.datasets import make_circle, make_sphere
+from sktopo.topology import engines
+from sktopo.topology.engines import compute_bars, resolve_engine
+
+HAS_GIOTTO = engines.giotto_available()
+FULL_ENGINES = ["ripser"] + (["giotto"] if HAS_GIOTTO else [])
+
+
+def reference(X, maxdim, thresh=np.inf, metric="euclidean"):
+    """ripser.py on an exactly computed distance matrix (differences, not products)."""
+    D = cdist(X, X, metric=metric)
+    dgms = ripser.ripser(D, distance_matrix=True, maxdim=maxdim, thresh=thresh)["dgms"]
+    return {q: dgms[q] for q in range(maxdim + 1)}
+
+
+def assert_same_bars(a, b, rtol=1e-5, atol=1e-6):
+    a = np.asarray(a, dtype=float).reshape(-1, 2)
+    b = np.asarray(b, dtype=float).reshape(-1, 2)
+    assert a.shape == b.shape, f"{len(a)} bars vs {len(b)}"
+    a = a[np.lexsort((a[:, 1], a[:, 0]))]
+    b = b[np.lexsort((b[:, 1], b[:, 0]))]
+    assert np.array_equal(np.isinf(a), np.isinf(b))
+    finite = np.isfinite(a)
+    np.testing.assert_allclose(a[finite], b[finite], rtol=rtol, atol=atol)
+
+
+@pytest.fixture(scope="module")
+def clouds():
+    rng = np.random.default_rng(0)
+    return {
+        "gaussian": rng.normal(size=(120, 5)),
+        "circle": make_circle(150, noise=0.1, random_state=1),
+        "uniform3d": rng.uniform(size=(100, 3)),
+    }
+
+
+@pytest.mark.parametrize("name", ["gaussian", "circle", "uniform3d"])
+@pytest.mark.parametrize("engine", FULL_ENGINES)
+def test_h0_h1_equal_ripser(clouds, name, engine):
+    X = clouds[name]
+    ref = reference(X, 1)
+    bars = compute_bars(X, engine=engine, homology_dimensions=(0, 1))
+    for q in (0, 1):
+        assert_same_bars(bars[q], ref[q])
+
+
+@pytest.mark.parametrize("name", ["gaussian", "circle", "uniform3d"])
+def test_mst_h0_equal_ripser(clouds, name):
+    X = clouds[name]
+    assert_same_bars(compute_bars(X, engine="mst", homology_dimensions=(0,))[0], reference(X, 0)[0])
+
+
+def test_mst_torch_path_on_cpu(clouds):
+    X = clouds["gaussian"]
+    bars = compute_bars(X, engine="mst", homology_dimensions=(0,), device="cpu")
+    assert_same_bars(bars[0], reference(X, 0)[0], rtol=1e-4)
+
+
+@pytest.mark.parametrize("engine", FULL_ENGINES)
+def test_h2_small_sphere(engine):
+    X = make_sphere(60, dim=2, noise=0.02, random_state=0)
+    ref = reference(X, 2)
+    bars = compute_bars(X, engine=engine, homology_dimensions=(0, 1, 2))
+    for q in (0, 1, 2):
+        assert_same_bars(bars[q], ref[q])
+    # the sphere's void
+    assert (bars[2][:, 1] - bars[2][:, 0]).max() > 0.3
+
+
+def test_only_requested_dimensions_returned(clouds):
+    bars = compute_bars(clouds["circle"], engine="ripser", homology_dimensions=(1,))
+    assert list(bars) == [1]
+
+
+@pytest.mark.parametrize("engine", ["mst"] + FULL_ENGINES)
+def test_duplicate_points_change_nothing(engine):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(80, 4))
+    # ReLU-like: many exact duplicates, including a block of zeros
+    X_dup = np.vstack([X, X[:30], np.zeros((25, 4)), X[5:10]])
+    dims = (0,) if engine == "mst" else (0, 1)
+    ref = reference(X_dup, max(dims))
+    ref_unique = reference(np.unique(X_dup, axis=0), max(dims))
+    bars = compute_bars(X_dup, engine=engine, homology_dimensions=dims)
+    for q in dims:
+        assert_same_bars(bars[q], ref[q])
+        assert_same_bars(bars[q], ref_unique[q])
+        assert (bars[q][:, 1] > bars[q][:, 0]).all()  # no zero-length bars
+
+
+@pytest.mark.parametrize("engine", ["mst"] + FULL_ENGINES)
+def test_identical_points(engine):
+    dims = (0,) if engine == "mst" else (0, 1)
+    bars = compute_bars(np.ones((7, 3)), engine=engine, homology_dimensions=dims)
+    np.testing.assert_array_equal(bars[0], [[0, np.inf]])
+    if 1 in dims:
+        assert bars[1].shape == (0, 2)
+
+
+@pytest.mark.parametrize("engine", ["mst"] + FULL_ENGINES)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_threshold_equal_ripser(clouds, engine, sparse):
+    X = clouds["circle"]
+    thresh = 0.3
+    dims = (0,) if engine == "mst" else (0, 1)
+    # a tiny memory limit forces the chunked sparse edge list
+    limit = 100_000 if sparse else None
+    ref = reference(X, max(dims), thresh=thresh)
+    bars = compute_bars(X, engine=engine, homology_dimensions=dims, threshold=thresh,
+                        memory_limit=limit)
+    for q in dims:
+        assert_same_bars(bars[q], ref[q])
+    assert np.isinf(bars[0][:, 1]).sum() > 1  # the threshold cut the cloud apart
+
+
+@pytest.mark.parametrize("engine", ["mst"] + FULL_ENGINES)
+def test_precomputed_matches_points(clouds, engine):
+    X = clouds["uniform3d"]
+    dims = (0,) if engine == "mst" else (0, 1)
+    a = compute_bars(X, engine=engine, homology_dimensions=dims)
+    b = compute_bars(cdist(X, X), engine=engine, homology_dimensions=dims, metric="precomputed")
+    for q in dims:
+        assert_same_bars(a[q], b[q])
+
+
+@pytest.mark.parametrize("engine", ["mst"] + FULL_ENGINES)
+def test_precomputed_infinite_entries_are_missing_edges(engine):
+    # two far-apart triangles whose cross distances are infinite
+    D = np.full((6, 6), np.inf)
+    tri = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]], dtype=float)
+    D[:3, :3] = tri
+    D[3:, 3:] = 2 * tri
+    dims = (0,) if engine == "mst" else (0, 1)
+    bars = compute_bars(D, engine=engine, homology_dimensions=dims, metric="precomputed")
+    assert_same_bars(bars[0], [[0, 1], [0, 1], [0, 2], [0, 2], [0, np.inf], [0, np.inf]])
+
+
+def test_non_euclidean_metric(clouds):
+    X = np.abs(clouds["gaussian"])
+    ref = reference(X, 1, metric="cityblock")
+    for engine in FULL_ENGINES:
+        bars = compute_bars(X, engine=engine, homology_dimensions=(0, 1), metric="manhattan")
+        for q in (0, 1):
+            assert_same_bars(bars[q], ref[q])
+    assert_same_bars(compute_bars(X, engine="mst", homology_dimensions=(0,), metric="manhattan")[0],
+                     ref[0])
+
+
+@pytest.mark.parametrize("engine", FULL_ENGINES)
+def test_coefficients(engine):
+    # the real projective plane is where Z/2 and Z/3 differ; a circle is where they agree
+    X = make_circle(60, random_state=0)
+    for p in (2, 3):
+        ref = ripser.ripser(cdist(X, X), distance_matrix=True, maxdim=1, coeff=p)["dgms"]
+        bars = compute_bars(X, engine=engine, homology_dimensions=(0, 1), coeff=p)
+        assert_same_bars(bars[1], ref[1])
+
+
+def test_resolve_engine(monkeypatch):
+    assert resolve_engine("auto", (0,)) == "mst"
+    assert resolve_engine("auto", (0, 1)) == ("giotto" if HAS_GIOTTO else "ripser")
+    with pytest.raises(ValueError, match="H0 only"):
+        resolve_engine("mst", (0, 1))
+    monkeypatch.setattr(engines, "giotto_available", lambda: False)
+    assert resolve_engine("auto", (0, 1)) == "ripser"
+    with pytest.raises(ImportError, match=r"sktopo\[fast\].*AGPL"):
+        resolve_engine("giotto", (0, 1))
+
+
+def test_memory_estimate_raises_before_allocating():
+    X = np.zeros((3000, 2))
+    with pytest.raises(MemoryError) as info:
+        compute_bars(X, engine="ripser", homology_dimensions=(0, 1), memory_limit=10 * 2**20,
+                     where="the cloud at row 'conv1'")
+    text = str(info.value)
+    assert "row 'conv1'" in text and "3000 points" in text
+    assert "n_landmarks" in text and "max_edge_length" in text and "memory_limit" in text
+    assert "MiB" in text
+
+
+def test_sparse_edge_list_is_memory_checked(clouds):
+    X = clouds["circle"]
+    with pytest.raises(MemoryError, match="edge list"):
+        compute_bars(X, engine="ripser", homology_dimensions=(0, 1), threshold=5.0,
+                     memory_limit=1000)
