@@ -11,6 +11,9 @@ DataFrame of diagrams, see :mod:`sktopo._collections`) and returns an
   names the row, since the usual mistake is passing clouds straight in);
 - choosing the homology dimensions: ``homology_dimensions=None`` means the
   dimensions present in the diagrams seen in ``fit``;
+- learning scales (grids, image ranges) over *every* fitted cell, all rows
+  and all columns together, so that a feature column means the same scale
+  in every row and every source (layer) and rows stay comparable;
 - remembering the shape of the fitted input so that
   :meth:`get_feature_names_out` can name the columns
   (``"H{q}__{feature}"``, prefixed ``"{column}__"`` for DataFrame inputs),

@@ -253,8 +253,9 @@ class BettiCurve(DiagramTransformer):
 
     For each homology dimension ``q``, ``fit`` places ``n_bins`` evenly spaced
     scales from the smallest birth to the largest finite death (or birth) of
-    the fitted diagrams' bars of that dimension, unless ``scale_range`` fixes
-    them. ``transform`` counts, at each scale ``t``, the bars with
+    the fitted diagrams' bars of that dimension (every row and every column
+    of the fitted input together, so columns mean the same scales for every
+    layer), unless ``scale_range`` fixes them. ``transform`` counts, at each scale ``t``, the bars with
     ``birth <= t < death``: the output width does not depend on the data
     transformed, so the transformer is safe in a grid search.
 

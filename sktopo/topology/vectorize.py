@@ -8,8 +8,10 @@ against persim's ``PersistenceImager`` and ``PersLandscapeExact``.
 Infinite bars follow the policy of :mod:`sktopo.diagram`: both read bars
 through :meth:`Diagram.finite` (infinite deaths clipped to a finite filtration
 threshold, left out when the filtration ran to completion). Ranges and grids
-are learned in ``fit``, so the output width is fixed and does not depend on
-the diagrams transformed.
+are learned in ``fit`` over every fitted cell (all rows and all columns of a
+DataFrame together, so a pixel or grid point means the same thing for every
+layer), so the output width is fixed and does not depend on the diagrams
+transformed.
 """
 
 from __future__ import annotations
