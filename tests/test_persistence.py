@@ -1,0 +1,329 @@
+"""PersistenceDiagram and sktopo.persistence: hand cases, containers, parameters, errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import ripser
+from scipy.spatial.distance import cdist
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import sktopo
+from sktopo import Diagram, PersistenceDiagram
+from sktopo.datasets import make_circle
+from sktopo.topology import engines
+
+SQUARE = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
+TRIANGLE = np.array([[0, 0], [1, 0], [0.5, np.sqrt(3) / 2]])
+BACKENDS_H1 = ["auto", "ripser"] + (["giotto"] if engines.giotto_available() else [])
+
+
+def sorted_bars(a):
+    a = np.asarray(a, dtype=float).reshape(-1, 2)
+    return a[np.lexsort((a[:, 1], a[:, 0]))]
+
+
+# ------------------------------------------------------------------ hand cases
+@pytest.mark.parametrize("backend", BACKENDS_H1)
+def test_square(backend):
+    d = sktopo.persistence(SQUARE, backend=backend)
+    np.testing.assert_allclose(d[0], [[0, 1], [0, 1], [0, 1], [0, np.inf]])
+    np.testing.assert_allclose(d[1], [[1, np.sqrt(2)]], rtol=1e-6)
+    assert d.n_points == d.n_landmarks == 4 and d.covering_radius == 0
+
+
+@pytest.mark.parametrize("backend", ["auto", "mst", "ripser"])
+def test_square_h0_only(backend):
+    d = sktopo.persistence(SQUARE, homology_dimensions=(0,), backend=backend)
+    assert d.dims == (0,)
+    np.testing.assert_allclose(d[0], [[0, 1], [0, 1], [0, 1], [0, np.inf]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS_H1)
+def test_equilateral_triangle(backend):
+    # all three edges enter at 1 together with the triangle: no loop is ever born
+    d = sktopo.persistence(TRIANGLE, backend=backend)
+    np.testing.assert_allclose(d[0], [[0, 1], [0, 1], [0, np.inf]], rtol=1e-6)
+    assert d[1].shape == (0, 2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS_H1)
+def test_max_edge_length_cuts(backend):
+    # below the side length nothing connects; at the side length the loop is born and never dies
+    d = sktopo.persistence(SQUARE, max_edge_length=0.5, backend=backend)
+    np.testing.assert_array_equal(d[0], [[0, np.inf]] * 4)
+    assert d[1].shape == (0, 2)
+    d = sktopo.persistence(SQUARE, max_edge_length=1.2, backend=backend)
+    np.testing.assert_allclose(d[0], [[0, 1], [0, 1], [0, 1], [0, np.inf]])
+    np.testing.assert_allclose(d[1], [[1, np.inf]])
+    assert d.threshold == 1.2
+    # features read the infinite loop as living until the threshold
+    np.testing.assert_allclose(d.finite(1), [[1, 1.2]])
+
+
+def test_mst_threshold_matches_ripser():
+    X = make_circle(100, noise=0.2, random_state=0)
+    d = sktopo.persistence(X, homology_dimensions=(0,), max_edge_length=0.15)
+    ref = ripser.ripser(cdist(X, X), distance_matrix=True, maxdim=0, thresh=0.15)["dgms"][0]
+    np.testing.assert_allclose(sorted_bars(d[0]), sorted_bars(ref), rtol=1e-5)
+    assert d.n_infinite(0) > 1
+
+
+# ------------------------------------------------------------- against ripser
+@pytest.mark.parametrize("seed", [0, 1])
+def test_noisy_circle_equals_ripser(seed):
+    X = make_circle(200, noise=0.1, random_state=seed)
+    ref = ripser.ripser(cdist(X, X), distance_matrix=True, maxdim=1)["dgms"]
+    for backend in BACKENDS_H1:
+        d = sktopo.persistence(X, backend=backend)
+        for q in (0, 1):
+            np.testing.assert_allclose(sorted_bars(d[q]), sorted_bars(ref[q]), rtol=1e-5)
+    h0 = sktopo.persistence(X, homology_dimensions=(0,))
+    np.testing.assert_allclose(sorted_bars(h0[0]), sorted_bars(ref[0]), rtol=1e-5)
+    # the circle's loop dominates
+    life = d[1][:, 1] - d[1][:, 0]
+    assert np.sort(life)[-1] > 5 * np.sort(life)[-2]
+
+
+def test_precomputed():
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    D = cdist(X, X)
+    a = PersistenceDiagram().fit_transform([X])[0]
+    b = PersistenceDiagram(metric="precomputed").fit_transform([D])[0]
+    c = sktopo.persistence(D, metric="precomputed")
+    assert a.allclose(b, rtol=1e-6) and b == c
+
+
+# ------------------------------------------------------------------ containers
+def clouds(n=4, seed=0):
+    return [make_circle(40 + 5 * i, noise=0.05, random_state=seed + i) for i in range(n)]
+
+
+def test_list_and_3d_array():
+    X = clouds()
+    out = PersistenceDiagram().fit_transform(X)
+    assert isinstance(out, list) and len(out) == 4 and all(isinstance(d, Diagram) for d in out)
+    cube = np.stack([c[:40] for c in X])
+    out = PersistenceDiagram().fit_transform(cube)
+    assert isinstance(out, list) and len(out) == 4
+
+
+def test_series_and_frame_keep_labels():
+    X = clouds()
+    index = pd.Index(["conv1", "conv2", "fc1", "fc2"], name="layer")
+    s = pd.Series(X, index=index, name="clouds")
+    out = PersistenceDiagram().fit_transform(s)
+    assert isinstance(out, pd.Series) and out.index.equals(index)
+    assert out.index.name == "layer" and out.name == "clouds"
+    frame = pd.DataFrame({"a": X[:2], "b": X[2:]},
+                         index=pd.MultiIndex.from_tuples([("m", 0), ("m", 1)], names=["model", "input"]))
+    out = PersistenceDiagram((0,)).fit_transform(frame)
+    assert isinstance(out, pd.DataFrame) and out.index.equals(frame.index)
+    assert list(out.columns) == ["a", "b"] and out.index.names == ["model", "input"]
+    assert out.iat[1, 1] == PersistenceDiagram((0,)).fit_transform([X[3]])[0]
+
+
+def test_set_output_pandas():
+    est = PersistenceDiagram((0,))
+    assert est.set_output(transform="pandas") is est
+    out = est.fit_transform(clouds())
+    assert isinstance(out, pd.Series) and len(out) == 4
+    est.set_output(transform="default")
+    assert isinstance(est.fit_transform(clouds()), list)
+
+
+def total_persistence(diagrams):
+    """A stand-in feature step: total finite persistence per dimension."""
+    return np.array([[d.finite(q)[:, 1].sum() - d.finite(q)[:, 0].sum() for q in d.dims]
+                     for d in diagrams])
+
+
+def feature_step():
+    try:
+        from sktopo import DiagramFeatures
+    except (ImportError, AttributeError):  # pragma: no cover - features not written yet
+        from sklearn.preprocessing import FunctionTransformer
+
+        return FunctionTransformer(total_persistence)
+    return DiagramFeatures()
+
+
+def test_pipeline_set_output_pandas():
+    X = pd.Series(clouds(), index=pd.Index(list("abcd"), name="layer"))
+    pipe = make_pipeline(PersistenceDiagram(), feature_step())
+    pipe.set_output(transform="pandas")
+    table = pipe.fit_transform(X)
+    assert isinstance(table, pd.DataFrame)
+    assert table.index.equals(X.index) and table.index.name == "layer"
+
+
+def test_clone_and_grid_search():
+    rng = np.random.default_rng(0)
+    circles = [make_circle(40, noise=0.05, random_state=i) for i in range(8)]
+    blobs = [rng.normal(scale=0.5, size=(40, 2)) for _ in range(8)]
+    X = pd.Series(circles + blobs)
+    y = np.array([1] * 8 + [0] * 8)
+    pipe = make_pipeline(PersistenceDiagram(), feature_step(), StandardScaler(), LogisticRegression())
+    cloned = clone(pipe)
+    assert cloned.get_params()["persistencediagram__homology_dimensions"] == (0, 1)
+    search = GridSearchCV(pipe, {"persistencediagram__homology_dimensions": [(0,), (0, 1)]}, cv=2)
+    search.fit(X, y)
+    assert len(search.cv_results_["params"]) == 2
+    assert search.best_score_ == 1.0  # loops against blobs: easy
+    assert search.best_estimator_[0] is not pipe[0]
+
+
+# ----------------------------------------------------------------- parameters
+def test_n_jobs_equals_serial_threads():
+    from joblib import parallel_config
+
+    X = clouds(5)
+    kw = dict(n_landmarks=30, random_state=0)
+    serial = PersistenceDiagram(**kw).fit_transform(X)
+    with parallel_config(backend="threading"):
+        parallel = PersistenceDiagram(n_jobs=2, **kw).fit_transform(X)
+    assert serial == parallel
+
+
+@pytest.mark.slow
+def test_n_jobs_equals_serial_processes():
+    X = clouds(5)
+    kw = dict(n_landmarks=30, random_state=0)
+    serial = PersistenceDiagram(**kw).fit_transform(X)
+    parallel = PersistenceDiagram(n_jobs=2, **kw).fit_transform(X)
+    assert serial == parallel
+
+
+def test_landmarks_metadata_and_seeding():
+    X = clouds(3)
+    a = PersistenceDiagram(n_landmarks=20, random_state=1).fit_transform(X)
+    b = PersistenceDiagram(n_landmarks=20, random_state=1).fit_transform(X)
+    assert a == b
+    for d, cloud in zip(a, X):
+        assert d.n_points == len(cloud) and d.n_landmarks == 20
+        assert d.covering_radius > 0 and len(d[0]) == 20
+    # more landmarks than points: the whole cloud, quietly
+    whole = PersistenceDiagram(n_landmarks=1000).fit_transform(X)
+    assert whole == PersistenceDiagram().fit_transform(X)
+    assert all(d.covering_radius == 0 and d.n_landmarks == d.n_points for d in whole)
+
+
+def test_landmark_diagram_within_twice_covering_radius():
+    from persim import bottleneck
+
+    X = make_circle(300, noise=0.05, random_state=0)
+    full = sktopo.persistence(X)
+    sub = sktopo.persistence(X, n_landmarks=60, random_state=0)
+    for q in (0, 1):
+        assert bottleneck(full.finite(q), sub.finite(q)) <= 2 * sub.covering_radius + 1e-6
+
+
+def test_memory_limit_error_and_string_sizes():
+    X = [np.random.default_rng(0).normal(size=(600, 3))]
+    with pytest.raises(MemoryError, match=r"row 0.*600 points.*n_landmarks.*max_edge_length"):
+        PersistenceDiagram(memory_limit="1MiB").fit_transform(X)
+    # the advice works
+    d = PersistenceDiagram(memory_limit="1MiB", n_landmarks=200, random_state=0).fit_transform(X)[0]
+    assert d.n_landmarks == 200
+    d = PersistenceDiagram(memory_limit=None).fit_transform(X)[0]
+    assert d.n_points == 600
+
+
+def test_memory_limit_finite_threshold_goes_sparse():
+    X = [make_circle(600, noise=0.05, random_state=0)]
+    sparse = PersistenceDiagram(memory_limit="1MiB", max_edge_length=0.3).fit_transform(X)[0]
+    dense = PersistenceDiagram(memory_limit=None, max_edge_length=0.3).fit_transform(X)[0]
+    assert sparse.allclose(dense, rtol=1e-6)
+
+
+def test_coeff_and_metric_params():
+    X = clouds(1)
+    d3 = PersistenceDiagram(coeff=3).fit_transform(X)[0]
+    assert d3.coeff == 3
+    mink = PersistenceDiagram(metric="minkowski", metric_params={"p": 2}).fit_transform(X)[0]
+    assert mink.allclose(PersistenceDiagram().fit_transform(X)[0], rtol=1e-6)
+
+
+def test_verbose_progress_bar(capsys):
+    PersistenceDiagram((0,), verbose=1).fit_transform(clouds(2))
+    assert "PersistenceDiagram" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(homology_dimensions=()), "non-empty"),
+        (dict(homology_dimensions=(0, 0)), "repeated"),
+        (dict(homology_dimensions=(-1,)), "homology_dimensions"),
+        (dict(homology_dimensions=("a",)), "non-negative integers"),
+        (dict(backend="mst"), "H0 only"),
+        (dict(coeff=4), "prime"),
+        (dict(memory_limit="lots"), "memory size"),
+        (dict(metric="nonsense"), "unknown metric"),
+        (dict(backend="gudhi"), "backend"),
+        (dict(n_landmarks=1), "n_landmarks"),
+        (dict(max_edge_length=-1.0), "max_edge_length"),
+    ],
+)
+def test_bad_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        PersistenceDiagram(**params).fit(clouds(1))
+
+
+def test_giotto_missing(monkeypatch):
+    monkeypatch.setattr(engines, "giotto_available", lambda: False)
+    with pytest.raises(ImportError, match=r"pip install sktopo\[fast\]"):
+        PersistenceDiagram(backend="giotto").fit(clouds(1))
+    # auto quietly uses ripser.py instead
+    assert PersistenceDiagram().fit(clouds(1)).engine_ == "ripser"
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.array([[0.0, np.nan], [1, 1]]), "NaN"),
+        (np.array([[0.0, np.inf], [1, 1]]), "infinite"),
+        (np.empty((0, 2)), "empty"),
+        (np.array([[1.0, 2.0]]), "at least 2"),
+        (np.array([["a", "b"], ["c", "d"]]), "not numeric"),
+        ([[1.0, 2.0], [3.0]], "ragged"),
+    ],
+)
+def test_bad_clouds_name_the_row(bad, match):
+    X = pd.Series([clouds(1)[0], bad], index=["good", "broken"])
+    with pytest.raises(ValueError, match=match) as info:
+        PersistenceDiagram().fit_transform(X)
+    assert "'broken'" in str(info.value)
+
+
+def test_bare_2d_array_refused_with_hint():
+    with pytest.raises(ValueError, match=r"sktopo\.persistence"):
+        PersistenceDiagram().fit(SQUARE)
+
+
+def test_one_point_in_one_cloud_function():
+    with pytest.raises(ValueError, match="at least 2"):
+        sktopo.persistence([[1.0, 2.0]])
+
+
+def test_identical_points_and_duplicates_are_fine():
+    d = sktopo.persistence(np.zeros((10, 5)))
+    np.testing.assert_array_equal(d[0], [[0, np.inf]])
+    assert d[1].shape == (0, 2)
+    X = np.maximum(np.random.default_rng(0).normal(size=(100, 3)), 0)  # ReLU: many duplicates
+    ref = ripser.ripser(cdist(X, X), distance_matrix=True, maxdim=1)["dgms"]
+    for backend in BACKENDS_H1:
+        d = sktopo.persistence(X, backend=backend)
+        for q in (0, 1):
+            np.testing.assert_allclose(sorted_bars(d[q]), sorted_bars(ref[q]), rtol=1e-5, atol=1e-7)
+
+
+def test_transform_before_fit():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        PersistenceDiagram().transform(clouds(1))
