@@ -2,7 +2,8 @@
 
 It renders every ``examples/*.py`` script of the repository as a section: the
 first line of the script's module docstring is the title, the rest of the
-docstring (reStructuredText) the description, followed by the command that runs
+docstring (reStructuredText) the description, then the figures saved for it
+(``examples/figures/<script name>*.png``, when committed), the command that runs
 it and its full source. New scripts appear in the docs without editing them.
 
 Usage, in a reStructuredText page::
@@ -48,12 +49,13 @@ def _describe(path: Path) -> tuple[str, list[str]]:
 
 class ExamplesList(SphinxDirective):
     has_content = False
-    option_spec = {"path": directives.unchanged}
+    option_spec = {"path": directives.unchanged, "figures": directives.unchanged}
 
     def run(self):
         source_dir = Path(self.env.srcdir)
         folder = (source_dir / self.options.get("path", "../examples")).resolve()
         doc_dir = (source_dir / self.env.docname).parent
+        figures = (source_dir / self.options.get("figures", "../examples/figures")).resolve()
         scripts = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
         if not scripts:
             para = nodes.paragraph(text=f"No example scripts found in {folder.name}/ yet.")
@@ -65,6 +67,10 @@ class ExamplesList(SphinxDirective):
             rel = Path(os.path.relpath(script, doc_dir))  # literalinclude: relative to the page
             rst += [title, "-" * max(len(title), 3), ""]
             rst += body + [""]
+            for image in sorted(figures.glob(f"{script.stem}*.png")):
+                self.env.note_dependency(str(image))
+                rst += [f".. image:: {Path(os.path.relpath(image, doc_dir)).as_posix()}",
+                        f"   :alt: {image.name}", "   :width: 100%", ""]
             rst += ["Run it from the repository root::", "",
                     f"   python examples/{script.name}", ""]
             rst += [f".. literalinclude:: {rel.as_posix()}",
