@@ -188,3 +188,16 @@ def test_bad_inputs():
     est = DiagramDistance(homology_dimensions=(0, 1)).fit([d])
     with pytest.raises(ValueError, match="no bars of dimension"):
         est.transform([Diagram({0: [[0, 1]]})])
+
+
+def test_bottleneck_with_ties_matches_persim(rng):
+    """Rounded bars (many equal costs) and equal births (H0-like), against persim."""
+    import persim
+
+    for trial in range(60):
+        m, n = rng.integers(1, 10, size=2)
+        a = np.round(np.sort(rng.uniform(0, 2, size=(m, 2)), axis=1), 1)
+        b = np.round(np.sort(rng.uniform(0, 2, size=(n, 2)), axis=1), 1)
+        if trial % 2:
+            a[:, 0] = b[:, 0] = 0.0
+        assert diagram_distance(a, b, "bottleneck") == pytest.approx(persim.bottleneck(a, b))

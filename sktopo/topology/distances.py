@@ -15,9 +15,10 @@ A bar is a point ``(birth, death)`` of the plane; unmatched points are matched
 to the diagonal.
 
 - **Bottleneck**: the largest ``L-infinity`` cost of the best matching; a
-  point's cost to the diagonal is ``(death - birth) / 2``. Computed by persim's
-  exact bottleneck (binary search over the candidate values with a maximum
-  bipartite matching).
+  point's cost to the diagonal is ``(death - birth) / 2``. Computed exactly
+  (binary search over the candidate values with maximum bipartite matchings,
+  as persim's ``bottleneck``, on a graph a quarter of the size; the tests
+  check it against persim and brute force).
 - **Wasserstein of order** ``p``: ``(sum of ||x - m(x)||_2 ** p) ** (1 / p)``
   over the best matching, with the Euclidean ground metric, so a point's cost
   to the diagonal is ``(death - birth) / sqrt(2)``. For ``p = 1`` this is
@@ -63,15 +64,53 @@ def _as_bars(value, q, name):
 
 
 def _bottleneck(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact bottleneck distance between two arrays of finite bars."""
-    if len(a) == 0 and len(b) == 0:
-        return 0.0
-    if len(a) == 0 or len(b) == 0:
-        bars = a if len(a) else b
-        return float((bars[:, 1] - bars[:, 0]).max() / 2)
-    from persim import bottleneck as persim_bottleneck
+    """Exact bottleneck distance between two arrays of finite bars.
 
-    return float(persim_bottleneck(a, b))
+    The answer is one of the candidate costs (an ``L-infinity`` distance
+    between two points, or a point's half-lifetime): binary search over them
+    for the smallest ``d`` at which a matching of cost <= ``d`` exists. At a
+    given ``d`` a point whose half-lifetime is <= ``d`` may go to the
+    diagonal; the others ("long" points) must be matched to a point of the
+    other diagram. By the Mendelsohn-Dulmage theorem a matching covering the
+    long points of both diagrams exists if and only if one covers the long
+    points of ``a`` and one covers the long points of ``b``: two maximum
+    bipartite matchings on the ``len(a) x len(b)`` graph, rather than one on
+    persim's ``(m + n) x (m + n)`` augmented graph (same result, several
+    times faster on large H0 diagrams).
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    half_a = (a[:, 1] - a[:, 0]) / 2
+    half_b = (b[:, 1] - b[:, 0]) / 2
+    if len(a) == 0 or len(b) == 0:
+        return float(np.concatenate([half_a, half_b, [0.0]]).max())
+    cost = np.maximum(np.abs(a[:, None, 0] - b[None, :, 0]), np.abs(a[:, None, 1] - b[None, :, 1]))
+
+    def covers(rows_long, cols_long, d):
+        # a matching of edges <= d saturating the long rows (and one for the long columns)
+        for long, matrix in ((rows_long, cost), (cols_long, cost.T)):
+            if not long.any():
+                continue
+            graph = csr_matrix(matrix[long] <= d)
+            matched = maximum_bipartite_matching(graph, perm_type="column")
+            if (matched < 0).any():
+                return False
+        return True
+
+    # every point to the diagonal is always feasible: an upper bound
+    upper = float(max(half_a.max(), half_b.max()))
+    candidates = np.unique(np.concatenate([cost.ravel(), half_a, half_b]))
+    candidates = candidates[candidates <= upper]
+    lo, hi = 0, len(candidates) - 1  # candidates[hi] is feasible
+    while lo < hi:
+        mid = (lo + hi) // 2
+        d = candidates[mid]
+        if covers(half_a > d, half_b > d, d):
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(candidates[hi])
 
 
 def _wasserstein(a: np.ndarray, b: np.ndarray, order: float = 1.0) -> float:
