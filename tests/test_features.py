@@ -7,6 +7,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from sktopo import BettiCurve, Diagram, DiagramFeatures
 
@@ -215,7 +216,7 @@ def test_clone_and_grid_search(rng):
             X = rng.normal(scale=0.5, size=(25, 2))
         diagrams.append(_ripser_diagram(X))
         y.append(i % 2)
-    pipe = make_pipeline(DiagramFeatures(), LogisticRegression())
+    pipe = make_pipeline(DiagramFeatures(), StandardScaler(), LogisticRegression())
     search = GridSearchCV(pipe, {"diagramfeatures__p": [1, (1, 2)]}, cv=3).fit(diagrams, y)
     assert search.best_score_ > 0.8
     est = DiagramFeatures(p=(1, 3), betti_scales=[0.1])

@@ -116,3 +116,22 @@ def test_clone_pickle_and_params(series):
         assert clone(est).get_params() == est.get_params()
         params = est.get_params()
         assert "homology_dimensions" in params
+
+
+def test_pipeline_from_clouds(rng):
+    """PersistenceDiagram -> FeatureUnion of two branches, pandas output end to end."""
+    from sklearn.pipeline import make_pipeline
+
+    from sktopo import PersistenceDiagram, tidy
+
+    clouds = pd.Series([rng.normal(size=(30, 2)) for _ in range(3)],
+                       index=pd.Index(["l1", "l2", "l3"], name="layer"))
+    pipe = make_pipeline(PersistenceDiagram(homology_dimensions=(0, 1)),
+                         make_union(DiagramFeatures(), BettiCurve(n_bins=4)))
+    out = pipe.set_output(transform="pandas").fit_transform(clouds)
+    assert out.index.equals(clouds.index)
+    assert out.columns[0] == "diagramfeatures__H0__n_bars"
+    assert (out["diagramfeatures__H0__n_bars"] == 30).all()
+    long = tidy(out)
+    assert set(long["source"]) == {"diagramfeatures", "bettICurve".lower()}
+    assert set(long["unit"]) == {"l1", "l2", "l3"}
