@@ -135,3 +135,24 @@ def test_pipeline_from_clouds(rng):
     long = tidy(out)
     assert set(long["source"]) == {"diagramfeatures", "bettICurve".lower()}
     assert set(long["unit"]) == {"l1", "l2", "l3"}
+
+
+@pytest.mark.parametrize("est", TRANSFORMERS, ids=lambda e: type(e).__name__)
+def test_sklearn_parameter_checks(est):
+    """The scikit-learn checks that apply to estimators taking Diagram cells (the others feed 2-D arrays)."""
+    from sklearn.utils.estimator_checks import (check_estimator_repr, check_get_params_invariance,
+                                                check_no_attributes_set_in_init,
+                                                check_parameters_default_constructible,
+                                                check_set_params)
+
+    name = type(est).__name__
+    for check in (check_no_attributes_set_in_init, check_parameters_default_constructible,
+                  check_get_params_invariance, check_set_params, check_estimator_repr):
+        check(name, clone(est))
+
+
+def test_fit_does_not_change_parameters(series):
+    for est in TRANSFORMERS:
+        before = clone(est).get_params()
+        fitted = clone(est).fit(series)
+        assert fitted.get_params() == before
