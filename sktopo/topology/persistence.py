@@ -19,12 +19,15 @@ landmark guarantee):
 4. the engine (``backend``) computes the bars.
 
 Clouds are processed in parallel with joblib (``n_jobs``); the result does not
-depend on ``n_jobs``: each cloud's landmark seed is derived from
-``random_state`` and the cloud's position with :class:`numpy.random.SeedSequence`.
+depend on ``n_jobs`` nor on the other rows: each cloud's landmark seed is
+derived from ``random_state`` and a hash of the cloud's own values with
+:class:`numpy.random.SeedSequence`, so a cloud gets the same landmarks in any
+collection, row order or cross-validation split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from numbers import Integral, Real
 
@@ -157,8 +160,9 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         than workers, the remaining cores go to giotto-ph's own threads.
     random_state : int, RandomState instance or None, default=None
         Seeds the first landmark of each cloud (only used with
-        ``n_landmarks``). The same seed gives the same diagrams for any
-        ``n_jobs``.
+        ``n_landmarks``), together with a hash of the cloud: the same seed
+        gives the same diagram of a cloud for any ``n_jobs`` and whatever
+        the other rows are.
     verbose : int, default=0
         Show a progress bar over clouds when positive.
 
@@ -204,7 +208,7 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         "n_landmarks": [Interval(Integral, 2, None, closed="left"), None],
         "backend": [StrOptions({"auto", *ENGINES})],
         "memory_limit": [Interval(Real, 0, None, closed="neither"), str, None],
-        "device": [str, object],
+        "device": "no_validation",  # a string or a torch.device: checked in fit
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -304,7 +308,7 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         collection = self._check_collection(X)
         clouds = collection.flat()
         labels = [collection.cell_label(i, j) for i, j in collection.positions()]
-        seeds = _cloud_seeds(self.random_state, len(clouds))
+        seeds = _cloud_seeds(self.random_state, clouds)
         workers = max(1, min(effective_n_jobs(self.n_jobs), len(clouds)))
         n_threads = max(1, effective_n_jobs(self.n_jobs) // workers)
         settings = dict(
@@ -395,15 +399,25 @@ def _check_metric_name(metric: str, estimator: str) -> None:
         )
 
 
-def _cloud_seeds(random_state, n: int) -> list:
-    """One independent seed per cloud, the same for any n_jobs."""
+def _cloud_seeds(random_state, clouds) -> list:
+    """One seed per cloud, from ``random_state`` and the cloud's own bytes.
+
+    Seeding from the content (not the position) makes a cloud's landmarks the
+    same whatever else is in the collection: for any ``n_jobs``, any row
+    order, and any cross-validation split.
+    """
+    if random_state is None:
+        return [None] * len(clouds)
     if isinstance(random_state, np.random.RandomState):
         entropy = int(random_state.randint(2**31 - 1))
-    elif random_state is None:
-        entropy = None
     else:
         entropy = int(random_state)
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(entropy).spawn(n)]
+    seeds = []
+    for cloud in clouds:
+        digest = hashlib.blake2b(np.ascontiguousarray(cloud).view(np.uint8), digest_size=8).digest()
+        sequence = np.random.SeedSequence([entropy, int.from_bytes(digest, "little")])
+        seeds.append(int(sequence.generate_state(1)[0]))
+    return seeds
 
 
 def _cloud_diagram(data, *, label, seed, homology_dimensions, engine, metric, metric_params,
