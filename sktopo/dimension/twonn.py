@@ -1,0 +1,249 @@
+"""TwoNN intrinsic dimension (Facco, d'Errico, Rodriguez & Laio, Scientific Reports 2017).
+
+For each point, ``mu = r2 / r1`` is the ratio of the distances to its second
+and first nearest neighbours. On a locally uniform ``d``-dimensional sample
+``mu`` is Pareto distributed, ``F(mu) = 1 - mu ** -d``, so
+``-log(1 - F(mu)) = d log(mu)``: a line through the origin. The empirical
+``F`` is fitted by least squares through the origin after discarding the
+largest ``discard_fraction`` of the ratios (the tail, where noise and
+curvature dominate), as in the paper.
+
+Only the two nearest neighbours of each point matter, so TwoNN probes the
+smallest scales of a cloud; it is the geometric cross-check the studies pair
+with the (multi-scale, topological) PH dimension.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from sktopo._collections import check_cloud, check_collection, check_distance_matrix
+from sktopo.dimension.phdim import _cell_seeds, _check_same_columns, _run_parallel
+
+__all__ = ["TwoNN", "twonn"]
+
+FEATURES = ("twonn", "r2", "n_used")
+_MIN_POINTS = 3
+
+
+class TwoNN(TransformerMixin, BaseEstimator):
+    """TwoNN intrinsic dimension of every cloud in a collection.
+
+    Parameters
+    ----------
+    discard_fraction : float in [0, 1), default=0.1
+        Fraction of the largest ratios ``r2 / r1`` left out of the fit.
+    metric : str, default="euclidean"
+        Any metric of :class:`sklearn.neighbors.NearestNeighbors`, or
+        ``"precomputed"`` when the cells are square distance matrices.
+    max_points : int or None, default=None
+        Clouds with more points are subsampled (at random, without
+        replacement) to this many first. None uses every point.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the subsampling of ``max_points`` (the estimate is otherwise
+        deterministic). The same seed gives the same numbers on any ``n_jobs``.
+    n_jobs : int or None, default=None
+        Clouds processed in parallel through joblib.
+    verbose : int, default=0
+        Show a progress bar over clouds when positive.
+
+    Attributes
+    ----------
+    feature_names_out_ : ndarray of str
+        ``twonn``, ``r2`` (of the fit through the origin) and ``n_used`` (points
+        in the fit), per input column; ``"{column}__twonn"``, ... for DataFrames.
+    columns_ : pandas.Index or None
+        Columns of a DataFrame seen in ``fit``.
+
+    Notes
+    -----
+    Duplicated points have ``r1 = 0`` and no ratio: every point is kept once
+    (duplicates removed) with a warning saying how many were removed. A cloud
+    with fewer than 3 distinct points gives NaN with a warning naming its row.
+
+    Examples
+    --------
+    >>> from sktopo import TwoNN
+    >>> from sktopo.datasets import make_sphere
+    >>> table = TwoNN().fit_transform([make_sphere(2000, 3, ambient_dim=10, random_state=0)])
+    >>> bool(abs(table[0, 0] - 3) < 0.3)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "discard_fraction": [Interval(Real, 0, 1, closed="left")],
+        "metric": [str, callable],
+        "max_points": [Interval(Integral, _MIN_POINTS, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, discard_fraction=0.1, metric="euclidean", max_points=None,
+                 random_state=None, n_jobs=None, verbose=0):
+        self.discard_fraction = discard_fraction
+        self.metric = metric
+        self.max_points = max_points
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _check_X(self, X):
+        return check_collection(
+            X,
+            cell="distance" if self.metric == "precomputed" else "cloud",
+            estimator="TwoNN",
+            one_cloud="sktopo.twonn(X)",
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the parameters and remember the input's columns.
+
+        Parameters
+        ----------
+        X : collection of clouds
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        collection = self._check_X(X)
+        self.columns_ = collection.columns
+        self.feature_names_out_ = collection.feature_names(list(FEATURES))
+        return self
+
+    def transform(self, X):
+        """Estimate the TwoNN dimension of every cloud.
+
+        Returns
+        -------
+        table : ndarray of shape (n_rows, n_columns * 3)
+            ``twonn``, ``r2``, ``n_used`` per input column.
+        """
+        check_is_fitted(self, "feature_names_out_")
+        collection = self._check_X(X)
+        _check_same_columns(self.columns_, collection.columns)
+        flat = collection.flat()
+        seeds = _cell_seeds(self.random_state, len(flat))
+        labels = [collection.cell_label(i, j) for i, j in collection.positions()]
+        settings = dict(discard_fraction=float(self.discard_fraction), metric=self.metric,
+                        max_points=self.max_points)
+        results = _run_parallel(
+            _twonn_cloud, [(cloud, seed, labels[k]) for k, (cloud, seed) in enumerate(zip(flat, seeds))],
+            settings, n_jobs=self.n_jobs, verbose=self.verbose, desc="TwoNN",
+        )
+        rows = []
+        for values, messages in results:
+            for message in messages:
+                warnings.warn(f"TwoNN: {message}", UserWarning, stacklevel=2)
+            rows.append([values[name] for name in FEATURES])
+        return collection.stack_features(rows)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns (``"{column}__twonn"``, ... for DataFrame inputs)."""
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_.copy()
+
+
+def twonn(X, **params) -> pd.Series:
+    """TwoNN intrinsic dimension of one cloud.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_points, n_features)
+        One point cloud (a square distance matrix with ``metric="precomputed"``).
+    **params
+        Any parameter of :class:`TwoNN`.
+
+    Returns
+    -------
+    result : pandas.Series
+        Indexed by ``twonn``, ``r2``, ``n_used``; ``result["twonn"]`` is the estimate.
+
+    Examples
+    --------
+    >>> import sktopo
+    >>> from sktopo.datasets import make_torus
+    >>> bool(abs(sktopo.twonn(make_torus(2000, random_state=0))["twonn"] - 2) < 0.2)
+    True
+    """
+    if params.get("metric") == "precomputed":
+        X = check_distance_matrix(X, "the input", prefix="twonn: ")
+    else:
+        X = check_cloud(X, "the input", prefix="twonn: ")
+    table = TwoNN(**params).fit_transform([X])
+    return pd.Series(table[0], index=list(FEATURES), name="twonn")
+
+
+def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
+    """TwoNN of one cloud: ``(values, warning messages)``; never raises on bad data."""
+    from sklearn.neighbors import NearestNeighbors
+
+    messages = []
+    nan = {name: np.nan for name in FEATURES}
+    precomputed = metric == "precomputed"
+    n_points = cloud.shape[0]
+    if max_points is not None and n_points > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(n_points, max_points, replace=False))
+        cloud = cloud[np.ix_(keep, keep)] if precomputed else cloud[keep]
+    if precomputed:
+        distinct = _distinct_by_distance(cloud)
+    else:
+        _, distinct = np.unique(cloud + 0.0, axis=0, return_index=True)  # + 0.0: -0.0 == 0.0
+        distinct = np.sort(distinct)
+    n_removed = cloud.shape[0] - len(distinct)
+    if n_removed:
+        messages.append(
+            f"the cloud at {label} has {n_removed} duplicated point(s) out of {cloud.shape[0]} "
+            f"(r1 = 0, no ratio); each point was kept once."
+        )
+        cloud = cloud[np.ix_(distinct, distinct)] if precomputed else cloud[distinct]
+    if len(distinct) < _MIN_POINTS:
+        messages.append(
+            f"the cloud at {label} has {len(distinct)} distinct point(s); TwoNN needs at least "
+            f"{_MIN_POINTS}. Its dimension is NaN."
+        )
+        return nan, messages
+
+    neighbors = NearestNeighbors(n_neighbors=2, metric=metric).fit(cloud)
+    distances, _ = neighbors.kneighbors()  # excludes each point itself
+    r1, r2 = distances[:, 0], distances[:, 1]
+    mu = np.sort(r2 / r1)
+    n = len(mu)
+    # the largest ratio has F = 1 and log(1 - F) = -inf: it never enters the fit
+    n_used = min(int(np.floor(n * (1 - discard_fraction))), n - 1)
+    if n_used < 2:
+        messages.append(f"the cloud at {label} leaves {n_used} ratio(s) after discarding; its dimension is NaN.")
+        return nan, messages
+    x = np.log(mu[:n_used])
+    y = -np.log(1 - np.arange(1, n_used + 1) / n)  # empirical F(mu_i) = i / n
+    if not (x @ x > 0):
+        messages.append(
+            f"the cloud at {label} has r2 = r1 for every point (a lattice?); TwoNN is undefined, NaN."
+        )
+        return nan, messages
+    dimension = float(x @ y / (x @ x))
+    residuals = y - dimension * x
+    total = ((y - y.mean()) ** 2).sum()
+    r2_fit = float(1 - (residuals ** 2).sum() / total) if total > 0 else np.nan
+    return {"twonn": dimension, "r2": r2_fit, "n_used": float(n_used)}, messages
+
+
+def _distinct_by_distance(D):
+    """Indices of the first point of every group at distance 0 (precomputed matrices)."""
+    n = D.shape[0]
+    zero = D == 0
+    np.fill_diagonal(zero, False)
+    first = np.ones(n, dtype=bool)
+    for i, j in zip(*np.nonzero(np.triu(zero))):
+        first[j] = False
+    return np.flatnonzero(first)
