@@ -486,7 +486,9 @@ def plot_layer_profile(table, y="phdim", yerr="auto", x=None, ax=None, *, hue=No
     if title is not None:
         ax.set_title(title)
     if hue is not None or label is not None:
-        ax.legend()
+        hue_name = hue if isinstance(hue, str) else (
+            table.index.names[hue] if isinstance(hue, int) and table.index.nlevels > 1 else None)
+        ax.legend(title=hue_name)
     return ax
 
 
