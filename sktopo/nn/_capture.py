@@ -38,23 +38,29 @@ def prepared_model(model, device):
     A model whose parameters and buffers already sit on several devices (model parallel) is
     left where it is; only the inputs go to ``device``.
     """
-    modes = [(module, module.training) for module in model.modules()]
-    grads = [(param, param.requires_grad) for param in model.parameters()]
-    devices = {t.device for t in model.parameters()} | {t.device for t in model.buffers()}
+    modules = list(model.modules())
+    modes = [module.training for module in modules]
+    params = list(model.parameters())
+    grads = [param.requires_grad for param in params]
+    devices = {t.device for t in params} | {t.device for t in model.buffers()}
     original = next(iter(devices)) if len(devices) == 1 else None
     move = original is not None and original != device
     try:
         if move:
             model.to(device)
-        model.eval()
+        if any(modes):
+            model.eval()
         yield _floating_dtype(model)
     finally:
         if move:
             model.to(original)
-        for module, training in modes:
-            module.training = training
-        for param, requires_grad in grads:
-            param.requires_grad_(requires_grad)
+        # Only touch what changed: Module.__setattr__ is slow and this runs on every call.
+        for module, training in zip(modules, modes):
+            if module.training != training:
+                module.training = training
+        for param, requires_grad in zip(params, grads):
+            if param.requires_grad != requires_grad:
+                param.requires_grad_(requires_grad)
 
 
 class LayerHooks:

@@ -55,25 +55,35 @@ def _shares_storage(a, b):
 
 
 class _Collector:
-    """Receives each layer's output from its hook, reduces it on the device, keeps it on CPU."""
+    """Receives each layer's output from its hook, reduces it on the device, keeps it on CPU.
 
-    def __init__(self, unit, reduce, selectors, layouts, projections, dtype):
+    Dataset unit with a known number of inputs: each batch is written straight into one
+    preallocated ``(n_inputs, n_features)`` CPU tensor (a single copy; no concatenation at the
+    end). On the CPU the copy happens inside the hook, before any later in-place operation of
+    the model can change the output; on an accelerator the reduced batch is kept there (a
+    private copy if it is a view) and copied once the forward pass has been queued.
+    """
+
+    def __init__(self, unit, reduce, selectors, layouts, projections, dtype, n_inputs):
         self.unit = unit
         self.reduce = reduce
         self.selectors = selectors
         self.layouts = layouts
         self.project = projections
         self.dtype = dtype
+        self.n_inputs = n_inputs
+        self.buffers = {}
         self.parts = {name: [] for name in selectors}
-        self._current = {}
+        self._pending = {}
         self._warned = set()
         self._batch_size = None
         self._mask = None
+        self._offset = 0
 
     def start_batch(self, batch_size, mask):
         self._batch_size = batch_size
         self._mask = mask
-        self._current = {}
+        self._pending = {}
 
     def on_output(self, name, module, output):
         tensor = select_tensor(output, self.selectors[name], name)
@@ -85,36 +95,61 @@ class _Collector:
                 "layer, or pass output= a callable that returns a batch-first tensor.")
         layout = infer_layout(tensor, module, self.layouts[name])
         mask = token_mask(tensor, self._mask, name, self._warned) if layout == "tokens" else None
-        values = tensor.detach().to(self.dtype)
+        # (no detach needed: the pass runs under no_grad)
+        values = tensor if tensor.dtype == self.dtype else tensor.to(self.dtype)
         if self.unit == "dataset":
             reduced = self.project(pool(values, layout, self.reduce, mask, name), name)
         else:
             reduced = self.project(points(values, layout, name), name)
-        if _shares_storage(reduced, tensor):
-            # A view of the module's output: later in-place ops (ReLU(inplace=True)) would
-            # change it, so copy now.
-            reduced = reduced.clone()
-        self._current[name] = (reduced, mask)
+        if reduced.device.type == "cpu":
+            # Copied now, before a later in-place op (ReLU(inplace=True)) can change a view.
+            into_buffer = self.unit == "dataset" and self.n_inputs is not None
+            self._store(name, reduced, mask,
+                        copy=not into_buffer and _shares_storage(reduced, tensor))
+        else:
+            # A view of the module's output would change under later in-place ops before
+            # the copy to the host, so copy it on the device now.
+            if _shares_storage(reduced, tensor):
+                reduced = reduced.clone()
+            self._pending[name] = (reduced, mask)
 
     def end_batch(self):
-        for name, (reduced, mask) in self._current.items():
-            reduced = reduced.to("cpu")
-            if self.unit == "dataset":
-                self.parts[name].append(reduced)
-                continue
-            array = reduced.numpy()
-            if mask is None:
-                self.parts[name].extend(array[i] for i in range(array.shape[0]))
-            else:
-                keep = mask.to("cpu").numpy()
-                self.parts[name].extend(array[i][keep[i]] for i in range(array.shape[0]))
-        self._current = {}
+        for name, (reduced, mask) in self._pending.items():
+            self._store(name, reduced, mask, copy=False)
+        self._pending = {}
+        self._offset += self._batch_size
+
+    def _store(self, name, reduced, mask, copy):
+        if self.unit == "dataset":
+            buffer = self.buffers.get(name)
+            if buffer is None and self.n_inputs is not None:
+                buffer = torch.empty((self.n_inputs, *reduced.shape[1:]), dtype=self.dtype)
+                self.buffers[name] = buffer
+            if buffer is None:
+                self.parts[name].append(reduced.to("cpu", copy=copy))
+                return
+            if reduced.shape[1:] != buffer.shape[1:]:
+                raise ValueError(
+                    f"Layer {name!r} gives points of shape {tuple(reduced.shape[1:])} for the "
+                    f"inputs from {self._offset} on, but {tuple(buffer.shape[1:])} before; "
+                    "all inputs must give the same number of features (use reduce='mean').")
+            buffer[self._offset:self._offset + self._batch_size].copy_(reduced)
+            return
+        array = reduced.to("cpu", copy=copy).numpy()
+        if mask is None:
+            self.parts[name].extend(array[i] for i in range(array.shape[0]))
+        else:
+            keep = mask.to("cpu").numpy()
+            self.parts[name].extend(array[i][keep[i]] for i in range(array.shape[0]))
 
     def result(self, names, index):
         if self.unit == "dataset":
             cells = np.empty(len(names), dtype=object)
             for k, name in enumerate(names):
-                cells[k] = torch.cat(self.parts[name]).numpy()
+                if name in self.buffers:
+                    cells[k] = self.buffers[name].numpy()
+                else:
+                    cells[k] = torch.cat(self.parts[name]).numpy()
             return pd.Series(cells, index=pd.Index(names, name="layer"), dtype=object)
         columns = {}
         for name in names:
@@ -342,7 +377,7 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         clouds : pandas.Series or pandas.DataFrame
             ``unit="dataset"``: Series indexed by layer; ``unit="sample"``: DataFrame with one
             row per input and one column per layer. ``attrs["inputs"]`` holds the positions
-            of the extracted inputs.
+            of the extracted inputs (a ``range`` when all were used, else a tuple).
         """
         check_is_fitted(self, "layer_names_")
         named = dict(self.model.named_modules())
@@ -357,12 +392,14 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         collector = _Collector(
             self.unit, self.reduce, resolve_selectors(self.output, self.layer_names_),
             self._layouts(), Projections(self.n_components, self.projection_seed_),
-            _torch_dtype(self.dtype))
+            _torch_dtype(self.dtype),
+            None if inputs.positions is None else len(inputs.positions))
 
-        from tqdm.auto import tqdm
+        batches = inputs
+        if self.verbose:
+            from tqdm.auto import tqdm
 
-        batches = tqdm(inputs, total=inputs.n_batches, desc="LayerEmbedder", unit="batch",
-                       disable=not self.verbose)
+            batches = tqdm(inputs, total=inputs.n_batches, desc="LayerEmbedder", unit="batch")
         model = self.model
         with prepared_model(model, self.device_) as float_dtype, \
                 LayerHooks(layers, collector.on_output, stop_early=self.stop_early) as hooks, \
@@ -381,8 +418,10 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
                 collector.end_batch()
                 start += batch.size
         result = collector.result(self.layer_names_, inputs.index)
-        # A list, not an array: pandas compares attrs with == when concatenating.
-        result.attrs["inputs"] = [int(i) for i in inputs.positions]
+        # Not an array: pandas compares attrs with == when concatenating.
+        positions = inputs.positions
+        result.attrs["inputs"] = (range(len(positions)) if positions[-1] == len(positions) - 1
+                                  else tuple(positions.tolist()))
         return result
 
     def set_output(self, *, transform=None):

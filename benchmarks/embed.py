@@ -1,0 +1,163 @@
+"""LayerEmbedder overhead against a plain forward pass with no hooks, on the same inputs.
+
+For each case the anchor is the same model run batch by batch under ``torch.no_grad`` in eval
+mode with no hooks (the least any extraction must cost); ``LayerEmbedder`` then hooks the
+listed layers, reduces each batch on the device and copies it to the CPU. The ratio
+embed / forward is the overhead (target: at most 1.10 on the CPU). Times are the best of
+``--repeats`` runs.
+
+    python benchmarks/embed.py                     # CPU cases
+    python benchmarks/embed.py --device cuda       # + ResNet-style CNN, 10,000 32x32 inputs
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from sktopo.nn.embedder import LayerEmbedder
+from sktopo.nn.models import DigitsCNN, DigitsMLP
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(h)) + self.shortcut(x))
+
+
+class SmallResNet(nn.Module):
+    """ResNet-20-style CIFAR network: stem, 3 stages of ``depth`` blocks, pooling, head."""
+
+    def __init__(self, widths=(16, 32, 64), depth=3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU())
+        c_in = widths[0]
+        for k, width in enumerate(widths, start=1):
+            blocks = []
+            for b in range(depth):
+                blocks.append(BasicBlock(c_in, width, 2 if (b == 0 and k > 1) else 1))
+                c_in = width
+            setattr(self, f"layer{k}", nn.Sequential(*blocks))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c_in, 10)
+
+    def forward(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return self.fc(self.pool(x).flatten(1))
+
+
+def plain_forward(model, x, batch_size, device):
+    model.to(device).eval()
+    with torch.no_grad():
+        for start in range(0, x.shape[0], batch_size):
+            model(x[start:start + batch_size].to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved_times(fns, repeats):
+    """Wall times of each function, run alternately so that load changes hit both alike."""
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    return [np.array(t) for t in times]
+
+
+def run_case(name, model, x, layers, batch_size, device, repeats, **embed_kw):
+    torch.manual_seed(0)
+    model.to(device).eval()
+    embedder = LayerEmbedder(model, layers, device=device, batch_size=batch_size,
+                             **embed_kw).fit(None)
+    plain_forward(model, x[:batch_size], batch_size, device)        # warm-up
+    embedder.transform(x[:batch_size])
+    t_plain, t_embed = interleaved_times(
+        [lambda: plain_forward(model, x, batch_size, device), lambda: embedder.transform(x)],
+        repeats)
+    clouds = embedder.transform(x[: 2 * batch_size])
+    shape = clouds.iloc[-1].shape if embedder.unit == "dataset" else clouds.iloc[0, -1].shape
+    return dict(case=name, device=str(device), n=x.shape[0], layers=len(embedder.layer_names_),
+                cell=shape, forward=t_plain.min(), embed=t_embed.min(),
+                ratio=t_embed.min() / t_plain.min(),
+                ratio_median=np.median(t_embed) / np.median(t_plain))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: steadier timings on shared machines)")
+    parser.add_argument("--n-gpu", type=int, default=10_000, help="inputs for the GPU case")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    rng = np.random.default_rng(0)
+    digits = torch.as_tensor(rng.random((4096, 64), dtype=np.float32))
+    images = digits.reshape(-1, 1, 8, 8)
+    cifar_cpu = torch.as_tensor(rng.standard_normal((1024, 3, 32, 32), dtype=np.float32))
+
+    cpu = torch.device("cpu")
+    rows = [
+        run_case("DigitsMLP, 3 ReLU layers", DigitsMLP(random_state=0), digits, nn.ReLU, 256,
+                 cpu, args.repeats),
+        run_case("DigitsCNN, 3 ReLU maps, mean", DigitsCNN(random_state=0), images, nn.ReLU,
+                 256, cpu, args.repeats),
+        run_case("DigitsCNN, all 10 modules", DigitsCNN(random_state=0), images, "*", 256,
+                 cpu, args.repeats),
+        run_case("ResNet-20 style, 9 blocks, mean", SmallResNet(), cifar_cpu, "layer?.?", 128,
+                 cpu, args.repeats),
+        run_case("ResNet-20 style, 3 stages, flatten+k=64", SmallResNet(), cifar_cpu,
+                 "layer?", 128, cpu, args.repeats, reduce="flatten", n_components=64,
+                 random_state=0),
+        run_case("ResNet-20 style, 3 stages, sample", SmallResNet(), cifar_cpu, "layer?", 128,
+                 cpu, args.repeats, unit="sample"),
+        run_case("ResNet-20 style, stem only (early stop)", SmallResNet(), cifar_cpu, "stem",
+                 128, cpu, args.repeats),
+    ]
+    if device.type == "cuda":
+        cifar = torch.as_tensor(rng.standard_normal((args.n_gpu, 3, 32, 32), dtype=np.float32))
+        rows += [
+            run_case("ResNet-20 style, 9 blocks, mean", SmallResNet(), cifar, "layer?.?", 512,
+                     device, args.repeats),
+            run_case("ResNet-20 style, 3 stages, flatten+k=64", SmallResNet(), cifar, "layer?",
+                     512, device, args.repeats, reduce="flatten", n_components=64,
+                     random_state=0),
+            run_case("ResNet-20 style, stage 3, sample", SmallResNet(), cifar, "layer3", 512,
+                     device, args.repeats, unit="sample"),
+        ]
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+          + (f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""))
+    header = (f"{'case':42s} {'device':6s} {'n':>6s} {'layers':>6s} {'cell':>12s} "
+              f"{'forward s':>9s} {'embed s':>8s} {'ratio':>6s} {'(median)':>8s}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['case']:42s} {r['device']:6s} {r['n']:6d} {r['layers']:6d} "
+              f"{str(r['cell']):>12s} {r['forward']:9.3f} {r['embed']:8.3f} {r['ratio']:6.2f} "
+              f"{r['ratio_median']:8.2f}")
+    print("ratio = best embed time / best plain forward time (median: ratio of medians); "
+          "early stop can make it < 1.")
+
+
+if __name__ == "__main__":
+    main()
