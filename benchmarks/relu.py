@@ -91,10 +91,13 @@ def main():
                         help="inputs the per-input loop runs on (then extrapolated)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 avoids oversubscription on a busy machine)")
     args = parser.parse_args()
     n = args.n_inputs or (10_000 if args.device == "cpu" else 1_000_000)
     batch_size = args.batch_size or (4096 if args.device == "cpu" else 262_144)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model = random_relu_mlp(10, WIDTHS, 10, dtype="float64", random_state=0).to(args.device)
     X = np.random.default_rng(0).normal(scale=2.0, size=(n, 10))

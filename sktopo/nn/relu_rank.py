@@ -379,9 +379,14 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         return _Analysis(self, index, hashes, active, region_hash, first, inverse, region_ranks)
 
     def _region_ranks(self, tracer, reps, rep_words, progress):
-        """(R, L) ranks of A_l on each region, from forward-mode tangents with frozen masks."""
+        """(R, L) ranks of A_l on each region, from forward-mode tangents with frozen masks.
+
+        ``torch.func.vmap(jvp)`` pushes the d basis vectors through the network with every
+        ReLU replaced by its region's 0/1 mask: the primal runs once per region, the tangents
+        (the columns of A_l, biases never enter) once per basis vector.
+        """
         import torch
-        import torch.autograd.forward_ad as fwAD
+        from torch.func import jvp, vmap
 
         d = self.n_features_in_
         n_regions = reps.shape[0]
@@ -391,18 +396,22 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         eye = torch.eye(d, dtype=reps.dtype, device=reps.device).reshape(d, *self.input_shape_)
         for start in progress(range(0, n_regions, chunk), desc="ranks per region"):
             stop = min(start + chunk, n_regions)
-            k = stop - start
+            x = reps[start:stop]
             masks = [torch.as_tensor(unpack_pattern(w[start:stop], m), device=reps.device)
-                     .repeat_interleave(d, dim=0) for w, m in zip(rep_words, units)]
-            primal = reps[start:stop].repeat_interleave(d, dim=0)
-            tangent = eye.repeat(k, *([1] * len(self.input_shape_)))
+                     .to(reps.dtype) for w, m in zip(rep_words, units)]
 
-            def on_output(call, y, start=start, stop=stop, k=k):
-                jac = fwAD.unpack_dual(y).tangent.reshape(k, d, -1)  # A_l^T per region
+            def layer_outputs(z, masks=masks):
+                outputs = []
+                tracer.frozen(z, masks, lambda call, y: outputs.append(y))
+                return tuple(outputs)
+
+            with _quiet_jit_warning():
+                tangents = vmap(lambda e, x=x, f=layer_outputs: jvp(
+                    f, (x,), (e.expand_as(x),))[1])(eye)
+            for call, tangent in enumerate(tangents):
+                # tangent: (d, k, units) -> A_l^T per region, (k, d, units).
+                jac = tangent.reshape(d, stop - start, -1).transpose(0, 1)
                 ranks[start:stop, call] = self._matrix_rank(jac).cpu().numpy()
-
-            with _dual_level():
-                tracer.frozen(fwAD.make_dual(primal, tangent), masks, on_output)
         return ranks
 
     def _matrix_rank(self, matrices):
@@ -513,15 +522,21 @@ class _Analysis:
 
 
 @contextlib.contextmanager
-def _dual_level():
-    """Forward-AD level; silences torch's own torch.jit deprecation warning on first use."""
-    import torch.autograd.forward_ad as fwAD
-
+def _quiet_jit_warning():
+    """Silence torch's own torch.jit deprecation warning on the first use of forward AD."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit.script.*",
                                 category=DeprecationWarning)
-        with fwAD.dual_level():
-            yield
+        yield
+
+
+@contextlib.contextmanager
+def _dual_level():
+    """Forward-AD level (with _quiet_jit_warning)."""
+    import torch.autograd.forward_ad as fwAD
+
+    with _quiet_jit_warning(), fwAD.dual_level():
+        yield
 
 
 def _resolve_device(device):
