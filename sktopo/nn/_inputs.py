@@ -11,7 +11,8 @@ Accepted inputs (see ``LayerEmbedder``):
 - a ``torch.utils.data.Dataset``: items are batched with the default collate function, the
   first element of a tuple/list item being the input;
 - a ``torch.utils.data.DataLoader``: its batches as they come (first element of a tuple/list
-  batch; a dict batch is passed as keyword arguments).
+  batch; a dict batch is passed as keyword arguments);
+- a Dataset or DataLoader of texts (or of (text, label) pairs), with a ``tokenizer``.
 
 Floating inputs are cast to the model's floating dtype (numpy arrays are float64 by default
 while models are float32), integer inputs (token ids) are left alone.
@@ -81,16 +82,28 @@ def _to_tensor(value, where):
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
+def _is_strings(item):
+    return isinstance(item, (tuple, list)) and len(item) > 0 and all(
+        isinstance(text, str) for text in item)
+
+
 def _first_element(item):
-    return item[0] if isinstance(item, (tuple, list)) else item
+    if isinstance(item, (tuple, list)) and not _is_strings(item):
+        return item[0]
+    return item
 
 
 def _collate_first(items):
     return default_collate([_first_element(item) for item in items])
 
 
-def _batch_from_loader_item(batch):
+def _batch_from_loader_item(batch, tokenize):
     batch = _first_element(batch)
+    if isinstance(batch, str) or _is_strings(batch):
+        if tokenize is None:
+            raise ValueError("The Dataset or DataLoader gives texts: pass tokenizer= (a "
+                             "Hugging Face tokenizer).")
+        return Batch(kwargs=tokenize([batch] if isinstance(batch, str) else list(batch)))
     if isinstance(batch, Mapping):
         return Batch(kwargs=dict(batch))
     if isinstance(batch, torch.Tensor):
@@ -114,10 +127,16 @@ class Inputs:
         self.batch_size = batch_size
         self._pandas_index = X.index if isinstance(X, (pd.Series, pd.DataFrame)) else None
         is_text = _is_text_list(X)
-        if tokenizer is not None and not is_text:
+        self._tokenize = None
+        if tokenizer is not None:
+            kwargs = {"padding": True, "truncation": True, "return_tensors": "pt",
+                      **(tokenizer_kwargs or {})}
+            self._tokenize = lambda texts: dict(tokenizer(texts, **kwargs))
+        if tokenizer is not None and not is_text and not isinstance(X, (Dataset, DataLoader)):
             raise TypeError(
-                f"tokenizer is set but X is a {type(X).__name__}, not a list of texts. Pass "
-                "texts, or set tokenizer=None for tokenized inputs (e.g. a dict of tensors).")
+                f"tokenizer is set but X is a {type(X).__name__}, not texts (a list, a Series, "
+                "or a Dataset/DataLoader of texts). Pass texts, or set tokenizer=None for "
+                "tokenized inputs (e.g. a dict of tensors).")
         if is_text and tokenizer is None:
             raise ValueError(
                 "X is a list of texts: pass tokenizer= (a Hugging Face tokenizer), e.g. from "
@@ -139,9 +158,6 @@ class Inputs:
             self._texts = list(X.tolist() if hasattr(X, "tolist") else X)
             n = len(self._texts)
             self._kind = "text"
-            self._tokenizer = tokenizer
-            self._tokenizer_kwargs = {"padding": True, "truncation": True,
-                                      "return_tensors": "pt", **(tokenizer_kwargs or {})}
         elif isinstance(X, Dataset):
             n = len(X)
             self._kind = "dataset"
@@ -190,7 +206,7 @@ class Inputs:
         if self._kind == "loader":
             count = 0
             for item in self._loader:
-                batch = _batch_from_loader_item(item)
+                batch = _batch_from_loader_item(item, self._tokenize)
                 count += batch.size
                 yield batch
             if self.positions is None:
@@ -202,14 +218,12 @@ class Inputs:
                 subset = Subset(self._dataset, self.positions.tolist())
             for item in DataLoader(subset, batch_size=self.batch_size,
                                    collate_fn=_collate_first):
-                yield _batch_from_loader_item(item)
+                yield _batch_from_loader_item(item, self._tokenize)
             return
         for start in range(0, len(self.positions), self.batch_size):
             chunk = self.positions[start:start + self.batch_size]
             if self._kind == "text":
-                encoded = self._tokenizer([self._texts[i] for i in chunk],
-                                          **self._tokenizer_kwargs)
-                yield Batch(kwargs=dict(encoded))
+                yield Batch(kwargs=self._tokenize([self._texts[i] for i in chunk]))
             elif self._kind == "mapping":
                 rows = torch.from_numpy(chunk)
                 yield Batch(kwargs={k: t[rows.to(t.device)] if t.ndim > 0 else t

@@ -239,8 +239,10 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         positions are in the output index (sample unit) or ``result.attrs["inputs"]``.
 
     tokenizer : callable, default=None
-        A Hugging Face tokenizer, needed when ``X`` is a list of texts. Each batch is
-        tokenized with padding and truncation and the attention mask is passed to the model.
+        A Hugging Face tokenizer, needed when ``X`` holds texts (a list or Series of str, or
+        a Dataset/DataLoader of texts). Each batch is tokenized with padding and truncation
+        and the attention mask is passed to the model; padding tokens are never points and
+        never enter a mean.
 
     tokenizer_kwargs : dict, default=None
         Extra keyword arguments for the tokenizer (e.g. ``{"max_length": 128}``).
@@ -250,7 +252,9 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
 
     stop_early : bool, default=True
         End each forward pass after the last selected layer has run (by raising a private
-        exception from its hook), so later modules are not computed.
+        exception from its hook), so later modules are not computed. The first batch always
+        runs in full: it learns which selected layer runs last and checks that each runs
+        exactly once.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the input subsample (``max_inputs``) and the random projections.
