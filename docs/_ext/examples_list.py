@@ -3,8 +3,8 @@
 It renders every ``examples/*.py`` script of the repository as a section: the
 first line of the script's module docstring is the title, the rest of the
 docstring (reStructuredText) the description, then the figures saved for it
-(``examples/figures/<script name>*.png``, when committed), the command that runs
-it and its full source. New scripts appear in the docs without editing them.
+(``<script name>*.png`` in the ``:figures:`` folders), the command that runs it
+and its full source. New scripts appear in the docs without editing them.
 
 Usage, in a reStructuredText page::
 
@@ -55,7 +55,10 @@ class ExamplesList(SphinxDirective):
         source_dir = Path(self.env.srcdir)
         folder = (source_dir / self.options.get("path", "../examples")).resolve()
         doc_dir = (source_dir / self.env.docname).parent
-        figures = (source_dir / self.options.get("figures", "../examples/figures")).resolve()
+        # folders searched for "<script name>*.png", first match of a file name wins:
+        # committed figures, then those a local run wrote (examples/output is git-ignored)
+        figure_dirs = [(source_dir / folder).resolve() for folder in
+                       self.options.get("figures", "../examples/figures").split()]
         scripts = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
         if not scripts:
             para = nodes.paragraph(text=f"No example scripts found in {folder.name}/ yet.")
@@ -67,7 +70,11 @@ class ExamplesList(SphinxDirective):
             rel = Path(os.path.relpath(script, doc_dir))  # literalinclude: relative to the page
             rst += [title, "-" * max(len(title), 3), ""]
             rst += body + [""]
-            for image in sorted(figures.glob(f"{script.stem}*.png")):
+            images = {}
+            for folder in figure_dirs:
+                for image in sorted(folder.glob(f"{script.stem}*.png")):
+                    images.setdefault(image.name, image)
+            for image in images.values():
                 self.env.note_dependency(str(image))
                 rst += [f".. image:: {Path(os.path.relpath(image, doc_dir)).as_posix()}",
                         f"   :alt: {image.name}", "   :width: 100%", ""]
