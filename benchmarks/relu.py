@@ -134,10 +134,12 @@ def main():
           f"{bool(np.array_equal(feats32[:m, 0::4], loop))} (float32), "
           f"{bool(np.array_equal(loop_fwd, loop))} (forward-mode loop); "
           f"equal to vmap: {bool(np.array_equal(ours[:vm], vmapped))}\n")
-    print(f"{'method':40s} {'inputs':>10s} {'seconds':>10s} {'loop / method':>14s}  note")
-    loop_time = rows[2][2]
+    print(f"{'method':40s} {'inputs':>10s} {'seconds':>10s} {'loop/method':>12s} "
+          f"{'fwd-loop/method':>16s}  note")
+    loop_time, fwd_time = rows[2][2], rows[3][2]
     for name, count, seconds, note in rows:
-        print(f"{name:40s} {count:>10,d} {seconds:>10.3f} {loop_time / seconds:>14.1f}  {note}")
+        print(f"{name:40s} {count:>10,d} {seconds:>10.3f} {loop_time / seconds:>12.1f} "
+              f"{fwd_time / seconds:>16.1f}  {note}")
 
 
 if __name__ == "__main__":

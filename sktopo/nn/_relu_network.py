@@ -102,11 +102,13 @@ class ReLUTracer:
     layer per call, named ``name``, ``name#2``, ``name#3``, ...
     """
 
-    def __init__(self, model, relu_names):
+    def __init__(self, model, relu_names, n_calls=None):
         self.model = model
         modules = dict(model.named_modules())
         self.relus = [modules[name] for name in relu_names]
         self.relu_names = relu_names
+        # With the number of ReLU calls known, the forward pass stops after the last one.
+        self.n_calls = n_calls
 
     def _run(self, x, forward_for):
         """Run ``model(x)`` with each ReLU's forward replaced by ``forward_for(module_index)``."""
@@ -115,12 +117,18 @@ class ReLUTracer:
         for index, module in enumerate(self.relus):
             def patched(z, index=index):
                 calls.append(self.relu_names[index])
-                return forward_for(index, len(calls) - 1, z)
+                y = forward_for(index, len(calls) - 1, z)
+                if len(calls) == self.n_calls:
+                    raise _StopForward
+                return y
 
             originals.append(module.__dict__.get("forward"))
             module.forward = patched
+        output = None
         try:
             output = self.model(x)
+        except _StopForward:
+            pass
         finally:
             for module, original in zip(self.relus, originals):
                 del module.forward
@@ -129,7 +137,10 @@ class ReLUTracer:
         return output, calls
 
     def patterns(self, x):
-        """Return (layer names, list of boolean (n, units) patterns, output) for a batch ``x``."""
+        """Return (layer names, list of boolean (n, units) patterns, output) for a batch ``x``.
+
+        ``output`` is None when the pass stopped after the last ReLU (``n_calls`` given).
+        """
         patterns = []
 
         def record(index, call, z):
@@ -156,6 +167,10 @@ class ReLUTracer:
         with torch.no_grad():
             output, calls = self._run(x, freeze)
         return output, calls
+
+
+class _StopForward(Exception):
+    """Raised after the last traced ReLU: the layers after it do not matter."""
 
 
 def layer_names(calls):

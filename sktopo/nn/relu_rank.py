@@ -355,7 +355,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         n, d = x.shape[0], self.n_features_in_
         progress = _progress(self.verbose)
         with self._prepared_model() as model:
-            tracer = ReLUTracer(model, self._relu_module_names)
+            tracer = ReLUTracer(model, self._relu_module_names, n_calls=len(self.layer_names_))
             words = [[] for _ in self.layer_names_]
             active = [[] for _ in self.layer_names_]
             starts = range(0, n, self.batch_size)
@@ -415,16 +415,37 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         return ranks
 
     def _matrix_rank(self, matrices):
-        """Batched numpy-style matrix rank of (k, M, N) matrices."""
+        """Batched numpy-style matrix rank of (k, M, N) matrices.
+
+        The rank is decided by singular values (``svdvals``), as numpy does. A cheap screen
+        first settles the clearly full-rank matrices: the eigenvalues of the small Gram matrix
+        are within ``M N eps sigma_max^2`` of the squared singular values, so a smallest
+        eigenvalue far above that bound (and above the tolerance) proves full rank. The others
+        go to the SVD.
+        """
         import torch
 
-        s = torch.linalg.svdvals(matrices)
-        if self.rank_tol is None:
-            eps = torch.finfo(matrices.dtype).eps
-            tol = s[:, :1] * (max(matrices.shape[1:]) * eps)
-        else:
-            tol = self.rank_tol
-        return (s > tol).sum(dim=1)
+        k, rows, cols = matrices.shape
+        eps = torch.finfo(matrices.dtype).eps
+        small = min(rows, cols)
+        ranks = torch.zeros(k, dtype=torch.int64, device=matrices.device)
+        gram = (matrices @ matrices.transpose(1, 2) if rows <= cols
+                else matrices.transpose(1, 2) @ matrices)
+        eig = torch.linalg.eigvalsh(gram)
+        bound = 10 * rows * cols * eps * eig[:, -1]
+        tol = (eig[:, -1].clamp_min(0).sqrt() * (max(rows, cols) * eps)
+               if self.rank_tol is None else torch.full_like(eig[:, -1], self.rank_tol))
+        full = (eig[:, 0] > bound) & (eig[:, 0] > (2 * tol) ** 2) & (eig[:, -1] > 0)
+        ranks[full] = small
+        unsure = torch.nonzero(~full).reshape(-1)
+        if unsure.numel():
+            s = torch.linalg.svdvals(matrices[unsure])
+            if self.rank_tol is None:
+                threshold = s[:, :1] * (max(rows, cols) * eps)
+            else:
+                threshold = self.rank_tol
+            ranks[unsure] = (s > threshold).sum(dim=1)
+        return ranks
 
     def _check_consistency(self, tracer, x, words, first, inverse, n):
         """Raise when merged regions are not affine: hidden (functional) nonlinearities.

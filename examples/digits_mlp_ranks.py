@@ -1,0 +1,79 @@
+"""Per-layer ranks of a digits MLP before and after training, on digits and on noise.
+
+Study B observed on MNIST that training lowers the cumulative rank of a ReLU MLP on test
+images (the network compresses near the data) while on noise images the ranks stay high. This
+reproduces the comparison with scikit-learn's 8x8 digits and ``DigitsMLP(hidden=(128, 64, 32))``
+(64 inputs), on 450 held-out digits and on as many uniform-noise images in [0, 1]^64.
+
+Prints the per-layer tables and saves ``digits_mlp_ranks.png`` in ``--out``. About ten seconds
+on a CPU.
+"""
+
+import argparse
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from sktopo.datasets import load_digits  # noqa: E402
+from sktopo.nn.models import DigitsMLP, fit_digits  # noqa: E402
+from sktopo.nn.relu_rank import ReLURankRegions  # noqa: E402
+
+
+def per_layer(model, X, label):
+    summary = ReLURankRegions(model).fit(X).summary_
+    summary = summary[["units", "min_rank", "mean_rank", "max_rank", "mean_active", "n_regions",
+                       "frac_inputs_low_rank"]]
+    return summary.assign(inputs=label)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "output"))
+    parser.add_argument("--epochs", type=int, default=40)
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+
+    X, y = load_digits()
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0,
+                                                        stratify=y)
+    noise = np.random.default_rng(0).uniform(0, 1, size=X_test.shape).astype(np.float32)
+    model = DigitsMLP(hidden=(128, 64, 32), random_state=0).eval()
+
+    tables = [per_layer(model, X_test, "untrained, digits"),
+              per_layer(model, noise, "untrained, noise")]
+    fit_digits(model, X_train, y_train, epochs=args.epochs, random_state=0)
+    with torch.no_grad():
+        accuracy = (model(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean()
+    tables += [per_layer(model, X_test, "trained, digits"),
+               per_layer(model, noise, "trained, noise")]
+    table = pd.concat(tables).reset_index().set_index(["inputs", "layer"])
+    pd.set_option("display.width", 140)
+    print(f"DigitsMLP(128, 64, 32), input dimension 64, test accuracy {accuracy:.3f} "
+          f"({len(X_test)} test digits, {len(noise)} noise images)\n")
+    print(table.round(2).to_string())
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, stat in zip(axes, ["mean_rank", "min_rank"]):
+        for label, group in table.groupby(level="inputs", sort=False):
+            layers = group.index.get_level_values("layer")
+            ax.plot(layers, group[stat], "o-", label=label,
+                    ls="-" if "digits" in label else "--")
+        ax.axhline(64, color="gray", ls=":", lw=1)
+        ax.set(xlabel="ReLU layer", ylabel=stat.replace("_", " "),
+               title=f"{stat.replace('_', ' ')} per layer (dotted: input dimension)")
+    axes[0].legend()
+    fig.tight_layout()
+    path = os.path.join(args.out, "digits_mlp_ranks.png")
+    fig.savefig(path, dpi=110)
+    print(f"\nsaved {path}")
+
+
+if __name__ == "__main__":
+    main()
