@@ -63,7 +63,7 @@ def main():
     for ax, stat in zip(axes, ["mean_rank", "min_rank"]):
         for label, group in table.groupby(level="inputs", sort=False):
             layers = group.index.get_level_values("layer")
-            ax.plot(layers, group[stat], "o-", label=label,
+            ax.plot(layers, group[stat], marker="o", label=label,
                     ls="-" if "digits" in label else "--")
         ax.axhline(64, color="gray", ls=":", lw=1)
         ax.set(xlabel="ReLU layer", ylabel=stat.replace("_", " "),

@@ -98,3 +98,10 @@ def test_layer_and_collapse_options():
         QuotientPersistence(model, layer=5).fit(X)
     table = relative_homology_table(model, X, homology_dimensions=(1,))
     assert "H1_wasserstein_to_M" in table.columns and "H0_bars" not in table.columns
+
+
+def test_everything_collapsed_to_one_point():
+    X = 3 * make_circle(30, random_state=0)
+    qp = QuotientPersistence(random_relu_mlp(2, [1], random_state=0), collapse="all").fit(X)
+    assert qp.table_.loc["M/A", "n_points"] == 1
+    assert qp.table_.loc["M/A", "H0_bars"] == 1 and qp.table_.loc["M/A", "H1_bars"] == 0

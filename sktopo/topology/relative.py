@@ -319,36 +319,19 @@ def _network_outputs(model, X, ranks):
 
 
 def _rips(D, homology_dimensions):
-    """Vietoris-Rips diagram of a distance matrix."""
-    try:
-        from sktopo.topology.persistence import persistence
-    except ImportError:  # persistence.py not written yet: ripser.py directly
-        return _ripser_diagram(D, homology_dimensions)
-    return persistence(D, homology_dimensions=homology_dimensions, metric="precomputed")
-
-
-def _ripser_diagram(D, homology_dimensions):
-    from ripser import ripser
-
+    """Vietoris-Rips diagram of a distance matrix (through PersistenceDiagram)."""
     from sktopo.diagram import Diagram
+    from sktopo.topology.persistence import persistence
 
     dims = tuple(homology_dimensions)
-    dgms = ripser(D, distance_matrix=True, maxdim=max(dims))["dgms"]
-    return Diagram({q: dgms[q] for q in dims}, n_points=D.shape[0], metric="precomputed",
-                   engine="ripser")
+    if D.shape[0] == 1:  # everything collapsed to one point: one H0 class, nothing else
+        return Diagram({q: [[0.0, np.inf]] if q == 0 else [] for q in dims}, n_points=1,
+                       metric="precomputed")
+    return persistence(D, homology_dimensions=dims, metric="precomputed")
 
 
 def _diagram_distance(a, b, q, kind):
     """Bottleneck or Wasserstein-1 distance between the dimension-q bars of two diagrams."""
-    try:
-        from sktopo.topology import distances
-    except ImportError:  # distances.py not written yet: persim
-        distances = None
-    if distances is not None and hasattr(distances, kind):
-        return float(getattr(distances, kind)(a, b, q))
-    import persim
+    from sktopo.topology.distances import diagram_distance
 
-    x, y = a.finite(q), b.finite(q)
-    if len(x) == 0 and len(y) == 0:
-        return 0.0
-    return float(getattr(persim, kind)(x, y))
+    return float(diagram_distance(a, b, metric=kind, q=q))
