@@ -282,3 +282,33 @@ def test_cuda_matches_cpu():
     cpu = ReLURankRegions(model, device="cpu").fit_transform(X)
     gpu = ReLURankRegions(model, device="cuda").fit_transform(X)
     np.testing.assert_array_equal(cpu, gpu)
+
+
+@pytest.mark.parametrize("rank_tol", [None, 1e-9])
+def test_batched_rank_equals_numpy_near_the_tolerance(rank_tol):
+    # Matrices with singular values spread around the tolerance: the Gram-eigenvalue screen
+    # must hand every doubtful case to the SVD.
+    rng = np.random.default_rng(0)
+    mats = []
+    for smallest in [1.0, 1e-4, 1e-7, 1e-10, 1e-12, 1e-13, 1e-14, 1e-15, 1e-17, 0.0]:
+        for shape in [(6, 20), (20, 6), (5, 5)]:
+            u, _ = np.linalg.qr(rng.normal(size=(shape[0], shape[0])))
+            v, _ = np.linalg.qr(rng.normal(size=(shape[1], shape[1])))
+            s = np.geomspace(1.0, max(smallest, 1e-300), min(shape))
+            if smallest == 0:
+                s[-2:] = 0
+            m = np.zeros(shape)
+            m[:len(s), :len(s)] = np.diag(s)
+            mats.append((shape, u @ m @ v.T))
+    est = ReLURankRegions(hand_built_net(), rank_tol=rank_tol)
+    for shape in {m[0] for m in mats}:
+        batch = np.stack([m for sh, m in mats if sh == shape])
+        got = est._matrix_rank(torch.as_tensor(batch)).numpy()
+        want = [np.linalg.matrix_rank(m, tol=rank_tol) for m in batch]
+        np.testing.assert_array_equal(got, want)
+
+
+def test_verbose_progress_bars(capsys):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    ReLURankRegions(hand_built_net(), verbose=1, batch_size=10).fit(X)
+    assert "activation patterns" in capsys.readouterr().err

@@ -161,7 +161,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X, y=None, **fit_params):
         """Fit on X and return its per-input table, computing the regions once."""
-        return self._wrap(self._fit(X), X)
+        return self._fit(X)  # set_output wraps fit_transform like transform
 
     def _fit(self, X):
         import torch
@@ -265,12 +265,6 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ internals
-    def _wrap(self, features, X):
-        # fit_transform bypasses transform, so apply set_output's wrapping by hand.
-        from sklearn.utils._set_output import _wrap_data_with_container
-
-        return _wrap_data_with_container("transform", features, X, self)
-
     def _check_X(self, X, *, reset):
         """Validate X; return (index, tensor on device_ in dtype)."""
         import torch
