@@ -23,10 +23,19 @@ def pairwise_distances(X: np.ndarray, metric="euclidean", *, n_jobs=None, **kwds
     X = np.asarray(X, dtype=np.float64)
     if metric == "euclidean" and not kwds:
         sq = np.einsum("ij,ij->i", X, X)
-        D = X @ X.T
-        D *= -2.0
-        D += sq[:, None]
-        D += sq[None, :]
+        # [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x|^2 + |y|^2 - 2 x.y: the norms ride
+        # along in the product, saving two passes over the n^2 result
+        n, d = X.shape
+        A = np.empty((n, d + 2))
+        A[:, :d] = X
+        A[:, d] = sq
+        A[:, d + 1] = 1.0
+        B = np.empty((n, d + 2))
+        np.multiply(X, -2.0, out=B[:, :d])
+        B[:, d] = 1.0
+        B[:, d + 1] = sq
+        D = A @ B.T
+        del A, B
         _refine_small(D, X, sq)
         np.maximum(D, 0.0, out=D)
         np.sqrt(D, out=D)
