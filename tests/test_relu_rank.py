@@ -312,3 +312,14 @@ def test_verbose_progress_bars(capsys):
     X = np.random.default_rng(0).normal(size=(30, 2))
     ReLURankRegions(hand_built_net(), verbose=1, batch_size=10).fit(X)
     assert "activation patterns" in capsys.readouterr().err
+
+
+def test_hash_collision_falls_back_to_exact_dedup():
+    from sktopo.nn._relu_patterns import pack_pattern, unique_regions
+
+    patterns = np.array([[1, 0, 1], [0, 1, 1], [1, 0, 1], [0, 0, 0]], dtype=bool)
+    words = pack_pattern(patterns)
+    colliding = np.zeros(4, dtype=np.int64)  # every pattern gets the same (bad) hash
+    _, first, inverse = unique_regions(colliding, words)
+    np.testing.assert_array_equal(first, [0, 1, 3])
+    np.testing.assert_array_equal(inverse, [0, 1, 0, 2])
