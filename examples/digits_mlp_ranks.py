@@ -58,6 +58,12 @@ def main():
     print(f"DigitsMLP(128, 64, 32), input dimension 64, test accuracy {accuracy:.3f} "
           f"({len(X_test)} test digits, {len(noise)} noise images)\n")
     print(table.round(2).to_string())
+    # Pixels that are 0 in every training image get no gradient; weight decay then drives
+    # their first-layer weights to zero, so the trained first layer cannot exceed 64 - k.
+    dead = int((X_train.max(axis=0) == 0).sum())
+    print(f"\n{dead} pixels are 0 in every training image: after training the first layer's "
+          f"rank is at most {64 - dead} (their weights decay to "
+          f"{float(model.fc1.weight[:, X_train.max(axis=0) == 0].abs().max()):.1e}).")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, stat in zip(axes, ["mean_rank", "min_rank"]):
