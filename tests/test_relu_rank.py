@@ -323,3 +323,15 @@ def test_hash_collision_falls_back_to_exact_dedup():
     _, first, inverse = unique_regions(colliding, words)
     np.testing.assert_array_equal(first, [0, 1, 3])
     np.testing.assert_array_equal(inverse, [0, 1, 0, 2])
+
+
+def test_batchnorm_and_dropout_run_in_eval_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), nn.BatchNorm1d(6), nn.ReLU(inplace=True),
+                          nn.Dropout(0.5), nn.Linear(6, 4), nn.ReLU())
+    model(torch.randn(64, 3))  # fill the running statistics
+    model.train()
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    got = ranks_of(ReLURankRegions(model).fit_transform(X), 2)
+    np.testing.assert_array_equal(got, brute_force_ranks(model, X))
+    assert model.training
