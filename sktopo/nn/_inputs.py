@@ -209,6 +209,8 @@ class Inputs:
                 batch = _batch_from_loader_item(item, self._tokenize)
                 count += batch.size
                 yield batch
+            if count == 0:
+                raise ValueError("The DataLoader gave no inputs.")
             if self.positions is None:
                 self.positions = np.arange(count)
             return
