@@ -22,21 +22,7 @@ def pairwise_distances(X: np.ndarray, metric="euclidean", *, n_jobs=None, **kwds
     """
     X = np.asarray(X, dtype=np.float64)
     if metric == "euclidean" and not kwds:
-        sq = np.einsum("ij,ij->i", X, X)
-        # [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x|^2 + |y|^2 - 2 x.y: the norms ride
-        # along in the product, saving two passes over the n^2 result
-        n, d = X.shape
-        A = np.empty((n, d + 2))
-        A[:, :d] = X
-        A[:, d] = sq
-        A[:, d + 1] = 1.0
-        B = np.empty((n, d + 2))
-        np.multiply(X, -2.0, out=B[:, :d])
-        B[:, d] = 1.0
-        B[:, d + 1] = sq
-        D = A @ B.T
-        del A, B
-        _refine_small(D, X, sq)
+        D = squared_euclidean_distances(X)
         np.maximum(D, 0.0, out=D)
         np.sqrt(D, out=D)
         np.fill_diagonal(D, 0.0)
@@ -47,6 +33,33 @@ def pairwise_distances(X: np.ndarray, metric="euclidean", *, n_jobs=None, **kwds
 
     D = sk_pairwise_distances(X, metric=metric, n_jobs=n_jobs, **kwds)
     return np.asarray(D, dtype=np.float64)
+
+
+def squared_euclidean_distances(X: np.ndarray) -> np.ndarray:
+    """Dense float64 matrix of squared Euclidean distances; the diagonal is left ``inf``.
+
+    What :func:`pairwise_distances` takes the square root of. Minimum
+    spanning trees only compare distances, so they can run on this matrix and
+    take the root of the ``n - 1`` tree edges alone. Entries may be slightly
+    negative (rounding) where not refined: clip before taking roots.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", X, X)
+    # [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x|^2 + |y|^2 - 2 x.y: the norms ride
+    # along in the product, saving two passes over the n^2 result
+    n, d = X.shape
+    A = np.empty((n, d + 2))
+    A[:, :d] = X
+    A[:, d] = sq
+    A[:, d + 1] = 1.0
+    B = np.empty((n, d + 2))
+    np.multiply(X, -2.0, out=B[:, :d])
+    B[:, d] = 1.0
+    B[:, d + 1] = sq
+    D = A @ B.T
+    del A, B
+    _refine_small(D, X, sq)
+    return D
 
 
 # Squared distances below this fraction of |x|^2 + |y|^2 are recomputed from

@@ -163,7 +163,8 @@ def compute_bars(
     memory_limit : int, optional
         Bytes; ``None`` disables the check.
     where : str
-        Names the cloud in error messages.
+        Names the cloud in error messages, e.g. ``"PersistenceDiagram: the
+        cloud at row 'conv1'"``; text before a ``": "`` starts the message.
 
     Returns
     -------
@@ -218,13 +219,21 @@ def _check_dense_memory(estimate, limit, n, where, engine, maxdim, precomputed, 
     fitting = int(math.isqrt(int(limit // max(per_entry, 1))))
     check_memory(
         estimate, limit,
-        f"Vietoris-Rips persistence of {where} ({n} points, engine {engine!r}, "
+        f"{_lead(where)}Vietoris-Rips persistence of {_tail(where)} ({n} points, engine {engine!r}, "
         f"about n^2 x {per_entry} bytes)",
         f"Subsample with n_landmarks (greedy max-min landmarks; about {fitting} fit in the "
         f"limit, and the diagram records the covering radius that bounds the error), or set a "
         f"finite max_edge_length (edges longer than it are left out and a sparse edge list "
         f"replaces the dense matrix), or raise memory_limit (None disables this check).",
     )
+
+
+def _lead(where):
+    return where.rsplit(": ", 1)[0] + ": " if ": " in where else ""
+
+
+def _tail(where):
+    return where.rsplit(": ", 1)[-1]
 
 
 # ------------------------------------------------------------------------ H0
@@ -243,8 +252,14 @@ def _h0_bars(lengths, threshold, n_components):
 def _dense_mst(data, metric, metric_params, device):
     precomputed = metric == "precomputed"
     if device is None:
+        from .._distance import squared_euclidean_distances
         from .._mst import mst_edge_lengths
 
+        if metric == "euclidean" and not metric_params:
+            # the tree only compares lengths: build it on squared distances and
+            # take n - 1 roots instead of n^2
+            lengths = mst_edge_lengths(squared_euclidean_distances(data))
+            return np.sqrt(np.maximum(lengths, 0.0))
         D = data if precomputed else pairwise_distances(data, metric, **metric_params)
         return mst_edge_lengths(D)
     import torch
@@ -284,6 +299,9 @@ def _sparse_edges(data, metric, metric_params, threshold, memory_limit, where, c
     Zero-length edges (duplicate points) are kept explicitly: they connect.
     """
     n = data.shape[0]
+    if memory_limit is not None:
+        # a chunk of rows can hold at most chunk * n edges: keep that well inside the limit
+        chunk = int(max(1, min(chunk, memory_limit // (4 * _SPARSE_BYTES_PER_EDGE * n))))
     rows, cols, values = [], [], []
     n_edges = 0
     precomputed = metric == "precomputed"
@@ -315,7 +333,7 @@ def _sparse_edges(data, metric, metric_params, threshold, memory_limit, where, c
         n_edges += len(d)
         check_memory(
             n_edges * _SPARSE_BYTES_PER_EDGE, memory_limit,
-            f"the edge list of {where} ({n} points, max_edge_length={threshold:.4g}; "
+            f"{_lead(where)}the edge list of {_tail(where)} ({n} points, max_edge_length={threshold:.4g}; "
             f"{n_edges} edges after {stop} of {n} rows)",
             "Lower max_edge_length, subsample with n_landmarks, or raise memory_limit "
             "(None disables this check).",
