@@ -109,7 +109,7 @@ def _profile_stage(model, X, args, stage):
 
     _log(args, f"[{stage}] persistence of {len(clouds)} layers ...")
     diagrams = PersistenceDiagram(
-        homology_dimensions=tuple(args.homology_dimensions), n_landmarks=args.n_landmarks,
+        homology_dimensions=tuple(args.homology_dimensions), n_landmarks=args.n_landmarks or None,
         random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose,
     ).fit_transform(clouds)
     persistence = DiagramFeatures().set_output(transform="pandas").fit_transform(diagrams)
@@ -288,8 +288,9 @@ def _parser():
     profile.add_argument("--max-inputs", type=int, default=1000,
                          help="random subsample of inputs (default: %(default)s)")
     profile.add_argument("--homology-dimensions", type=int, nargs="+", default=[0, 1])
-    profile.add_argument("--n-landmarks", type=int, default=None,
-                         help="greedy max-min landmarks for persistence")
+    profile.add_argument("--n-landmarks", type=int, default=400,
+                         help="greedy max-min landmarks for persistence; 0 uses every point "
+                              "(default: %(default)s)")
     profile.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     profile.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     profile.set_defaults(func=_cmd_profile)

@@ -335,3 +335,17 @@ def test_batchnorm_and_dropout_run_in_eval_mode():
     got = ranks_of(ReLURankRegions(model).fit_transform(X), 2)
     np.testing.assert_array_equal(got, brute_force_ranks(model, X))
     assert model.training
+
+
+def test_summary_and_region_table_on_new_inputs_match_fitted():
+    import torch
+
+    from sktopo.nn.relu_rank import ReLURankRegions
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.ReLU(), torch.nn.Linear(6, 4),
+                                torch.nn.ReLU())
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    est = ReLURankRegions(model).fit(X)
+    pd.testing.assert_frame_equal(est.summary(X), est.summary_)
+    pd.testing.assert_frame_equal(est.region_table(X), est.regions_)

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from joblib import parallel_config
 from sklearn.pipeline import Pipeline
 
@@ -33,22 +34,27 @@ def test_dask_backend_gives_serial_numbers():
     np.testing.assert_array_equal(np.asarray(serial_dim), np.asarray(dim))
 
 
+CALLS = []
+
+
+class Counting(torch.nn.Module):
+    """Counts forward passes; module level so joblib's cache can pickle it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 8)
+        self.act = torch.nn.ReLU()
+
+    def forward(self, x):
+        CALLS.append(len(x))
+        return self.act(self.lin(x))
+
+
 def test_pipeline_memory_caches_layer_embeddings(tmp_path):
-    torch = pytest.importorskip("torch")
     from sktopo import DiagramFeatures, LayerEmbedder
 
-    calls = []
-
-    class Counting(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = torch.nn.Linear(4, 8)
-            self.act = torch.nn.ReLU()
-
-        def forward(self, x):
-            calls.append(len(x))
-            return self.act(self.lin(x))
-
+    calls = CALLS
+    calls.clear()
     torch.manual_seed(0)
     X = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
     pipe = Pipeline(

@@ -230,7 +230,8 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if X is None:
             return self.regions_.copy()
-        return self._analyse(*self._check_X(X, reset=False)).region_table()
+        index, x = self._check_X(X, reset=False)
+        return self._analyse(x, index).region_table()
 
     def summary(self, X=None):
         """Per-layer summary: ranks, active units, regions and low-rank fractions.
@@ -250,7 +251,8 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if X is None:
             return self.summary_.copy()
-        return self._analyse(*self._check_X(X, reset=False)).summary()
+        index, x = self._check_X(X, reset=False)
+        return self._analyse(x, index).summary()
 
     def get_feature_names_out(self, input_features=None):
         """Names of the :meth:`transform` columns: ``"{layer}__{feature}"``."""
