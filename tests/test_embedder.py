@@ -156,6 +156,7 @@ def test_conv_maps_mean_flatten_and_sample(rng):
     assert isinstance(sample, pd.DataFrame) and sample.shape == (9, 2)
     assert sample.index.name == "sample" and sample.columns.name == "layer"
     assert sample.iloc[0]["2"].shape == (4, 4)    # 2x2 positions, 4 channels
+    assert all(cell.flags.c_contiguous for cell in sample["0"])
     np.testing.assert_allclose(sample.iloc[3]["0"], conv0[3].reshape(3, -1).T.numpy())
     # positions of the sample unit average to the dataset unit's pooled point
     np.testing.assert_allclose(sample.iloc[5]["2"].mean(0), mean["2"][5], rtol=1e-12)
@@ -267,6 +268,22 @@ def test_inputs_agree(X10):
         got = embed(model, "relu2", X, dtype="float64", batch_size=16)["relu2"]
         tol = 1e-6 if name == "float32 array" else 1e-12
         np.testing.assert_allclose(got, reference, rtol=tol, atol=tol, err_msg=name)
+
+
+def test_iterable_dataset_and_text_dataset_errors(X10):
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(torch.as_tensor(X10))
+
+    model = mlp64()
+    reference = embed(model, "relu1", X10, dtype="float64")["relu1"]
+    streamed = embed(model, "relu1", Stream(), dtype="float64", batch_size=8)
+    np.testing.assert_allclose(streamed["relu1"], reference)
+    assert list(streamed.attrs["inputs"]) == list(range(len(X10)))
+    with pytest.raises(ValueError, match="known length"):
+        embed(model, "relu1", Stream(), max_inputs=3)
+    with pytest.raises(ValueError, match="gives texts: pass tokenizer"):
+        embed(model, "relu1", DataLoader(["a text", "another"], batch_size=2))
 
 
 def test_batch_size_invariance(rng):

@@ -80,7 +80,8 @@ def points(tensor, layout, layer):
             "unit='sample' would make clouds of a single point. Use unit='dataset' for this "
             "layer (one point per input), or select token or feature-map layers.")
     if layout == "channels":
-        return tensor.flatten(2).transpose(1, 2)
+        # contiguous: each input's cloud is then a C-ordered (positions, channels) array
+        return tensor.flatten(2).transpose(1, 2).contiguous()
     return tensor
 
 
