@@ -8,26 +8,30 @@ Anchors, re-implemented faithfully from the authors' public code:
   least-squares slope, ``1 / (1 - m)``.
 * Tulchinskii et al. 2023 (``PHD``): sizes ``range(50, 512, 40)``, per subsample
   ``scipy.spatial.distance.cdist`` + their numpy ``prim_tree``, median of 7
-  draws per size, slopes of 3 reruns averaged. Their code runs the reruns in
-  Python threads; the Prim loop holds the GIL, so they are run one after the
-  other here.
+  draws per size, slopes of 3 reruns averaged, one Python thread per rerun
+  as in their code.
 
 Ours: ``sktopo.ph_dimension`` with default settings, ``n_jobs=1``.
 
-Clouds of known dimension: a 5-sphere rotated into R^d (intrinsic dimension 5),
-n = 2,000 and 5,000 points, d = 64 and 512. Every method sees the same clouds.
+Clouds of known dimension 5, rotated into R^d: the round 5-sphere, and the flat
+5-torus (a product of five unit circles, 10 coordinates). n = 2,000 and 5,000
+points, d = 64 and 512. Every method sees the same clouds. The two families pull
+the finite-size bias in opposite directions: on the flat torus every protocol
+overestimates, most with small subsamples; on the 5-sphere that overestimate
+cancels the usual underestimate at small sizes, which favours small subsamples.
 
 Usage::
 
     python benchmarks/phdim.py                 # speed + accuracy table (CPU), a few minutes
     python benchmarks/phdim.py --seeds 1       # quicker
-    python benchmarks/phdim.py --manifolds     # also truth vs ours vs anchors on small manifolds
+    python benchmarks/phdim.py --manifolds     # also truth vs ours vs the protocols on manifolds
     python benchmarks/phdim.py --device cuda   # + a 10,000-point cloud in 4,096 dims on the GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 
 import numpy as np
@@ -80,8 +84,9 @@ def _tulchinskii_prim_tree(adj_matrix, alpha=1.0):
 def tulchinskii_ph_dim(X, min_points=50, max_points=512, point_jump=40, n_draws=7, n_reruns=3,
                        alpha=1.0):
     test_n = range(min_points, max_points, point_jump)
-    slopes = []
-    for _ in range(n_reruns):
+    ms = np.zeros(n_reruns)
+
+    def single_rerun(thread_id):
         lengths = []
         for n in test_n:
             draws = []
@@ -92,8 +97,15 @@ def tulchinskii_ph_dim(X, min_points=50, max_points=512, point_jump=40, n_draws=
         x = np.log(np.array(list(test_n)))
         y = np.log(np.array(lengths))
         N = len(x)
-        slopes.append((N * (x * y).sum() - x.sum() * y.sum()) / (N * (x ** 2).sum() - x.sum() ** 2))
-    return 1 / (1 - np.mean(slopes))
+        ms[thread_id] = (N * (x * y).sum() - x.sum() * y.sum()) / (N * (x ** 2).sum() - x.sum() ** 2)
+
+    # one Python thread per rerun, as in their code
+    threads = [threading.Thread(target=single_rerun, args=(i,)) for i in range(n_reruns)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return 1 / (1 - np.mean(ms))
 
 
 # ---------------------------------------------------------------------------------- harness
@@ -103,8 +115,28 @@ def ours(X, seed, **params):
 
 METHODS = {
     "ours": lambda X, seed: ours(X, seed),
+    # the published protocols run by sktopo's engine (same sizes, draws, reruns, fit)
+    "birdal_preset": lambda X, seed: ours(X, seed, protocol="birdal"),
+    "tulchinskii_preset": lambda X, seed: ours(X, seed, protocol="tulchinskii"),
     "birdal": lambda X, seed: (np.random.seed(seed), birdal_ph_dim(X))[1],
     "tulchinskii": lambda X, seed: (np.random.seed(seed), tulchinskii_ph_dim(X))[1],
+}
+
+
+def make_flat_torus(n, k=5, ambient_dim=None, random_state=None):
+    """Uniform sample of the flat k-torus (S^1)^k in R^(2k), rotated into ``ambient_dim``."""
+    rng = np.random.default_rng(random_state)
+    angles = rng.uniform(0, 2 * np.pi, size=(n, k))
+    X = np.hstack([np.cos(angles), np.sin(angles)])
+    if ambient_dim:
+        frame, _ = np.linalg.qr(rng.normal(size=(ambient_dim, 2 * k)))
+        X = X @ frame.T
+    return X
+
+
+FAMILIES = {
+    "5-sphere": lambda n, d, seed: make_sphere(n, 5, ambient_dim=d, random_state=seed),
+    "flat 5-torus": lambda n, d, seed: make_flat_torus(n, 5, ambient_dim=d, random_state=seed),
 }
 
 
@@ -114,30 +146,36 @@ def timed(function, *args):
     return value, time.perf_counter() - start
 
 
-def speed_table(sizes, dims, seeds, anchors):
-    print("\n== speed and accuracy: 5-sphere rotated into R^d (truth 5), seconds per cloud ==")
-    print(f"seeds per setting: {seeds}; times are medians over seeds, estimates mean +- sd")
-    header = f"{'n':>6} {'d':>5} | {'method':<12} {'time s':>8} {'estimate':>15} | {'ours faster by':>14}"
+def speed_table(sizes, dims, seeds, anchors, families):
+    print("\n== speed and accuracy on clouds of dimension 5 rotated into R^d, seconds per cloud ==")
+    print(f"{seeds} clouds per family and setting; time: median over all clouds; "
+          f"estimate: mean +- sd per family")
+    header = (f"{'n':>6} {'d':>5} | {'method':<12} {'time s':>8} | "
+              + " | ".join(f"{f:>15}" for f in families) + f" | {'ours faster by':>14}")
     print(header)
     print("-" * len(header))
     ratios = []
     for n in sizes:
         for d in dims:
-            clouds = [make_sphere(n, 5, ambient_dim=d, random_state=100 + s) for s in range(seeds)]
+            clouds = {f: [FAMILIES[f](n, d, 100 + s) for s in range(seeds)] for f in families}
             results = {}
             for name in ["ours"] + anchors:
-                values, times = [], []
-                for s, X in enumerate(clouds):
-                    value, seconds = timed(METHODS[name], X, s)
-                    values.append(value)
-                    times.append(seconds)
-                results[name] = (np.median(times), np.mean(values), np.std(values))
+                times, estimates = [], {}
+                for f in families:
+                    values = []
+                    for s, X in enumerate(clouds[f]):
+                        value, seconds = timed(METHODS[name], X, s)
+                        values.append(value)
+                        times.append(seconds)
+                    estimates[f] = (np.mean(values), np.std(values))
+                results[name] = (np.median(times), estimates)
             t_ours = results["ours"][0]
-            for name, (t, mean, sd) in results.items():
+            for name, (t, estimates) in results.items():
                 ratio = "" if name == "ours" else f"{t / t_ours:13.1f}x"
                 if name != "ours":
                     ratios.append((n, d, name, t / t_ours))
-                print(f"{n:>6} {d:>5} | {name:<12} {t:>8.3f} {mean:>8.3f} +-{sd:5.3f} | {ratio:>14}")
+                cells = " | ".join(f"{m:7.3f} +-{sd:5.3f}" for m, sd in estimates.values())
+                print(f"{n:>6} {d:>5} | {name:<12} {t:>8.3f} | {cells} | {ratio:>14}", flush=True)
     return ratios
 
 
@@ -149,15 +187,16 @@ def manifold_table(seeds, anchors, n=2500):
         ("closed curve in R^30", 1, lambda s: make_closed_curve(n, ambient_dim=30, random_state=s)),
         ("3-sphere in R^20", 3, lambda s: make_sphere(n, 3, ambient_dim=20, random_state=s)),
         ("5-sphere in R^64", 5, lambda s: make_sphere(n, 5, ambient_dim=64, random_state=s)),
+        ("flat 5-torus in R^64", 5, lambda s: make_flat_torus(n, 5, ambient_dim=64, random_state=s)),
     ]
     names = ["ours"] + anchors
-    print(f"{'cloud':<22} {'truth':>5} | " + " | ".join(f"{m:>15}" for m in names))
+    print(f"{'cloud':<22} {'truth':>5} | " + " | ".join(f"{m:>18}" for m in names))
     for label, truth, make in cases:
         cells = []
         for name in names:
             values = [METHODS[name](make(200 + s), s) for s in range(seeds)]
             cells.append(f"{np.mean(values):7.3f} +-{np.std(values):5.3f}")
-        print(f"{label:<22} {truth:>5} | " + " | ".join(f"{c:>15}" for c in cells))
+        print(f"{label:<22} {truth:>5} | " + " | ".join(f"{c:>18}" for c in cells))
 
 
 def cuda_table(device):
@@ -181,16 +220,26 @@ def main():
     parser.add_argument("--dims", type=int, nargs="+", default=[64, 512])
     parser.add_argument("--seeds", type=int, default=3, help="clouds per setting")
     parser.add_argument("--anchors", nargs="+", default=["birdal", "tulchinskii"])
+    parser.add_argument("--families", nargs="+", default=["5-sphere"], choices=list(FAMILIES),
+                        help="cloud families of the speed table (ripser's H1 on the flat torus "
+                             "makes the Birdal anchor very slow)")
     parser.add_argument("--manifolds", action="store_true", help="also the small-manifold accuracy table")
+    parser.add_argument("--manifold-seeds", type=int, default=5)
+    parser.add_argument("--manifold-methods", nargs="+",
+                        default=["birdal_preset", "tulchinskii_preset"],
+                        help="published protocols in the manifold table (the anchors themselves: "
+                             "birdal tulchinskii; the presets run them on sktopo's engine)")
+    parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--device", default=None, help="also time a 10k x 4096 cloud on this torch device")
     args = parser.parse_args()
 
-    ratios = speed_table(args.sizes, args.dims, args.seeds, args.anchors)
-    print("\n== ratios (anchor time / our time; targets: birdal >= 10x, tulchinskii >= 5x) ==")
-    for n, d, name, ratio in ratios:
-        print(f"n={n:<5} d={d:<4} {name:<12} {ratio:6.1f}x")
+    if not args.skip_speed:
+        ratios = speed_table(args.sizes, args.dims, args.seeds, args.anchors, args.families)
+        print("\n== ratios (anchor time / our time; targets: birdal >= 10x, tulchinskii >= 5x) ==")
+        for n, d, name, ratio in ratios:
+            print(f"n={n:<5} d={d:<4} {name:<12} {ratio:6.1f}x")
     if args.manifolds:
-        manifold_table(args.seeds, args.anchors)
+        manifold_table(args.manifold_seeds, args.manifold_methods)
     if args.device:
         cuda_table(args.device)
 

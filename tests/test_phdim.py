@@ -95,7 +95,7 @@ def test_small_sphere_default_and_output_layout():
     assert result["phdim"] == pytest.approx(2.0, abs=0.2)
     assert result["phdim_ci_low"] < result["phdim"] < result["phdim_ci_high"]
     assert result["phdim_std"] > 0 and result["r2"] > 0.99
-    assert (result["n_min"], result["n_max"], result["n_sizes"]) == (80, 800, 8)
+    assert (result["n_min"], result["n_max"], result["n_sizes"]) == (50, 800, 5)
 
 
 def test_200_point_cloud_works_with_defaults():
@@ -209,7 +209,7 @@ def test_other_metric():
 def test_max_points_pools_large_clouds():
     X = make_sphere(3000, 1, random_state=0)
     result = ph_dimension(X, max_points=400, random_state=0)
-    assert result["n_max"] == 400 and result["n_min"] == 40
+    assert result["n_max"] == 400 and result["n_min"] == 25
 
 
 # ------------------------------------------------------------------------ bad clouds

@@ -59,8 +59,8 @@ class PHDimension(TransformerMixin, BaseEstimator):
         ``alpha / (1 - slope)``. Values near the dimension or above make the
         slope small or negative and the estimate noisier.
     min_points : int or None, default=None
-        Smallest subsample size. None: a tenth of the largest size, at least
-        20 points (but never more than the cloud).
+        Smallest subsample size. None: a sixteenth of the largest size, at
+        least 20 points (but never more than the cloud).
     max_points : int or None, default=None
         Largest subsample size, which is also the size of the *pool*: a cloud
         with more points is first subsampled (once, at random) to this many
@@ -69,7 +69,8 @@ class PHDimension(TransformerMixin, BaseEstimator):
         high-dimensional data at a cost growing as ``max_points ** 2``.
     n_sizes : int or None, default=None
         Number of subsample sizes, spaced geometrically from ``min_points`` to
-        ``max_points`` (duplicates after rounding are merged). None: 8.
+        ``max_points`` (duplicates after rounding are merged). None: 5, a
+        factor 2 apart with the default ``min_points``.
     n_draws : int or None, default=None
         Subsamples per size; the median of their ``E_alpha`` is fitted.
         None: 1. The largest size uses the whole pool, so its draws coincide.
@@ -418,10 +419,7 @@ def _estimate_cloud(cloud, seed, label, *, alpha, protocol, min_points, max_poin
             )
 
     rng = np.random.default_rng(seed)
-    try:
-        E = _length_sums(cloud, plan, rng, alpha=alpha, metric=metric, device=device, label=label)
-    except MemoryError:
-        raise
+    E = _length_sums(cloud, plan, rng, alpha=alpha, metric=metric, device=device, label=label)
     with np.errstate(divide="ignore", invalid="ignore"):
         logE = np.log(E)
     if not np.isfinite(logE).all():
@@ -490,31 +488,50 @@ def _length_sums(cloud, plan, rng, *, alpha, metric, device, label):
     cost_subsets = sum(len(order) ** 2 for order, _ in jobs) + whole_needed * plan.pool_size ** 2
     D = None
     if precomputed:
-        D = cloud
+        D, scale = cloud, 1.0
     elif plan.pool_size ** 2 <= cost_subsets:
         check_memory(
             distance_matrix_bytes(plan.pool_size, 8, copies=2), _memory_limit(),
             f"PHDimension: the distance matrix of the cloud at {label} ({plan.pool_size} points)",
             "Lower max_points.",
         )
-        # float32 storage halves the memory traffic of the sub-matrix gathers;
-        # its 6e-8 relative rounding is far below the estimator's noise
-        D = pairwise_distances(cloud, metric).astype(np.float32)
+        D, scale = _dense_distances(cloud, metric)
 
-    def length_sum(block):
-        return float(np.sum(_mst_lengths(block) ** alpha))
+    def length_sum(block, scale):
+        return float(np.sum(_mst_lengths(block) ** (alpha * scale)))
+
+    def subsample_sum(points):
+        return length_sum(*_dense_distances(points, metric))
 
     if whole_needed:
-        whole = length_sum(D if D is not None else pairwise_distances(cloud, metric))
-        E[:, -1, :] = whole
+        E[:, -1, :] = length_sum(D, scale) if D is not None else subsample_sum(cloud)
     for order, targets in jobs:
         if D is not None:
             block = D[np.ix_(order, order)]
+            for r, s, k, m in targets:
+                E[r, s, k] = length_sum(block[:m, :m], scale)
         else:
-            block = pairwise_distances(cloud[order], metric)
-        for r, s, k, m in targets:
-            E[r, s, k] = length_sum(block[:m, :m])
+            for r, s, k, m in targets:
+                E[r, s, k] = subsample_sum(cloud[order[:m]])
     return E
+
+
+def _dense_distances(points, metric):
+    """``(matrix, scale)``: float32 distances; ``E = sum(tree edges ** (alpha * scale))``.
+
+    Euclidean clouds give *squared* distances (same MST, one n^2 square root
+    saved) and ``scale = 1/2``. float32 storage halves the memory traffic
+    of the sub-matrix gathers; its 6e-8 relative rounding is far below the
+    estimator's noise.
+    """
+    from sktopo._distance import squared_euclidean_distances
+
+    if metric == "euclidean":
+        D = squared_euclidean_distances(points)
+        np.maximum(D, 0.0, out=D)
+        np.fill_diagonal(D, 0.0)
+        return D.astype(np.float32), 0.5
+    return pairwise_distances(points, metric).astype(np.float32), 1.0
 
 
 def _mst_lengths(D):
@@ -525,17 +542,27 @@ def _mst_lengths(D):
     runs once per vertex. Infinite distances go to the numpy Prim, which
     accepts them.
     """
-    from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform
 
-    if D.shape[0] < 2:
+    m = D.shape[0]
+    if m < 2:
         return np.empty(0)
-    condensed = squareform(D, checks=False)
+    condensed = squareform(D, checks=False).astype(np.float64, copy=False)
     if not np.isfinite(condensed).all():
         from sktopo._mst import mst_edge_lengths
 
         return mst_edge_lengths(D)
-    return linkage(condensed.astype(np.float64, copy=False), method="single")[:, 2]
+    return _single_linkage(condensed, m)[:, 2]
+
+
+def _single_linkage(condensed, m):
+    try:  # the compiled kernel behind linkage(method="single"), without its re-validation
+        from scipy.cluster._hierarchy import mst_single_linkage
+    except ImportError:  # pragma: no cover - private scipy API moved
+        from scipy.cluster.hierarchy import linkage
+
+        return linkage(condensed, method="single")
+    return mst_single_linkage(condensed, m)
 
 
 def _length_sums_torch(cloud, plan, jobs, E, *, alpha, metric, device):
@@ -562,7 +589,10 @@ def _length_sums_torch(cloud, plan, jobs, E, *, alpha, metric, device):
         return (torch_batched_mst_edge_lengths(block).double() ** alpha).sum(dim=1)
 
     if plan.sizes[-1] >= plan.pool_size:
-        E[:, -1, :] = sums(D[None]).item()
+        # one matrix: Boruvka (about log2(n) passes) beats n sequential Prim steps
+        from sktopo._mst import torch_mst_edge_lengths
+
+        E[:, -1, :] = (torch_mst_edge_lengths(D).double() ** alpha).sum().item()
     by_length = {}
     for order, targets in jobs:
         by_length.setdefault(len(order), []).append((order, targets))
