@@ -190,3 +190,25 @@ def test_sparse_edge_list_is_memory_checked(clouds):
     with pytest.raises(MemoryError, match="edge list"):
         compute_bars(X, engine="ripser", homology_dimensions=(0, 1), threshold=5.0,
                      memory_limit=1000)
+
+
+def _cuda():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
+def test_mst_on_cuda_matches_cpu():
+    import sktopo
+
+    X = np.random.default_rng(0).normal(size=(3000, 128))
+    X = np.vstack([X, X[:100]])  # duplicates must stay exact on the GPU too
+    cpu = sktopo.persistence(X, homology_dimensions=(0,))
+    gpu = sktopo.persistence(X, homology_dimensions=(0,), device="cuda")
+    assert_same_bars(gpu[0], cpu[0], rtol=1e-4)
+    auto = sktopo.PersistenceDiagram((0,), device="auto").fit_transform([X])[0]
+    assert_same_bars(auto[0], cpu[0], rtol=1e-4)
