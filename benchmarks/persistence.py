@@ -144,8 +144,8 @@ def run_cuda(n, d, repeat):
     sub = X_host[:2000].astype(np.float64)
     cpu = sktopo.persistence(sub, homology_dimensions=(0,))
     gpu = sktopo.persistence(sub, homology_dimensions=(0,), device="cuda")
-    print(f"H0 of 2000 points, GPU (float32) vs CPU (float64): max |diff| = "
-          f"{np.abs(np.sort(cpu[0][:, 1]) - np.sort(gpu[0][:, 1]))[:-1].max():.2e}")
+    diff = np.abs(np.sort(cpu[0][:, 1])[:-1] - np.sort(gpu[0][:, 1])[:-1]).max()  # last: inf
+    print(f"H0 of 2000 points, GPU (float32) vs CPU (float64): max |diff| = {diff:.2e}")
     del lengths
 
 
