@@ -102,16 +102,22 @@ def _profile_stage(model, X, args, stage):
     verbose = 0 if args.quiet else 1
     embedder = LayerEmbedder(
         model, layers=layers, unit="dataset", device=args.device,
-        max_inputs=args.max_inputs, random_state=args.seed, verbose=verbose,
+        random_state=args.seed, verbose=verbose,
     )
     _log(args, f"[{stage}] embedding {len(X)} inputs ...")
     clouds = embedder.fit_transform(X)
 
     _log(args, f"[{stage}] persistence of {len(clouds)} layers ...")
+    topo_clouds = clouds
+    if args.scale == "minmax":
+        from sklearn.preprocessing import minmax_scale
+
+        # study A: every coordinate scaled to [0, 1], so lifespans do not just track weight norms
+        topo_clouds = clouds.map(minmax_scale)
     diagrams = PersistenceDiagram(
         homology_dimensions=tuple(args.homology_dimensions), n_landmarks=args.n_landmarks or None,
         random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose,
-    ).fit_transform(clouds)
+    ).fit_transform(topo_clouds)
     persistence = DiagramFeatures().set_output(transform="pandas").fit_transform(diagrams)
 
     _log(args, f"[{stage}] PH dimension and TwoNN ...")
@@ -158,12 +164,16 @@ def _cmd_profile(args):
     if not trainable:
         stages["given"] = model
 
+    # one seeded subsample of inputs, shared by every stage and every measurement
+    if args.max_inputs and args.max_inputs < len(X):
+        keep = np.sort(np.random.default_rng(args.seed).choice(len(X), args.max_inputs, replace=False))
+        X = X[keep]
     tables, ranks = {}, {}
     for stage, stage_model in stages.items():
         tables[stage] = _profile_stage(stage_model, X, args, stage)
-        flat = X.reshape(len(X), -1) if args.model == "cnn" else X
-        if args.model != "cnn":
-            rank = _rank_profile(stage_model, flat, args)
+        if args.model != "cnn":  # max pooling is not a ReLU-only network
+            _log(args, f"[{stage}] ReLU rank profile ...")
+            rank = _rank_profile(stage_model, X, args)
             if rank is not None:
                 ranks[stage] = rank
     table = pd.concat(tables, names=["stage"])
@@ -291,6 +301,9 @@ def _parser():
     profile.add_argument("--n-landmarks", type=int, default=400,
                          help="greedy max-min landmarks for persistence; 0 uses every point "
                               "(default: %(default)s)")
+    profile.add_argument("--scale", choices=("minmax", "none"), default="minmax",
+                         help="scaling of each layer's coordinates before persistence; 'minmax' "
+                              "is study A's choice (default: %(default)s)")
     profile.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     profile.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     profile.set_defaults(func=_cmd_profile)
