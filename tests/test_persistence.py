@@ -327,3 +327,16 @@ def test_transform_before_fit():
 
     with pytest.raises(NotFittedError):
         PersistenceDiagram().transform(clouds(1))
+
+
+def test_device_options_without_gpu():
+    import torch
+
+    X = clouds(1)
+    ref = PersistenceDiagram((0,)).fit_transform(X)[0]
+    assert PersistenceDiagram((0,), device="auto").fit_transform(X)[0].allclose(ref, rtol=1e-5)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            PersistenceDiagram((0,), device="cuda").fit(X)
+    with pytest.raises(ValueError, match="device"):
+        PersistenceDiagram((0,), device="abacus").fit(X)
