@@ -321,6 +321,11 @@ def _parser():
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.format == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise SystemExit("sktopo: --format parquet needs pyarrow: pip install pyarrow") from None
     return args.func(args)
 
 
