@@ -593,3 +593,22 @@ def test_cuda_model_stays_on_cuda(rng):
         warnings.simplefilter("error")
         embed(model, "relu1", X, device="cpu")
     assert next(model.parameters()).device.type == "cuda"
+
+
+def test_pickle_round_trip_keeps_layers_inside_the_model():
+    import pickle
+
+    import joblib
+
+    from sktopo.nn.embedder import LayerEmbedder
+    from sktopo.nn.models import DigitsMLP
+
+    X = np.random.default_rng(0).random((20, 64)).astype(np.float32)
+    est = LayerEmbedder(DigitsMLP(hidden=(8, 4), random_state=0), layers=["fc1", "relu2"]).fit(X)
+    copy = pickle.loads(pickle.dumps(est))
+    assert copy.layers_[0] is copy.model.fc1
+    pd.testing.assert_series_equal(copy.transform(X).map(np.sum), est.transform(X).map(np.sum))
+    # equal weights hash equally: what Pipeline(memory=...) needs to find its cache
+    twin = LayerEmbedder(DigitsMLP(hidden=(8, 4), random_state=0), layers=["fc1", "relu2"])
+    assert joblib.hash(twin) == joblib.hash(LayerEmbedder(DigitsMLP(hidden=(8, 4), random_state=0),
+                                                          layers=["fc1", "relu2"]))

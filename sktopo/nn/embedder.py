@@ -1,5 +1,6 @@
 """``LayerEmbedder``: the layers of a torch model as point clouds."""
 
+import io
 import math
 from collections.abc import Mapping
 from numbers import Integral
@@ -160,6 +161,23 @@ class _Collector:
         frame = pd.DataFrame(columns, index=index)
         frame.columns.name = "layer"
         return frame
+
+
+class _SavedModule:
+    """A torch module pickled through ``torch.save``.
+
+    Plain pickling of tensors records storage addresses, so two copies of the same
+    weights hash differently and ``Pipeline(memory=...)`` never finds its cached
+    activations; ``torch.save`` writes the same bytes for the same weights.
+    """
+
+    def __init__(self, module):
+        buffer = io.BytesIO()
+        torch.save(module, buffer)
+        self.data = buffer.getvalue()
+
+    def load(self):
+        return torch.load(io.BytesIO(self.data), weights_only=False)
 
 
 class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -427,6 +445,21 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         result.attrs["inputs"] = (range(len(positions)) if positions[-1] == len(positions) - 1
                                   else tuple(positions.tolist()))
         return result
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        if isinstance(state.get("model"), torch.nn.Module):
+            state["model"] = _SavedModule(state["model"])
+        # the selected modules live inside the model: rebuilt from their names on load
+        state.pop("layers_", None)
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("model"), _SavedModule):
+            state = {**state, "model": state["model"].load()}
+        super().__setstate__(state)
+        if "layer_names_" in state and isinstance(self.model, torch.nn.Module):
+            self.layers_ = [self.model.get_submodule(name) for name in self.layer_names_]
 
     def set_output(self, *, transform=None):
         """No-op kept for Pipeline.set_output: the output is always pandas.
