@@ -305,7 +305,28 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             columns and name otherwise.
         """
         check_is_fitted(self, "engine_")
-        collection = self._check_collection(X)
+        return self._diagrams(self._check_collection(X))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit and transform in one go, validating the collection once.
+
+        Parameters
+        ----------
+        X : list, 3-D array, Series or DataFrame of clouds
+            As in :meth:`fit`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        diagrams : list, Series or DataFrame of Diagram
+            As in :meth:`transform`.
+        """
+        self._validate_settings()
+        return self._diagrams(self._check_collection(X))
+
+    def _diagrams(self, collection):
         clouds = collection.flat()
         labels = [collection.cell_label(i, j) for i, j in collection.positions()]
         seeds = _cloud_seeds(self.random_state, clouds)
