@@ -71,6 +71,19 @@ def test_torch_engine_matches_numpy_engine(rng):
     np.testing.assert_allclose(E_t, E_np, rtol=1e-5)
 
 
+def test_batched_torch_prim_matches_numpy_prim_with_ties_and_inf(rng):
+    torch = pytest.importorskip("torch")
+    from sktopo._distance import pairwise_distances
+    from sktopo._mst import mst_edge_lengths, torch_batched_mst_edge_lengths
+
+    grid = np.array([[i, j] for i in range(6) for j in range(6)], float)
+    Ds = np.stack([pairwise_distances(rng.normal(size=(36, 3))), pairwise_distances(grid)])
+    got = torch_batched_mst_edge_lengths(torch.tensor(Ds)).numpy()
+    np.testing.assert_allclose(np.sort(got, axis=1), np.sort(mst_edge_lengths(Ds), axis=1))
+    D = np.array([[0, 1, np.inf], [1, 0, np.inf], [np.inf, np.inf, 0]])
+    assert torch.isinf(torch_batched_mst_edge_lengths(torch.tensor(D)[None])).sum() == 1
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_gives_cpu_numbers():
@@ -95,12 +108,12 @@ def test_small_sphere_default_and_output_layout():
     assert result["phdim"] == pytest.approx(2.0, abs=0.2)
     assert result["phdim_ci_low"] < result["phdim"] < result["phdim_ci_high"]
     assert result["phdim_std"] > 0 and result["r2"] > 0.99
-    assert (result["n_min"], result["n_max"], result["n_sizes"]) == (50, 800, 5)
+    assert (result["n_min"], result["n_max"], result["n_sizes"]) == (100, 800, 4)
 
 
 def test_200_point_cloud_works_with_defaults():
     result = ph_dimension(make_sphere(200, 1, random_state=0), random_state=0)
-    assert result["n_max"] == 200 and result["n_min"] == 20
+    assert result["n_max"] == 200 and result["n_min"] == 25
     assert result["phdim"] == pytest.approx(1.0, abs=0.2)
 
 
@@ -209,7 +222,7 @@ def test_other_metric():
 def test_max_points_pools_large_clouds():
     X = make_sphere(3000, 1, random_state=0)
     result = ph_dimension(X, max_points=400, random_state=0)
-    assert result["n_max"] == 400 and result["n_min"] == 25
+    assert result["n_max"] == 400 and result["n_min"] == 50
 
 
 # ------------------------------------------------------------------------ bad clouds

@@ -59,7 +59,7 @@ class PHDimension(TransformerMixin, BaseEstimator):
         ``alpha / (1 - slope)``. Values near the dimension or above make the
         slope small or negative and the estimate noisier.
     min_points : int or None, default=None
-        Smallest subsample size. None: a sixteenth of the largest size, at
+        Smallest subsample size. None: an eighth of the largest size, at
         least 20 points (but never more than the cloud).
     max_points : int or None, default=None
         Largest subsample size, which is also the size of the *pool*: a cloud
@@ -69,7 +69,7 @@ class PHDimension(TransformerMixin, BaseEstimator):
         high-dimensional data at a cost growing as ``max_points ** 2``.
     n_sizes : int or None, default=None
         Number of subsample sizes, spaced geometrically from ``min_points`` to
-        ``max_points`` (duplicates after rounding are merged). None: 5, a
+        ``max_points`` (duplicates after rounding are merged). None: 4, a
         factor 2 apart with the default ``min_points``.
     n_draws : int or None, default=None
         Subsamples per size; the median of their ``E_alpha`` is fitted.
