@@ -154,7 +154,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="n = 1000 and 2000 only")
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
     parser.add_argument("--dims", type=int, nargs="+", default=[64, 512])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads of giotto-ph, for sktopo and the anchor alike")
     parser.add_argument("--skip-h1-above", type=int, default=10**9,

@@ -50,7 +50,7 @@ import math
 
 import numpy as np
 
-from .._distance import check_memory, format_bytes, pairwise_distances
+from .._distance import check_memory, pairwise_distances
 
 __all__ = [
     "ENGINES",
