@@ -507,7 +507,7 @@ def _length_sums(cloud, plan, rng, *, alpha, metric, device, label):
         E[:, -1, :] = length_sum(D, scale) if D is not None else subsample_sum(cloud)
     for order, targets in jobs:
         if D is not None:
-            block = D[np.ix_(order, order)]
+            block = D[order][:, order]  # rows, then columns: faster than np.ix_
             for r, s, k, m in targets:
                 E[r, s, k] = length_sum(block[:m, :m], scale)
         else:
