@@ -162,7 +162,7 @@ class PHDimension(TransformerMixin, BaseEstimator):
         "protocol": [StrOptions(set(PRESETS)), None],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
-        "device": [str, object],
+        "device": "no_validation",  # checked in fit: "cpu", "auto" or a torch device
         "verbose": ["verbose"],
     }
 
