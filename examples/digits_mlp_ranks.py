@@ -63,7 +63,7 @@ def main():
     dead = int((X_train.max(axis=0) == 0).sum())
     print(f"\n{dead} pixels are 0 in every training image: after training the first layer's "
           f"rank is at most {64 - dead} (their weights decay to "
-          f"{float(model.fc1.weight[:, X_train.max(axis=0) == 0].abs().max()):.1e}).")
+          f"{float(model.fc1.weight.detach()[:, X_train.max(axis=0) == 0].abs().max()):.1e}).")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, stat in zip(axes, ["mean_rank", "min_rank"]):
