@@ -64,8 +64,6 @@ NO_DATA_CHECKS = [
 
 # Failures reported to the estimators' owners; remove an entry once fixed.
 KNOWN_FAILURES = {
-    ("check_param_validation", "PHDimension"):
-        "`device` is validated by hand with a ValueError: its constraint should be 'no_validation'",
 }
 
 

@@ -33,6 +33,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sktopo._collections import check_cloud, check_collection, check_distance_matrix
+from sktopo._device import resolve_device
 from sktopo._distance import check_memory, distance_matrix_bytes, pairwise_distances
 from sktopo.dimension._protocols import MIN_N_SIZES, PRESET_FIXED, PRESETS, make_plan
 
@@ -198,7 +199,7 @@ class PHDimension(TransformerMixin, BaseEstimator):
                 f"PHDimension: min_points={self.min_points} must be below "
                 f"max_points={self.max_points}."
             )
-        _resolve_device(self.device)
+        resolve_device(self.device, owner="PHDimension")
 
     def _check_X(self, X):
         return check_collection(
@@ -252,7 +253,7 @@ class PHDimension(TransformerMixin, BaseEstimator):
         settings = dict(
             alpha=float(self.alpha), protocol=self.protocol, min_points=self.min_points,
             max_points=self.max_points, n_sizes=self.n_sizes, n_draws=self.n_draws,
-            n_reruns=self.n_reruns, metric=self.metric, device=_resolve_device(self.device),
+            n_reruns=self.n_reruns, metric=self.metric, device=resolve_device(self.device, owner="PHDimension"),
         )
         labels = [collection.cell_label(i, j) for i, j in collection.positions()]
         results = _run_parallel(
@@ -346,25 +347,6 @@ def _run_parallel(function, tasks, settings, *, n_jobs, verbose, desc):
 
         iterator = tqdm(iterator, total=n_tasks, desc=desc, unit="cloud")
     return list(iterator)
-
-
-def _resolve_device(device):
-    """``"cpu"`` stays on numpy; anything else is a torch device."""
-    if isinstance(device, str) and device == "cpu":
-        return "cpu"
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device={device!r} is not a device: use 'cpu', 'auto' or a torch device such as 'cuda'."
-        ) from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'.")
-    return str(resolved)
 
 
 def _memory_limit():

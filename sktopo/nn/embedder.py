@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._device import resolve_device
 from ._capture import LayerHooks, prepared_model
 from ._inputs import Inputs
 from ._layers import resolve_layers
@@ -30,25 +31,6 @@ def _torch_dtype(dtype):
     if name not in _DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
     return _DTYPES[name]
-
-
-def _resolve_device(device):
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device; got "
-            f"{device!r}.") from exc
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but CUDA is not available here; use "
-                             "device='auto' or 'cpu'.")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} CUDA "
-                             "device(s) are visible.")
-    return resolved
 
 
 def _shares_storage(a, b):
@@ -367,7 +349,7 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         self.layers_ = [module for _, module in selected]
         resolve_selectors(self.output, self.layer_names_)
         self._layouts()
-        self.device_ = _resolve_device(self.device)
+        self.device_ = torch.device(resolve_device(self.device, owner="LayerEmbedder"))
         self.projection_seed_ = None
         if self.n_components is not None:
             self.projection_seed_ = int(

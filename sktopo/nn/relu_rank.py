@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from sktopo._device import resolve_device
 from sktopo.nn._relu_network import ReLUTracer, check_piecewise_linear, modules_called
 from sktopo.nn._relu_patterns import (
     cumulative_hashes,
@@ -170,7 +171,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         if not isinstance(self.model, torch.nn.Module):
             raise TypeError(
                 f"model must be a torch.nn.Module, got {type(self.model).__name__}.")
-        self.device_ = _resolve_device(self.device)
+        self.device_ = resolve_device(self.device, owner="ReLURankRegions")
         index, x = self._check_X(X, reset=True)
         with self._prepared_model() as model:
             try:
@@ -554,22 +555,6 @@ def _dual_level():
 
     with _quiet_jit_warning(), fwAD.dual_level():
         yield
-
-
-def _resolve_device(device):
-    import torch
-
-    if isinstance(device, torch.device):
-        return str(device)
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a torch device: {exc}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available; use 'auto' or 'cpu'.")
-    return str(resolved)
 
 
 def _progress(verbose):

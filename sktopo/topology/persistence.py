@@ -39,6 +39,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._collections import check_cloud, check_collection, check_distance_matrix
+from .._device import resolve_device
 from ..diagram import Diagram
 from .engines import ENGINES, compute_bars, resolve_engine
 from .landmarks import greedy_landmarks
@@ -97,18 +98,10 @@ def _check_dimensions(value, estimator: str) -> tuple:
 
 def _check_device(device, engine: str):
     """The torch device of the MST engine, or None for the numpy path."""
-    if device == "cpu" or engine != "mst":
+    resolved = resolve_device(device, owner="PersistenceDiagram")
+    if resolved == "cpu" or engine != "mst":
         return None
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else None
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was asked for, but torch sees no CUDA GPU. "
-            f"Use device='auto' (CUDA when available) or device='cpu'."
-        )
-    return device
+    return resolved
 
 
 class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -274,10 +267,7 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             _check_metric_name(self.metric, name)
         self.memory_limit_ = parse_memory(self.memory_limit)
         self.engine_ = resolve_engine(self.backend, self.homology_dimensions_)
-        device = self.device
-        if not (device in ("cpu", "auto") or str(device).startswith(("cuda", "mps", "xpu", "cpu"))):
-            raise ValueError(f"{name}: device must be 'cpu', 'auto', 'cuda' or a torch device; got {device!r}.")
-        self._device = _check_device(device, self.engine_)
+        self._device = _check_device(self.device, self.engine_)
 
     def _check_collection(self, X):
         name = type(self).__name__
