@@ -124,10 +124,16 @@ def _profile_stage(model, X, args, stage):
     phdim = PHDimension(random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose,
                         device=args.device).set_output(transform="pandas").fit_transform(clouds)
     twonn = TwoNN(random_state=args.seed).set_output(transform="pandas").fit_transform(clouds)
-    tables = [phdim, twonn.add_prefix("twonn__") if "twonn" not in twonn.columns else twonn, persistence]
-    table = pd.concat(tables, axis=1)
+    # both estimators report e.g. "r2": give every column its estimator's name
+    table = pd.concat([_own_columns(phdim, "phdim"), _own_columns(twonn, "twonn"), persistence],
+                      axis=1)
     table.insert(0, "n_features", [cloud.shape[1] for cloud in clouds])
     return table
+
+
+def _own_columns(table, name):
+    """Prefix the columns of one estimator's table with its name: r2 -> phdim_r2."""
+    return table.rename(columns=lambda c: c if c.startswith(name) else f"{name}_{c}")
 
 
 def _rank_profile(model, X, args):
@@ -135,11 +141,10 @@ def _rank_profile(model, X, args):
     from sktopo import ReLURankRegions
 
     try:
-        ranks = ReLURankRegions(model, device=args.device).fit(X)
+        return ReLURankRegions(model, device=args.device).fit(X).summary_
     except (ValueError, TypeError) as error:
         _log(args, f"rank profile skipped: {error}")
         return None
-    return ranks.summary(X)
 
 
 def _cmd_profile(args):
@@ -171,7 +176,7 @@ def _cmd_profile(args):
     tables, ranks = {}, {}
     for stage, stage_model in stages.items():
         tables[stage] = _profile_stage(stage_model, X, args, stage)
-        if args.model != "cnn":  # max pooling is not a ReLU-only network
+        if args.model != "cnn":  # ReLURankRegions refuses DigitsCNN's max pooling
             _log(args, f"[{stage}] ReLU rank profile ...")
             rank = _rank_profile(stage_model, X, args)
             if rank is not None:
@@ -217,12 +222,24 @@ def _plot_profile(table, ranks, out):
               ("H0__total_persistence_p1", None, "H0 lifespans sum"),
               ("H1__total_persistence_p1", None, "H1 lifespans sum")]
     panels = [p for p in panels if p[0] in table.columns]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    n_panels = len(panels) + bool(ranks)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), squeeze=False)
     for ax, (column, err, title) in zip(axes[0], panels):
         for stage, part in table.groupby(level="stage", sort=False):
             part = part.droplevel("stage")
             plot_layer_profile(part, y=column, yerr=err if err in part.columns else None, ax=ax, label=stage)
         ax.set_title(title)
+        ax.legend()
+    if ranks:
+        ax = axes[0, -1]
+        for stage, summary in ranks.items():
+            color = f"C{list(table.index.unique('stage')).index(stage)}"  # as in the other panels
+            plot_layer_profile(summary, y="mean_rank", yerr=None, ax=ax, label=f"{stage}: mean",
+                               color=color)
+            plot_layer_profile(summary, y="min_rank", yerr=None, ax=ax, label=f"{stage}: min",
+                               color=color, linestyle="--")
+        ax.set_title("cumulative rank of the ReLU map")
+        ax.set_ylabel("rank")
         ax.legend()
     fig.tight_layout()
     paths = [out / "profile.png"]

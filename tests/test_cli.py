@@ -38,7 +38,9 @@ def test_profile_builtin_mlp(tmp_path):
     long = pd.read_csv(tmp_path / "profile.csv")
     assert list(long.columns) == ["stage", "layer", "source", "homology_dimension", "feature", "value"]
     assert set(long["stage"]) == {"untrained", "trained"}
-    assert {"phdim", "twonn", "total_persistence_p1"} <= set(long["feature"])
+    assert {"phdim", "phdim_r2", "twonn", "twonn_r2", "total_persistence_p1"} <= set(long["feature"])
+    keys = ["stage", "layer", "source", "homology_dimension", "feature"]
+    assert not long[keys].astype(str).duplicated().any(), "two estimators wrote the same feature"
     ranks = pd.read_csv(tmp_path / "ranks.csv")
     assert (ranks["min_rank"] <= 64).all()
     assert (tmp_path / "profile.png").stat().st_size > 10_000
