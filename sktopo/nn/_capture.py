@@ -10,8 +10,6 @@
 
 import contextlib
 
-import torch
-
 
 class _StopForward(BaseException):
     """Raised by the last hook to end a forward pass early.

@@ -1,8 +1,6 @@
 """``LayerEmbedder``: the layers of a torch model as point clouds."""
 
 import io
-import math
-from collections.abc import Mapping
 from numbers import Integral
 
 import numpy as np
