@@ -271,7 +271,8 @@ def _cmd_manifolds(args):
         table.to_csv(path)
     shown = [c for c in ("phdim", "H0__n_bars", "H1__n_bars", "H1__max_lifetime", "H2__n_bars",
                          "H2__max_lifetime") if c in table.columns]
-    with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
+    with pd.option_context("display.width", 200, "display.max_columns", None,
+                           "display.float_format", "{:.3f}".format):
         print(table[shown])
     _log(args, f"wrote {path}")
     return 0

@@ -152,7 +152,7 @@ def make_manifolds(n_samples=400, *, random_state=0):
         make_circle(n_samples - n_samples // 2, random_state=seeds[1] + 1) + [3.0, 0.0],
     ])
     clouds = {
-        "circle": make_circle(n_samples, noise=0.05, random_state=seeds[0]),
+        "circle": make_circle(n_samples, noise=0.01, random_state=seeds[0]),
         "two_circles": two,
         "sphere": make_sphere(n_samples, 2, random_state=seeds[2]),
         "torus": make_torus(n_samples, random_state=seeds[3]),
