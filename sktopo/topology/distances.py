@@ -31,15 +31,16 @@ to the diagonal.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import Parallel, delayed
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._parallel import effective_jobs, run_parallel
 from ..diagram import Diagram
 from ._base import DiagramTransformer, label_text
 
@@ -299,19 +300,14 @@ class DiagramDistance(DiagramTransformer):
         """Distances of ``pairs`` (list of (bars_a, bars_b)), batched over joblib."""
         if not pairs:
             return np.empty(0)
-        n_batches = max(1, min(len(pairs), 4 * _effective_jobs(self.n_jobs)))
+        n_batches = max(1, min(len(pairs), 4 * effective_jobs(self.n_jobs)))
         bounds = np.linspace(0, len(pairs), n_batches + 1).astype(int)
-        batches = [pairs[s:e] for s, e in zip(bounds[:-1], bounds[1:]) if e > s]
-        tasks = (
-            delayed(_distances_of_pairs)(batch, self.metric, float(self.order), self.combine)
-            for batch in batches
-        )
-        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks)
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            results = tqdm(results, total=len(batches), desc="DiagramDistance", unit="batch")
-        return np.concatenate(list(results))
+        batches = [(pairs[s:e],) for s, e in zip(bounds[:-1], bounds[1:]) if e > s]
+        one_batch = partial(_distances_of_pairs, metric=self.metric, order=float(self.order),
+                            combine=self.combine)
+        return np.concatenate(run_parallel(one_batch, batches, n_jobs=self.n_jobs,
+                                           verbose=self.verbose, desc="DiagramDistance",
+                                           unit="batch"))
 
     def _table(self, bars, n_rows, n_cols, symmetric):
         """The (n_rows, n_cols * n_fitted) table, one block of distances per column.
@@ -379,12 +375,3 @@ class DiagramDistance(DiagramTransformer):
         collection = self._validate_diagrams(X, reset=True)
         self._fit_dims(collection)
         return self._table(self._fitted_bars, collection.n_rows, collection.n_cols, symmetric=True)
-
-
-def _effective_jobs(n_jobs) -> int:
-    from joblib import effective_n_jobs
-
-    try:
-        return max(1, effective_n_jobs(n_jobs))
-    except Exception:  # unusual backends may not report a count
-        return 1

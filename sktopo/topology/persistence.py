@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._collections import check_cloud, check_collection, check_distance_matrix
 from .._device import resolve_device
+from .._parallel import effective_jobs, run_parallel
 from ..diagram import Diagram
 from .engines import ENGINES, compute_bars, resolve_engine
 from .landmarks import greedy_landmarks
@@ -320,9 +321,11 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         clouds = collection.flat()
         labels = [collection.cell_label(i, j) for i, j in collection.positions()]
         seeds = _cloud_seeds(self.random_state, clouds)
-        workers = max(1, min(effective_n_jobs(self.n_jobs), len(clouds)))
-        n_threads = max(1, effective_n_jobs(self.n_jobs) // workers)
-        settings = dict(
+        n_jobs = effective_jobs(self.n_jobs)
+        # cores left over when there are fewer clouds than workers go to giotto-ph's threads
+        n_threads = n_jobs // min(n_jobs, len(clouds))
+        one_cloud = partial(
+            _cloud_diagram,
             homology_dimensions=self.homology_dimensions_,
             engine=self.engine_,
             metric=self.metric,
@@ -335,19 +338,8 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             n_threads=n_threads,
             estimator=type(self).__name__,
         )
-        jobs = (
-            delayed(_cloud_diagram)(cloud, label=label, seed=seed, **settings)
-            for cloud, label, seed in zip(clouds, labels, seeds)
-        )
-        if workers == 1:
-            results = (job[0](*job[1], **job[2]) for job in jobs)
-        else:
-            results = Parallel(n_jobs=workers, return_as="generator")(jobs)
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            results = tqdm(results, total=len(clouds), desc=type(self).__name__)
-        diagrams = list(results)
+        diagrams = run_parallel(one_cloud, zip(clouds, labels, seeds), n_jobs=self.n_jobs,
+                                verbose=self.verbose, desc=type(self).__name__, unit="cloud")
         out = collection.rebuild(diagrams)
         if collection.kind in ("list", "array") and self._output_is_pandas():
             out = pd.Series(diagrams, index=collection.row_index, dtype=object)
@@ -431,7 +423,7 @@ def _cloud_seeds(random_state, clouds) -> list:
     return seeds
 
 
-def _cloud_diagram(data, *, label, seed, homology_dimensions, engine, metric, metric_params,
+def _cloud_diagram(data, label, seed, *, homology_dimensions, engine, metric, metric_params,
                    threshold, coeff, n_landmarks, memory_limit, device, n_threads, estimator):
     """Diagram of one validated cloud (or distance matrix)."""
     n_points = data.shape[0]

@@ -1,0 +1,73 @@
+"""Run independent tasks over joblib, in order, with an optional progress bar.
+
+The estimators that loop over clouds or pairs of diagrams (``n_jobs``,
+``verbose``) share this: joblib when more than one worker would help, a plain
+loop otherwise (no process start-up for one job), and a tqdm bar over the
+results as they arrive. The worker count comes from
+:func:`joblib.effective_n_jobs`, so ``joblib.parallel_config(backend="dask",
+n_jobs=...)`` reaches the work even with ``n_jobs=None``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+__all__ = ["effective_jobs", "run_parallel"]
+
+
+def effective_jobs(n_jobs) -> int:
+    """Number of workers joblib would use for ``n_jobs`` (at least 1)."""
+    from joblib import effective_n_jobs
+
+    try:
+        return max(1, int(effective_n_jobs(n_jobs)))
+    except Exception:  # unusual backends may not report a count
+        return 1
+
+
+def run_parallel(
+    function: Callable,
+    tasks: Iterable[tuple],
+    *,
+    n_jobs=None,
+    verbose=0,
+    desc: str | None = None,
+    unit: str = "it",
+) -> list:
+    """``[function(*task) for task in tasks]``, over joblib when it helps.
+
+    Parameters
+    ----------
+    function : callable
+        Called as ``function(*task)``; bind fixed keyword arguments with
+        :func:`functools.partial`. Must be picklable for process backends.
+    tasks : iterable of tuple
+        Positional arguments of each call.
+    n_jobs : int or None, default=None
+        joblib's ``n_jobs``. At most one worker per task is started; with one
+        worker the calls run here, in a loop.
+    verbose : int, default=0
+        Show a tqdm progress bar over the tasks when positive.
+    desc, unit : str
+        Label and unit of the progress bar.
+
+    Returns
+    -------
+    results : list
+        One result per task, in the order of ``tasks`` whatever ``n_jobs``.
+    """
+    tasks = list(tasks)
+    workers = min(effective_jobs(n_jobs), len(tasks))
+    if workers <= 1:
+        results = (function(*task) for task in tasks)
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=workers, return_as="generator")(
+            delayed(function)(*task) for task in tasks
+        )
+    if verbose:
+        from tqdm.auto import tqdm
+
+        results = tqdm(results, total=len(tasks), desc=desc, unit=unit)
+    return list(results)

@@ -1,0 +1,32 @@
+"""sktopo._parallel.run_parallel: results in task order, in a loop or over joblib."""
+
+import os
+
+import joblib
+
+from sktopo._parallel import effective_jobs, run_parallel
+
+
+def _pid_and_sum(a, b):
+    return os.getpid(), a + b
+
+
+def test_results_in_order_over_joblib():
+    tasks = [(k, 10 * k) for k in range(7)]
+    with joblib.parallel_config(backend="threading"):
+        out = run_parallel(_pid_and_sum, tasks, n_jobs=2, verbose=1, desc="test")
+    assert [total for _, total in out] == [11 * k for k in range(7)]
+
+
+def test_one_worker_runs_here():
+    out = run_parallel(_pid_and_sum, [(1, 2), (3, 4)], n_jobs=None)
+    assert out == [(os.getpid(), 3), (os.getpid(), 7)]
+    # a single task never starts workers either
+    assert run_parallel(_pid_and_sum, [(1, 2)], n_jobs=2) == [(os.getpid(), 3)]
+    assert run_parallel(_pid_and_sum, [], n_jobs=2) == []
+
+
+def test_effective_jobs_follows_context():
+    assert effective_jobs(None) == 1
+    with joblib.parallel_config(n_jobs=2):
+        assert effective_jobs(None) == 2
