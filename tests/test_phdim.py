@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from ripser import ripser
 from sklearn.base import clone
 
@@ -162,6 +163,14 @@ def test_set_output_pandas_frame_and_series():
     assert list(out.columns) == list(FEATURES) and out.index.equals(series.index)
     with pytest.raises(ValueError, match="columns"):
         PHDimension().fit(frame).transform(frame.rename(columns={"fc": "other"}))
+
+
+def test_one_cloud_function_under_global_pandas_output():
+    X = make_sphere(300, 1, random_state=0)
+    expected = ph_dimension(X, random_state=0)
+    with sklearn.config_context(transform_output="pandas"):
+        result = ph_dimension(X, random_state=0)
+    pd.testing.assert_series_equal(result, expected)
 
 
 def test_bare_array_is_refused_with_a_hint():

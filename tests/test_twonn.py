@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from scipy.spatial.distance import cdist
 
 import sktopo
@@ -110,3 +111,11 @@ def test_bare_array_and_public_names():
     assert sktopo.TwoNN is TwoNN and sktopo.twonn is twonn
     with pytest.raises(ValueError):
         TwoNN(discard_fraction=1.0).fit([make_sphere(50, 1)])
+
+
+def test_one_cloud_function_under_global_pandas_output(rng):
+    X = rng.normal(size=(200, 3))
+    expected = twonn(X)
+    with sklearn.config_context(transform_output="pandas"):
+        result = twonn(X)
+    pd.testing.assert_series_equal(result, expected)

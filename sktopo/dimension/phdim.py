@@ -297,7 +297,8 @@ def ph_dimension(X, **params) -> pd.Series:
     >>> bool(abs(result["phdim"] - 1) < 0.15)
     True
     """
-    estimator = PHDimension(**params)
+    # a plain array whatever the global transform_output, so table[0] is the first row
+    estimator = PHDimension(**params).set_output(transform="default")
     if params.get("metric") == "precomputed":
         X = check_distance_matrix(X, "the input", prefix="ph_dimension: ")
     else:

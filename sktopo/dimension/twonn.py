@@ -180,7 +180,8 @@ def twonn(X, **params) -> pd.Series:
         X = check_distance_matrix(X, "the input", prefix="twonn: ")
     else:
         X = check_cloud(X, "the input", prefix="twonn: ")
-    table = TwoNN(**params).fit_transform([X])
+    # a plain array whatever the global transform_output, so table[0] is the first row
+    table = TwoNN(**params).set_output(transform="default").fit_transform([X])
     return pd.Series(table[0], index=list(FEATURES), name="twonn")
 
 
