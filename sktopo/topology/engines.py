@@ -50,7 +50,7 @@ import math
 
 import numpy as np
 
-from .._distance import check_memory, pairwise_distances
+from .._distance import _REFINE_RELATIVE, check_memory, pairwise_distances
 
 __all__ = [
     "ENGINES",
@@ -310,6 +310,10 @@ def _sparse_edges(data, metric, metric_params, threshold, memory_limit, where, c
 
         nn = NearestNeighbors(radius=threshold, metric=metric, metric_params=metric_params or None)
         nn.fit(data)
+        # sklearn's brute-force search (many features) uses |x|^2 + |y|^2 - 2 x.y,
+        # which leaves ~1e-6 between identical points: spurious tiny bars
+        sq_norms = (np.einsum("ij,ij->i", data, data)
+                    if metric == "euclidean" and not metric_params else None)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         if precomputed:
@@ -327,6 +331,8 @@ def _sparse_edges(data, metric, metric_params, threshold, memory_limit, where, c
             d = np.concatenate(dist) if len(dist) else np.empty(0)
             upper = j > i
             i, j, d = i[upper], j[upper], d[upper]
+            if sq_norms is not None:
+                d = _refine_close_pairs(data, sq_norms, i, j, d)
         rows.append(i.astype(np.int64))
         cols.append(j.astype(np.int64))
         values.append(d.astype(np.float64))
@@ -339,6 +345,19 @@ def _sparse_edges(data, metric, metric_params, threshold, memory_limit, where, c
             "(None disables this check).",
         )
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+
+
+def _refine_close_pairs(X, sq_norms, i, j, d):
+    """Recompute from the differences the Euclidean distances too small for the product formula.
+
+    The same rule as :func:`sktopo._distance.squared_euclidean_distances`:
+    duplicate points come out at exactly 0.
+    """
+    close = d * d < _REFINE_RELATIVE * (sq_norms[i] + sq_norms[j])
+    if close.any():
+        diff = X[i[close]] - X[j[close]]
+        d[close] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return d
 
 
 def _run_sparse(engine, edges, n, maxdim, threshold, coeff, n_threads):
