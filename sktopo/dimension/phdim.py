@@ -23,18 +23,15 @@ numbers on any ``n_jobs``.
 from __future__ import annotations
 
 import os
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
-from sktopo._collections import check_cloud, check_collection, check_distance_matrix
 from sktopo._device import resolve_device
 from sktopo._distance import check_memory, distance_matrix_bytes, pairwise_distances
+from sktopo.dimension._base import CloudFeatures, one_cloud
 from sktopo.dimension._protocols import MIN_N_SIZES, PRESET_FIXED, PRESETS, make_plan
 
 __all__ = ["PHDimension", "ph_dimension"]
@@ -45,7 +42,7 @@ _CI_LEVEL = 0.95
 _TORCH_BATCH_BYTES = 1 << 30
 
 
-class PHDimension(TransformerMixin, BaseEstimator):
+class PHDimension(CloudFeatures):
     """Persistent-homology dimension of every cloud in a collection.
 
     Subsamples of increasing size ``n`` are drawn from each cloud, the
@@ -166,6 +163,8 @@ class PHDimension(TransformerMixin, BaseEstimator):
         "device": "no_validation",  # checked in fit: "cpu", "auto" or a torch device
         "verbose": ["verbose"],
     }
+    _features = FEATURES
+    _one_cloud = "sktopo.ph_dimension(X)"
 
     def __init__(self, alpha=1.0, min_points=None, max_points=None, n_sizes=None, n_draws=None,
                  n_reruns=None, metric="euclidean", protocol=None, random_state=None,
@@ -201,76 +200,13 @@ class PHDimension(TransformerMixin, BaseEstimator):
             )
         resolve_device(self.device, owner="PHDimension")
 
-    def _check_X(self, X):
-        return check_collection(
-            X,
-            cell="distance" if self.metric == "precomputed" else "cloud",
-            estimator="PHDimension",
-            one_cloud="sktopo.ph_dimension(X)",
-            min_points=1,
-        )
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Check the parameters and remember the input's columns.
-
-        Parameters
-        ----------
-        X : collection of clouds
-            A list of 2-D arrays, a 3-D array, or a Series / DataFrame of
-            clouds (distance matrices with ``metric="precomputed"``).
-        y : ignored
-
-        Returns
-        -------
-        self
-        """
-        self._check_settings()
-        collection = self._check_X(X)
-        self.columns_ = collection.columns
-        self.feature_names_out_ = collection.feature_names(list(FEATURES))
-        return self
-
-    def transform(self, X):
-        """Estimate the PH dimension of every cloud.
-
-        Parameters
-        ----------
-        X : collection of clouds
-
-        Returns
-        -------
-        table : ndarray of shape (n_rows, n_columns * 8)
-            For each input column: ``phdim``, ``phdim_std``, ``phdim_ci_low``,
-            ``phdim_ci_high``, ``r2``, ``n_min``, ``n_max``, ``n_sizes``. A
-            DataFrame indexed like ``X`` with ``set_output(transform="pandas")``.
-        """
-        check_is_fitted(self, "feature_names_out_")
-        collection = self._check_X(X)
-        _check_same_columns(self.columns_, collection.columns)
-        flat = collection.flat()
-        seeds = _cell_seeds(self.random_state, len(flat))
-        settings = dict(
+    def _cell_task(self):
+        return _estimate_cloud, dict(
             alpha=float(self.alpha), protocol=self.protocol, min_points=self.min_points,
             max_points=self.max_points, n_sizes=self.n_sizes, n_draws=self.n_draws,
-            n_reruns=self.n_reruns, metric=self.metric, device=resolve_device(self.device, owner="PHDimension"),
+            n_reruns=self.n_reruns, metric=self.metric,
+            device=resolve_device(self.device, owner="PHDimension"),
         )
-        labels = [collection.cell_label(i, j) for i, j in collection.positions()]
-        results = _run_parallel(
-            _estimate_cloud, [(cloud, seed, labels[k]) for k, (cloud, seed) in enumerate(zip(flat, seeds))],
-            settings, n_jobs=self.n_jobs, verbose=self.verbose, desc="PHDimension",
-        )
-        rows = []
-        for values, messages in results:
-            for message in messages:
-                warnings.warn(f"PHDimension: {message}", UserWarning, stacklevel=2)
-            rows.append([values[name] for name in FEATURES])
-        return collection.stack_features(rows)
-
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns (``"{column}__phdim"``, ... for DataFrame inputs)."""
-        check_is_fitted(self, "feature_names_out_")
-        return self.feature_names_out_.copy()
 
 
 def ph_dimension(X, **params) -> pd.Series:
@@ -297,57 +233,7 @@ def ph_dimension(X, **params) -> pd.Series:
     >>> bool(abs(result["phdim"] - 1) < 0.15)
     True
     """
-    # a plain array whatever the global transform_output, so table[0] is the first row
-    estimator = PHDimension(**params).set_output(transform="default")
-    if params.get("metric") == "precomputed":
-        X = check_distance_matrix(X, "the input", prefix="ph_dimension: ")
-    else:
-        X = check_cloud(X, "the input", prefix="ph_dimension: ")
-    table = estimator.fit_transform([X])
-    return pd.Series(table[0], index=list(FEATURES), name="ph_dimension")
-
-
-# ---------------------------------------------------------------------------------------------
-# shared plumbing (TwoNN uses it too)
-
-
-def _check_same_columns(fitted, given):
-    if fitted is None and given is None:
-        return
-    if fitted is None or given is None or not fitted.equals(given):
-        raise ValueError(
-            f"the columns of X ({None if given is None else list(given)}) differ from those seen "
-            f"in fit ({None if fitted is None else list(fitted)}); fit again on this input."
-        )
-
-
-def _cell_seeds(random_state, n_cells):
-    """One independent SeedSequence per cell, so results do not depend on n_jobs."""
-    if random_state is None:
-        root = np.random.SeedSequence()
-    elif isinstance(random_state, Integral):
-        root = np.random.SeedSequence(int(random_state))
-    else:  # a RandomState instance: draw the entropy from it
-        root = np.random.SeedSequence(random_state.randint(0, 2**31 - 1, size=4).tolist())
-    return root.spawn(n_cells)
-
-
-def _run_parallel(function, tasks, settings, *, n_jobs, verbose, desc):
-    """Run ``function(*task, **settings)`` over tasks with joblib, in order, with a progress bar."""
-    from joblib import Parallel, delayed
-
-    n_tasks = len(tasks)
-    if n_jobs in (None, 1) or n_tasks == 1:
-        iterator = (function(*task, **settings) for task in tasks)
-    else:
-        iterator = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(function)(*task, **settings) for task in tasks
-        )
-    if verbose:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, total=n_tasks, desc=desc, unit="cloud")
-    return list(iterator)
+    return one_cloud(PHDimension(**params), X, "ph_dimension")
 
 
 def _memory_limit():

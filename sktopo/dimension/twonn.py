@@ -15,17 +15,13 @@ with the (multi-scale, topological) PH dimension.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
-from sktopo._collections import check_cloud, check_collection, check_distance_matrix
-from sktopo.dimension.phdim import _cell_seeds, _check_same_columns, _run_parallel
+from sktopo.dimension._base import CloudFeatures, one_cloud
 
 __all__ = ["TwoNN", "twonn"]
 
@@ -33,7 +29,7 @@ FEATURES = ("twonn", "r2", "n_used")
 _MIN_POINTS = 3
 
 
-class TwoNN(TransformerMixin, BaseEstimator):
+class TwoNN(CloudFeatures):
     """TwoNN intrinsic dimension of every cloud in a collection.
 
     Parameters
@@ -85,6 +81,8 @@ class TwoNN(TransformerMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
     }
+    _features = FEATURES
+    _one_cloud = "sktopo.twonn(X)"
 
     def __init__(self, discard_fraction=0.1, metric="euclidean", max_points=None,
                  random_state=None, n_jobs=None, verbose=0):
@@ -95,63 +93,9 @@ class TwoNN(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _check_X(self, X):
-        return check_collection(
-            X,
-            cell="distance" if self.metric == "precomputed" else "cloud",
-            estimator="TwoNN",
-            one_cloud="sktopo.twonn(X)",
-        )
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Check the parameters and remember the input's columns.
-
-        Parameters
-        ----------
-        X : collection of clouds
-        y : ignored
-
-        Returns
-        -------
-        self
-        """
-        collection = self._check_X(X)
-        self.columns_ = collection.columns
-        self.feature_names_out_ = collection.feature_names(list(FEATURES))
-        return self
-
-    def transform(self, X):
-        """Estimate the TwoNN dimension of every cloud.
-
-        Returns
-        -------
-        table : ndarray of shape (n_rows, n_columns * 3)
-            ``twonn``, ``r2``, ``n_used`` per input column.
-        """
-        check_is_fitted(self, "feature_names_out_")
-        collection = self._check_X(X)
-        _check_same_columns(self.columns_, collection.columns)
-        flat = collection.flat()
-        seeds = _cell_seeds(self.random_state, len(flat))
-        labels = [collection.cell_label(i, j) for i, j in collection.positions()]
-        settings = dict(discard_fraction=float(self.discard_fraction), metric=self.metric,
-                        max_points=self.max_points)
-        results = _run_parallel(
-            _twonn_cloud, [(cloud, seed, labels[k]) for k, (cloud, seed) in enumerate(zip(flat, seeds))],
-            settings, n_jobs=self.n_jobs, verbose=self.verbose, desc="TwoNN",
-        )
-        rows = []
-        for values, messages in results:
-            for message in messages:
-                warnings.warn(f"TwoNN: {message}", UserWarning, stacklevel=2)
-            rows.append([values[name] for name in FEATURES])
-        return collection.stack_features(rows)
-
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns (``"{column}__twonn"``, ... for DataFrame inputs)."""
-        check_is_fitted(self, "feature_names_out_")
-        return self.feature_names_out_.copy()
+    def _cell_task(self):
+        return _twonn_cloud, dict(discard_fraction=float(self.discard_fraction),
+                                  metric=self.metric, max_points=self.max_points)
 
 
 def twonn(X, **params) -> pd.Series:
@@ -176,13 +120,7 @@ def twonn(X, **params) -> pd.Series:
     >>> bool(abs(sktopo.twonn(make_torus(2000, random_state=0))["twonn"] - 2) < 0.2)
     True
     """
-    if params.get("metric") == "precomputed":
-        X = check_distance_matrix(X, "the input", prefix="twonn: ")
-    else:
-        X = check_cloud(X, "the input", prefix="twonn: ")
-    # a plain array whatever the global transform_output, so table[0] is the first row
-    table = TwoNN(**params).set_output(transform="default").fit_transform([X])
-    return pd.Series(table[0], index=list(FEATURES), name="twonn")
+    return one_cloud(TwoNN(**params), X, "twonn")
 
 
 def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
