@@ -105,3 +105,13 @@ def test_everything_collapsed_to_one_point():
     qp = QuotientPersistence(random_relu_mlp(2, [1], random_state=0), collapse="all").fit(X)
     assert qp.table_.loc["M/A", "n_points"] == 1
     assert qp.table_.loc["M/A", "H0_bars"] == 1 and qp.table_.loc["M/A", "H1_bars"] == 0
+
+
+def test_duplicate_points_add_no_bars():
+    # many features: sklearn's matrix-product distances leave ~1e-7 between
+    # identical points, which would be tiny H0 bars
+    rng = np.random.default_rng(0)
+    X = 3 * rng.normal(size=(40, 30)) + 5
+    X_dup = np.vstack([X, X[:10]])
+    diagram = quotient_persistence(X_dup, -np.ones(len(X_dup)), homology_dimensions=(0,))
+    assert len(diagram[0]) == len(X)

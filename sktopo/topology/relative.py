@@ -301,8 +301,10 @@ def _distances(X, metric):
             raise ValueError(f"metric='precomputed' needs a square distance matrix, got shape "
                              f"{D.shape}.")
         return D
-    from sklearn.metrics import pairwise_distances
+    from sktopo._distance import pairwise_distances
 
+    # sktopo's distances, not sklearn's: identical points (inputs a network
+    # collapses) come out at exactly 0 rather than ~1e-7, a spurious tiny H0 bar
     D = pairwise_distances(_as_points(X), metric=metric)
     return np.maximum(D, D.T)
 
