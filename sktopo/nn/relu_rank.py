@@ -160,6 +160,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         self._fit(X)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None, **fit_params):
         """Fit on X and return its per-input table, computing the regions once."""
         return self._fit(X)  # set_output wraps fit_transform like transform
@@ -167,7 +168,6 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
     def _fit(self, X):
         import torch
 
-        self._validate_params()
         if not isinstance(self.model, torch.nn.Module):
             raise TypeError(
                 f"model must be a torch.nn.Module, got {type(self.model).__name__}.")
@@ -184,11 +184,11 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
                 ) from exc
             self._relu_module_names = check_piecewise_linear(called)
             names, patterns, _ = ReLUTracer(model, self._relu_module_names).patterns(x[:1])
-        self.layer_names_ = names
-        self.n_units_ = pd.Series([p.shape[1] for p in patterns], index=pd.Index(
-            names, name="layer"), name="units")
-        self.low_rank_ = self.n_features_in_ if self.low_rank is None else int(self.low_rank)
-        result = self._analyse(x, index)
+            self.layer_names_ = names
+            self.n_units_ = pd.Series([p.shape[1] for p in patterns], index=pd.Index(
+                names, name="layer"), name="units")
+            self.low_rank_ = self.n_features_in_ if self.low_rank is None else int(self.low_rank)
+            result = self._analyse(model, x, index)
         self.regions_ = result.region_table()
         self.summary_ = result.summary()
         return result.features()
@@ -208,8 +208,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
             ``set_output(transform="pandas")`` a DataFrame indexed like X.
         """
         check_is_fitted(self)
-        index, x = self._check_X(X, reset=False)
-        return self._analyse(x, index).features()
+        return self._analyse_inputs(X).features()
 
     def region_table(self, X=None):
         """One row per distinct (full) activation region among the inputs.
@@ -231,8 +230,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if X is None:
             return self.regions_.copy()
-        index, x = self._check_X(X, reset=False)
-        return self._analyse(x, index).region_table()
+        return self._analyse_inputs(X).region_table()
 
     def summary(self, X=None):
         """Per-layer summary: ranks, active units, regions and low-rank fractions.
@@ -252,8 +250,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if X is None:
             return self.summary_.copy()
-        index, x = self._check_X(X, reset=False)
-        return self._analyse(x, index).summary()
+        return self._analyse_inputs(X).summary()
 
     def get_feature_names_out(self, input_features=None):
         """Names of the :meth:`transform` columns: ``"{layer}__{feature}"``."""
@@ -345,34 +342,39 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
             for name, m in model.named_modules():
                 m.training = modes[name]
 
-    def _analyse(self, x, index):
-        """Patterns, dedup, ranks: everything the three tables need."""
+    def _analyse_inputs(self, X):
+        """Check ``X`` against the fit and analyse it (one copy of the model, if any)."""
+        index, x = self._check_X(X, reset=False)
+        with self._prepared_model() as model:
+            return self._analyse(model, x, index)
+
+    def _analyse(self, model, x, index):
+        """Patterns, dedup, ranks: everything the three tables need (``model`` prepared)."""
         import torch
 
-        n, d = x.shape[0], self.n_features_in_
+        n = x.shape[0]
         progress = _progress(self.verbose)
-        with self._prepared_model() as model:
-            tracer = ReLUTracer(model, self._relu_module_names, n_calls=len(self.layer_names_))
-            words = [[] for _ in self.layer_names_]
-            active = [[] for _ in self.layer_names_]
-            starts = range(0, n, self.batch_size)
-            for start in progress(starts, desc="activation patterns"):
-                names, patterns, _ = tracer.patterns(x[start:start + self.batch_size])
-                if names != self.layer_names_:
-                    raise ValueError(
-                        f"The ReLU layers that ran ({names}) differ from those found in fit "
-                        f"({self.layer_names_}); ReLURankRegions needs a fixed architecture.")
-                for layer, pattern in enumerate(patterns):
-                    active[layer].append(pattern.sum(1).cpu().numpy())
-                    words[layer].append(pack_pattern(pattern.cpu().numpy()))
-            words = [np.concatenate(w) for w in words]
-            active = np.stack([np.concatenate(a) for a in active], axis=1).astype(np.int64)
-            hashes = cumulative_hashes(words)
-            all_words = np.concatenate(words, axis=1)
-            region_hash, first, inverse = unique_regions(hashes[:, -1], all_words)
-            region_ranks = self._region_ranks(tracer, x[torch.as_tensor(first, device=x.device)],
-                                              [w[first] for w in words], progress)
-            self._check_consistency(tracer, x, words, first, inverse, n)
+        tracer = ReLUTracer(model, self._relu_module_names, n_calls=len(self.layer_names_))
+        words = [[] for _ in self.layer_names_]
+        active = [[] for _ in self.layer_names_]
+        starts = range(0, n, self.batch_size)
+        for start in progress(starts, desc="activation patterns"):
+            names, patterns, _ = tracer.patterns(x[start:start + self.batch_size])
+            if names != self.layer_names_:
+                raise ValueError(
+                    f"The ReLU layers that ran ({names}) differ from those found in fit "
+                    f"({self.layer_names_}); ReLURankRegions needs a fixed architecture.")
+            for layer, pattern in enumerate(patterns):
+                active[layer].append(pattern.sum(1).cpu().numpy())
+                words[layer].append(pack_pattern(pattern.cpu().numpy()))
+        words = [np.concatenate(w) for w in words]
+        active = np.stack([np.concatenate(a) for a in active], axis=1).astype(np.int64)
+        hashes = cumulative_hashes(words)
+        all_words = np.concatenate(words, axis=1)
+        region_hash, first, inverse = unique_regions(hashes[:, -1], all_words)
+        region_ranks = self._region_ranks(tracer, x[torch.as_tensor(first, device=x.device)],
+                                          [w[first] for w in words], progress)
+        self._check_consistency(tracer, x, words, first, inverse, n)
         return _Analysis(self, index, hashes, active, region_hash, first, inverse, region_ranks)
 
     def _region_ranks(self, tracer, reps, rep_words, progress):
