@@ -73,7 +73,10 @@ def check_homology_dimensions(value, estimator: str):
             )
         dims.append(int(q))
     if not dims:
-        raise ValueError(f"{estimator}: homology_dimensions is empty; give at least one, e.g. (0, 1).")
+        raise ValueError(
+            f"{estimator}: homology_dimensions is empty; give a non-empty sequence of "
+            f"dimensions, e.g. (0, 1)."
+        )
     if len(set(dims)) != len(dims):
         raise ValueError(f"{estimator}: homology_dimensions has repeated entries: {value!r}.")
     return tuple(sorted(dims))

@@ -42,6 +42,7 @@ from .._collections import check_cloud, check_collection, check_distance_matrix
 from .._device import resolve_device
 from .._parallel import effective_jobs, run_parallel
 from ..diagram import Diagram
+from ._base import check_homology_dimensions
 from .engines import ENGINES, compute_bars, resolve_engine
 from .landmarks import greedy_landmarks
 
@@ -74,27 +75,6 @@ def parse_memory(value, name: str = "memory_limit"):
 
 def _is_prime(p: int) -> bool:
     return p >= 2 and all(p % k for k in range(2, int(p**0.5) + 1))
-
-
-def _check_dimensions(value, estimator: str) -> tuple:
-    if isinstance(value, (Integral, np.integer)) and not isinstance(value, bool):
-        value = (value,)
-    try:
-        dims = list(value)
-    except TypeError:
-        dims = None
-    if (
-        dims is None
-        or not dims
-        or any(isinstance(q, bool) or not isinstance(q, (Integral, np.integer)) or q < 0 for q in dims)
-    ):
-        raise ValueError(
-            f"{estimator}: homology_dimensions must be a non-empty sequence of non-negative "
-            f"integers, e.g. (0, 1); got {value!r}."
-        )
-    if len(set(dims)) != len(dims):
-        raise ValueError(f"{estimator}: homology_dimensions has repeated entries: {value!r}.")
-    return tuple(sorted(int(q) for q in dims))
 
 
 def _check_device(device, engine: str):
@@ -261,7 +241,8 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     def _validate_settings(self):
         name = type(self).__name__
-        self.homology_dimensions_ = _check_dimensions(self.homology_dimensions, name)
+        # None is refused by _parameter_constraints before this
+        self.homology_dimensions_ = check_homology_dimensions(self.homology_dimensions, name)
         if not _is_prime(int(self.coeff)):
             raise ValueError(f"{name}: coeff must be a prime number (the field Z/pZ); got {self.coeff}.")
         if self.metric != "precomputed" and isinstance(self.metric, str):
