@@ -34,7 +34,13 @@ from sklearn.utils.validation import check_is_fitted
 from .._collections import Collection, check_collection
 from ..diagram import Diagram
 
-__all__ = ["DiagramTransformer", "check_diagrams", "check_range", "fitted_finite_range"]
+__all__ = [
+    "DiagramTransformer",
+    "check_diagrams",
+    "check_range",
+    "fitted_finite_range",
+    "scale_grids",
+]
 
 
 def check_diagrams(X, *, estimator: str) -> Collection:
@@ -101,6 +107,19 @@ def fitted_finite_range(collection: Collection, q: int) -> tuple[float, float]:
     if not lows:
         return 0.0, 0.0
     return float(min(lows)), float(max(highs))
+
+
+def scale_grids(collection: Collection, dims, n_bins: int, scale_range, estimator: str) -> dict:
+    """Per dimension ``q``, ``n_bins`` evenly spaced scales over ``scale_range``.
+
+    ``scale_range=None`` learns each dimension's range from the fitted
+    diagrams (:func:`fitted_finite_range`).
+    """
+    fixed = check_range(scale_range, "scale_range", estimator)
+    return {
+        q: np.linspace(*(fixed if fixed is not None else fitted_finite_range(collection, q)), n_bins)
+        for q in dims
+    }
 
 
 def check_range(value, param: str, estimator: str):

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..diagram import Diagram
-from ._base import DiagramTransformer, check_range, fitted_finite_range
+from ._base import DiagramTransformer, scale_grids
 
 __all__ = ["DiagramFeatures", "BettiCurve"]
 
@@ -308,11 +308,8 @@ class BettiCurve(DiagramTransformer):
         self.scale_range = scale_range
 
     def _fit_dims(self, collection) -> None:
-        fixed = check_range(self.scale_range, "scale_range", type(self).__name__)
-        self.grids_ = {}
-        for q in self.homology_dimensions_:
-            low, high = fixed if fixed is not None else fitted_finite_range(collection, q)
-            self.grids_[q] = np.linspace(low, high, self.n_bins)
+        self.grids_ = scale_grids(collection, self.homology_dimensions_, self.n_bins,
+                                  self.scale_range, type(self).__name__)
 
     def _cell_names(self):
         return [f"H{q}__betti_{i}" for q in self.homology_dimensions_ for i in range(self.n_bins)]

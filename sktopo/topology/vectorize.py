@@ -23,7 +23,7 @@ from scipy.special import ndtr
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..diagram import Diagram
-from ._base import DiagramTransformer, check_range, fitted_finite_range
+from ._base import DiagramTransformer, check_range, scale_grids
 
 __all__ = ["PersistenceImage", "PersistenceLandscape"]
 
@@ -266,12 +266,8 @@ class PersistenceLandscape(DiagramTransformer):
         self.scale_range = scale_range
 
     def _fit_dims(self, collection) -> None:
-        name = type(self).__name__
-        fixed = check_range(self.scale_range, "scale_range", name)
-        self.grids_ = {}
-        for q in self.homology_dimensions_:
-            low, high = fixed if fixed is not None else fitted_finite_range(collection, q)
-            self.grids_[q] = np.linspace(low, high, self.n_bins)
+        self.grids_ = scale_grids(collection, self.homology_dimensions_, self.n_bins,
+                                  self.scale_range, type(self).__name__)
 
     def _cell_names(self):
         return [
