@@ -38,7 +38,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._collections import check_cloud, check_collection, check_distance_matrix
+from .._collections import Collection, check_cloud, check_collection, check_distance_matrix
 from .._device import resolve_device
 from .._parallel import effective_jobs, run_parallel
 from ..diagram import Diagram
@@ -472,4 +472,8 @@ def persistence(X, homology_dimensions=(0, 1), **params) -> Diagram:
         X = check_distance_matrix(X, "X", prefix="persistence: ", min_points=2)
     else:
         X = check_cloud(X, "X", prefix="persistence: ", min_points=2, one_cloud="sktopo.persistence")
-    return estimator.fit_transform([X])[0]
+    # X is checked: fit_transform([X]) would check it again (an n^2 symmetry
+    # test for a distance matrix), so take the estimator's steps after that
+    estimator._validate_params()
+    estimator._validate_settings()
+    return estimator._diagrams(Collection(cells=[[X]], kind="list"))[0]
