@@ -78,6 +78,9 @@ def test_dale_columns_have_one_sign():
     (lambda: dale_mlp(2, [3], 3), r"n_inhibitory=3 .* \[0, 2\]"),
     (lambda: dale_mlp(2, [3], 1, inhibition=-1.0), "non-negative"),
     (lambda: random_relu_mlp(2, 3, dtype="int8"), "dtype"),
+    (lambda: random_relu_mlp(2, [3], weight_std=-1.0), "weight_std must be non-negative"),
+    (lambda: sign_flipped_mlp(2, [3], 1, weight_std=-1.0), "weight_std must be non-negative"),
+    (lambda: dale_mlp(2, [3], 1, weight_std=-1.0), "weight_std must be non-negative"),
 ])
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):

@@ -64,8 +64,7 @@ def random_relu_mlp(input_dim, widths, output_dim=None, *, weight_mean=None, wei
     """
     rng = check_random_state(random_state)
     sizes = _sizes(input_dim, widths)
-    if weight_std is not None and weight_std < 0:
-        raise ValueError(f"weight_std must be non-negative, got {weight_std}.")
+    _check_weight_std(weight_std)
 
     def weight(fan_in, fan_out):
         if weight_mean is None and weight_std is None:
@@ -105,6 +104,7 @@ def sign_flipped_mlp(input_dim, widths, n_flipped, output_dim=None, *, weight_st
     """
     rng = check_random_state(random_state)
     sizes = _sizes(input_dim, widths)
+    _check_weight_std(weight_std)
     flips = _per_layer(n_flipped, len(sizes) - 1, "n_flipped")
     weights = []
     for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -113,8 +113,7 @@ def sign_flipped_mlp(input_dim, widths, n_flipped, output_dim=None, *, weight_st
             raise ValueError(
                 f"n_flipped={k} for hidden layer {layer} of width {fan_out}: it must lie in "
                 f"[0, {fan_out}].")
-        w = np.abs(_default_init(rng, fan_in, fan_out) if weight_std is None
-                   else rng.normal(0.0, weight_std, size=(fan_out, fan_in)))
+        w = _abs_weights(rng, fan_in, fan_out, weight_std)
         w[rng.choice(fan_out, size=k, replace=False)] *= -1
         weights.append(w)
     return _build(weights, sizes, output_dim, bias, bias_std, dtype, rng)
@@ -149,6 +148,7 @@ def dale_mlp(input_dim, widths, n_inhibitory, output_dim=None, *, inhibition=Non
     """
     rng = check_random_state(random_state)
     sizes = _sizes(input_dim, widths)
+    _check_weight_std(weight_std)
     inhibitory = _per_layer(n_inhibitory, len(sizes) - 1, "n_inhibitory")
     if inhibition is not None and inhibition < 0:
         raise ValueError(f"inhibition must be non-negative (it multiplies -|w|), got "
@@ -160,8 +160,7 @@ def dale_mlp(input_dim, widths, n_inhibitory, output_dim=None, *, inhibition=Non
             raise ValueError(
                 f"n_inhibitory={k} for hidden layer {layer} with {fan_in} inputs: it must lie "
                 f"in [0, {fan_in}].")
-        w = np.abs(_default_init(rng, fan_in, fan_out) if weight_std is None
-                   else rng.normal(0.0, weight_std, size=(fan_out, fan_in)))
+        w = _abs_weights(rng, fan_in, fan_out, weight_std)
         factor = inhibition if inhibition is not None else ((fan_in - k) / k if k else 1.0)
         w[:, rng.choice(fan_in, size=k, replace=False)] *= -factor
         weights.append(w)
@@ -172,6 +171,17 @@ def _default_init(rng, fan_in, fan_out):
     # nn.Linear's default: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     bound = 1.0 / np.sqrt(fan_in)
     return rng.uniform(-bound, bound, size=(fan_out, fan_in))
+
+
+def _abs_weights(rng, fan_in, fan_out, weight_std):
+    """|w| of the default initialisation, or of N(0, weight_std)."""
+    return np.abs(_default_init(rng, fan_in, fan_out) if weight_std is None
+                  else rng.normal(0.0, weight_std, size=(fan_out, fan_in)))
+
+
+def _check_weight_std(weight_std):
+    if weight_std is not None and (not isinstance(weight_std, Real) or weight_std < 0):
+        raise ValueError(f"weight_std must be non-negative or None, got {weight_std!r}.")
 
 
 def _sizes(input_dim, widths):
