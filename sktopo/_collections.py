@@ -161,7 +161,6 @@ def check_collection(
     estimator: str = "X",
     one_cloud: str | None = None,
     min_points: int = 1,
-    allow_nonfinite: bool = False,
 ) -> Collection:
     """Validate a collection and return it as a :class:`Collection`.
 
@@ -180,8 +179,6 @@ def check_collection(
         The one-cloud function to suggest when a bare 2-D array is given.
     min_points : int
         Smallest number of points a cloud may have.
-    allow_nonfinite : bool
-        Accept infinite entries (distance matrices of disconnected spaces).
 
     Returns
     -------
@@ -311,20 +308,30 @@ def check_distance_matrix(value, label: str = "matrix", *, prefix: str = "", min
                           allow_inf: bool = True) -> np.ndarray:
     """Return ``value`` as a square, symmetric, non-negative float64 matrix."""
     array = _as_float_matrix(value, label, prefix)
-    n = array.shape[0]
     if array.ndim != 2 or array.shape[0] != array.shape[1]:
         raise ValueError(
             f"{prefix}with metric='precomputed' each cell must be a square distance matrix; "
             f"the one at {label} has shape {array.shape}."
         )
+    n = array.shape[0]
     if n < min_points:
         raise ValueError(
             f"{prefix}the distance matrix at {label} covers {n} point(s); at least {min_points} are needed."
         )
-    if np.isnan(array).any() or (not allow_inf and np.isinf(array).any()):
+    if np.isnan(array).any():
         raise ValueError(f"{prefix}the distance matrix at {label} contains NaN values.")
+    if not allow_inf and np.isinf(array).any():
+        raise ValueError(f"{prefix}the distance matrix at {label} contains infinite values.")
     if (array < 0).any():
         raise ValueError(f"{prefix}the distance matrix at {label} has negative entries.")
+    diagonal = np.diagonal(array)
+    if diagonal.any():
+        # engines disagree on a non-zero diagonal (giotto-ph reads it as vertex
+        # birth times, ripser.py and the MST engine ignore it)
+        raise ValueError(
+            f"{prefix}the distance matrix at {label} has non-zero diagonal entries (first at "
+            f"point {int(np.flatnonzero(diagonal)[0])}); a point is at distance 0 from itself."
+        )
     finite = np.isfinite(array)
     if not np.array_equal(finite, finite.T) or not np.allclose(
         np.where(finite, array, 0), np.where(finite, array.T, 0), rtol=1e-6, atol=1e-9

@@ -74,3 +74,23 @@ def test_distance_cells():
         check_collection([np.array([[0, 1.0], [2, 0]])], cell="distance")
     with pytest.raises(ValueError, match="square"):
         check_collection([np.zeros((2, 3))], cell="distance")
+
+
+@pytest.mark.parametrize(
+    "cell, match",
+    [
+        (np.float64(3.0), "square"),  # a scalar cell: was an IndexError
+        (np.array([[0, np.nan], [np.nan, 0]]), "NaN"),
+        (np.array([[0.5, 1.0], [1.0, 0]]), r"non-zero diagonal.*point 0"),
+    ],
+)
+def test_bad_distance_cells_name_the_row(cell, match):
+    s = pd.Series([np.array([[0, 1.0], [1, 0]]), cell], index=["ok", "bad"])
+    with pytest.raises(ValueError, match=match) as info:
+        check_collection(s, cell="distance")
+    assert "row 'bad'" in str(info.value)
+
+
+def test_distance_cells_may_be_infinite():
+    D = np.array([[0, np.inf], [np.inf, 0]])
+    assert np.isinf(check_collection([D], cell="distance").cells[0][0]).sum() == 2
