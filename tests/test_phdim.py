@@ -3,6 +3,7 @@ known dimension, seeding across n_jobs, presets, pandas output and bad clouds.""
 
 import warnings
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,6 +141,9 @@ def test_same_seed_same_numbers_on_any_n_jobs():
     np.testing.assert_array_equal(one, again)
     other = PHDimension(random_state=6).fit_transform(clouds)
     assert not np.array_equal(one, other)
+    # n_jobs=None takes its worker count from a joblib context
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        np.testing.assert_array_equal(one, PHDimension(random_state=5).fit_transform(clouds))
 
 
 def test_random_state_instance_is_accepted():

@@ -7,14 +7,16 @@ for one cloud. Around that, both:
   and remember its columns in ``fit``, so ``get_feature_names_out`` names the output;
 - give every cell its own :class:`numpy.random.SeedSequence`, spawned from
   ``random_state``, so a seed gives the same numbers on any ``n_jobs``;
-- run the cells through joblib in order, with a progress bar, and turn the messages a cell
-  returns into warnings (a bad cloud gives NaN, it never raises mid-collection);
+- run the cells through joblib in order (:func:`sktopo._parallel.run_parallel`), with a
+  progress bar, and turn the messages a cell returns into warnings (a bad cloud gives NaN,
+  it never raises mid-collection);
 - offer a one-cloud function returning a :class:`pandas.Series`.
 """
 
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from numbers import Integral
 
 import numpy as np
@@ -23,6 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
 from sktopo._collections import check_cloud, check_collection, check_distance_matrix
+from sktopo._parallel import run_parallel
 
 
 class CloudFeatures(TransformerMixin, BaseEstimator):
@@ -94,9 +97,9 @@ class CloudFeatures(TransformerMixin, BaseEstimator):
         seeds = _cell_seeds(self.random_state, len(flat))
         labels = [collection.cell_label(i, j) for i, j in collection.positions()]
         function, settings = self._cell_task()
-        results = _run_parallel(
-            function, list(zip(flat, seeds, labels)), settings,
-            n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__,
+        results = run_parallel(
+            partial(function, **settings), zip(flat, seeds, labels),
+            n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__, unit="cloud",
         )
         rows = []
         for values, messages in results:
@@ -142,21 +145,3 @@ def _cell_seeds(random_state, n_cells):
     else:  # a RandomState instance: draw the entropy from it
         root = np.random.SeedSequence(random_state.randint(0, 2**31 - 1, size=4).tolist())
     return root.spawn(n_cells)
-
-
-def _run_parallel(function, tasks, settings, *, n_jobs, verbose, desc):
-    """Run ``function(*task, **settings)`` over tasks with joblib, in order, with a progress bar."""
-    from joblib import Parallel, delayed
-
-    n_tasks = len(tasks)
-    if n_jobs in (None, 1) or n_tasks == 1:
-        iterator = (function(*task, **settings) for task in tasks)
-    else:
-        iterator = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(function)(*task, **settings) for task in tasks
-        )
-    if verbose:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, total=n_tasks, desc=desc, unit="cloud")
-    return list(iterator)

@@ -97,8 +97,9 @@ class PHDimension(CloudFeatures):
         Seeds the subsampling. The same seed gives the same numbers for any
         ``n_jobs`` and any device.
     n_jobs : int or None, default=None
-        Clouds processed in parallel through joblib (``None`` means 1,
-        ``-1`` all cores; ``joblib.parallel_config`` selects the backend).
+        Clouds processed in parallel through joblib (``None`` means 1 unless a
+        ``joblib.parallel_config`` context sets it, ``-1`` all cores;
+        ``joblib.parallel_config`` also selects the backend).
     device : str, default="cpu"
         ``"cpu"`` (numpy/scipy), ``"auto"`` (CUDA when available, else CPU),
         or a torch device such as ``"cuda"`` or ``"cuda:1"``. On a torch

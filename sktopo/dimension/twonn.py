@@ -46,7 +46,8 @@ class TwoNN(CloudFeatures):
         Seeds the subsampling of ``max_points`` (the estimate is otherwise
         deterministic). The same seed gives the same numbers on any ``n_jobs``.
     n_jobs : int or None, default=None
-        Clouds processed in parallel through joblib.
+        Clouds processed in parallel through joblib (``None`` means 1 unless a
+        ``joblib.parallel_config`` context sets it, ``-1`` all cores).
     verbose : int, default=0
         Show a progress bar over clouds when positive.
 
