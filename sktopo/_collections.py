@@ -32,6 +32,7 @@ __all__ = [
     "check_collection",
     "check_cloud",
     "check_distance_matrix",
+    "label_text",
 ]
 
 
@@ -120,12 +121,13 @@ class Collection:
         """Names of a feature table built from per-cell features ``names``.
 
         DataFrame inputs concatenate the features of each column, named
-        ``"{column}__{feature}"``; other inputs keep the plain names.
+        ``"{column}__{feature}"`` (see :func:`label_text`); other inputs keep
+        the plain names.
         """
         if self.kind != "frame":
             return np.asarray(names, dtype=object)
         return np.asarray(
-            [f"{column}__{name}" for column in self.columns for name in names],
+            [f"{label_text(column)}__{name}" for column in self.columns for name in names],
             dtype=object,
         )
 
@@ -145,6 +147,14 @@ class Collection:
 def _plain(label):
     """numpy scalars print as np.int64(3) in numpy 2: show the Python value."""
     return label.item() if isinstance(label, np.generic) else label
+
+
+def label_text(label) -> str:
+    """A row or column label as text: tuples (MultiIndex entries) joined by '/'."""
+    label = _plain(label)
+    if isinstance(label, tuple):
+        return "/".join(label_text(part) for part in label)
+    return str(label)
 
 
 def _one_cloud_hint(one_cloud: str | None) -> str:

@@ -94,3 +94,15 @@ def test_bad_distance_cells_name_the_row(cell, match):
 def test_distance_cells_may_be_infinite():
     D = np.array([[0, np.inf], [np.inf, 0]])
     assert np.isinf(check_collection([D], cell="distance").cells[0][0]).sum() == 2
+
+
+def test_feature_names_of_multiindex_columns_match_diagram_transformers():
+    from sktopo import Diagram, DiagramFeatures
+
+    columns = pd.MultiIndex.from_tuples([("mlp", "fc1"), ("mlp", "fc2")])
+    clouds = pd.DataFrame([[np.zeros((2, 1)), np.ones((2, 1))]], columns=columns)
+    names = check_collection(clouds).feature_names(["phdim"])
+    assert list(names) == ["mlp/fc1__phdim", "mlp/fc2__phdim"]
+    diagrams = pd.DataFrame([[Diagram({0: [[0, 1]]}), Diagram({0: [[0, 2]]})]], columns=columns)
+    features = DiagramFeatures(features=["n_bars"]).fit(diagrams).get_feature_names_out()
+    assert list(features) == ["mlp/fc1__H0__n_bars", "mlp/fc2__H0__n_bars"]

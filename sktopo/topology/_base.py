@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._collections import Collection, check_collection
+from .._collections import Collection, check_collection, label_text
 from ..diagram import Diagram
 
 __all__ = [
@@ -133,15 +133,6 @@ def check_range(value, param: str, estimator: str):
     if not (np.isfinite(low) and np.isfinite(high)) or low > high:
         raise ValueError(f"{estimator}: {param} must be finite with low <= high; got {value!r}.")
     return low, high
-
-
-def label_text(label) -> str:
-    """A row or column label as text: tuples (MultiIndex entries) joined by '/'."""
-    if isinstance(label, np.generic):
-        label = label.item()
-    if isinstance(label, tuple):
-        return "/".join(label_text(part) for part in label)
-    return str(label)
 
 
 class DiagramTransformer(TransformerMixin, BaseEstimator):
