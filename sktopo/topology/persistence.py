@@ -96,8 +96,8 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
     metric : str or callable, default="euclidean"
         Metric between points, any accepted by
         :func:`sklearn.metrics.pairwise_distances`; or ``"precomputed"``, in
-        which case every cell is a square distance matrix (infinite entries
-        mean "no edge").
+        which case every cell is a square, symmetric distance matrix with a
+        zero diagonal (infinite entries mean "no edge").
     metric_params : dict, default=None
         Extra arguments of the metric.
     max_edge_length : float, default=inf
