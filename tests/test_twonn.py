@@ -57,6 +57,23 @@ def test_duplicates_are_removed_with_a_count():
     assert table[0, 0] == pytest.approx(twonn(X[:500])["twonn"])
 
 
+def test_points_at_distance_zero_under_the_metric_are_duplicates(rng):
+    # A pseudo-metric: distinct points at distance 0 gave r1 = 0 and an infinite ratio.
+    def first_two(a, b):
+        return float(np.hypot(a[0] - b[0], a[1] - b[1]))
+
+    X = np.column_stack([rng.uniform(size=(200, 2)), rng.normal(size=200)])
+    twins = X[:20] + [0.0, 0.0, 1.0]
+    with pytest.warns(UserWarning, match=r"row 0 has 20 duplicated point\(s\) out of 220"):
+        result = twonn(np.vstack([X, twins]), metric=first_two)
+    assert result["twonn"] == pytest.approx(twonn(X[:, :2])["twonn"])
+    # cosine, the usual case: x and 2x
+    sphere = make_sphere(300, 2, random_state=0)
+    with pytest.warns(UserWarning, match="duplicated point"):
+        result = twonn(np.vstack([sphere, 2 * sphere[:30]]), metric="cosine")
+    assert np.isfinite(result).all()
+
+
 def test_constant_and_tiny_clouds_give_nan_naming_the_row():
     clouds = pd.Series([make_sphere(100, 1, random_state=0), np.zeros((20, 3)), np.eye(2)],
                        index=["ok", "flat", "two"])

@@ -61,8 +61,9 @@ class TwoNN(CloudFeatures):
 
     Notes
     -----
-    Duplicated points have ``r1 = 0`` and no ratio: every point is kept once
-    (duplicates removed) with a warning saying how many were removed. A cloud
+    Duplicated points (equal, or at distance 0 under ``metric``, as ``x`` and
+    ``2 x`` are for ``"cosine"``) have ``r1 = 0`` and no ratio: every point is
+    kept once (duplicates removed) with a warning saying how many were removed. A cloud
     with fewer than 3 distinct points gives NaN with a warning naming its row.
 
     Examples
@@ -134,28 +135,37 @@ def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
     n_points = cloud.shape[0]
     if max_points is not None and n_points > max_points:
         keep = np.sort(np.random.default_rng(seed).choice(n_points, max_points, replace=False))
-        cloud = cloud[np.ix_(keep, keep)] if precomputed else cloud[keep]
+        cloud = _take(cloud, keep, precomputed)
+    n_sampled = cloud.shape[0]
     if precomputed:
         distinct = _distinct_by_distance(cloud)
     else:
         _, distinct = np.unique(cloud + 0.0, axis=0, return_index=True)  # + 0.0: -0.0 == 0.0
         distinct = np.sort(distinct)
-    n_removed = cloud.shape[0] - len(distinct)
+    cloud = _take(cloud, distinct, precomputed)
+    distances = None
+    while len(distinct) >= _MIN_POINTS:
+        distances, nearest = NearestNeighbors(n_neighbors=2, metric=metric).fit(cloud).kneighbors()
+        tied = np.flatnonzero(distances[:, 0] == 0)
+        if not tied.size:
+            break
+        # Distinct coordinates at distance 0 under the metric (x and 2x for "cosine"): drop
+        # the later point of each such pair; the first point of every group always stays.
+        keep = np.setdiff1d(np.arange(len(distinct)), np.maximum(tied, nearest[tied, 0]))
+        distinct, cloud, distances = distinct[keep], _take(cloud, keep, precomputed), None
+    n_removed = n_sampled - len(distinct)
     if n_removed:
         messages.append(
-            f"the cloud at {label} has {n_removed} duplicated point(s) out of {cloud.shape[0]} "
+            f"the cloud at {label} has {n_removed} duplicated point(s) out of {n_sampled} "
             f"(r1 = 0, no ratio); each point was kept once."
         )
-        cloud = cloud[np.ix_(distinct, distinct)] if precomputed else cloud[distinct]
-    if len(distinct) < _MIN_POINTS:
+    if distances is None:
         messages.append(
             f"the cloud at {label} has {len(distinct)} distinct point(s); TwoNN needs at least "
             f"{_MIN_POINTS}. Its dimension is NaN."
         )
         return nan, messages
 
-    neighbors = NearestNeighbors(n_neighbors=2, metric=metric).fit(cloud)
-    distances, _ = neighbors.kneighbors()  # excludes each point itself
     r1, r2 = distances[:, 0], distances[:, 1]
     mu = np.sort(r2 / r1)
     n = len(mu)
@@ -176,6 +186,11 @@ def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
     total = ((y - y.mean()) ** 2).sum()
     r2_fit = float(1 - (residuals ** 2).sum() / total) if total > 0 else np.nan
     return {"twonn": dimension, "r2": r2_fit, "n_used": float(n_used)}, messages
+
+
+def _take(cloud, rows, precomputed):
+    """The points ``rows`` of a cloud, or their sub-matrix of a distance matrix."""
+    return cloud[np.ix_(rows, rows)] if precomputed else cloud[rows]
 
 
 def _distinct_by_distance(D):
