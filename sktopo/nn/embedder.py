@@ -116,7 +116,8 @@ class _Collector:
                     "all inputs must give the same number of features (use reduce='mean').")
             buffer[self._offset:self._offset + self._batch_size].copy_(reduced)
             return
-        array = reduced.to("cpu", copy=copy).numpy()
+        # With a mask, the boolean indexing below copies each input's tokens anyway.
+        array = reduced.to("cpu", copy=copy and mask is None).numpy()
         if mask is None:
             self.parts[name].extend(array[i] for i in range(array.shape[0]))
         else:
