@@ -61,49 +61,39 @@ class Plan:
 
 @dataclass(frozen=True)
 class Preset:
+    """A published protocol: sizes ``start, start + step, ...`` below ``stop``."""
+
     name: str
     reference: str
+    start: int
+    step: int
+    stop: int | None  # None: below the number of points of the cloud
     n_draws: int
     n_reruns: int
 
     def sizes(self, n_points: int) -> np.ndarray:
-        raise NotImplementedError
-
-
-class _StudyA(Preset):
-    def sizes(self, n_points):
-        return np.arange(500, n_points, 350)
-
-
-class _Birdal(Preset):
-    def sizes(self, n_points):
-        return np.arange(200, 1000, 50)
-
-
-class _Tulchinskii(Preset):
-    def sizes(self, n_points):
-        return np.arange(50, 512, 40)
+        return np.arange(self.start, n_points if self.stop is None else self.stop, self.step)
 
 
 PRESETS = {
-    "study_a": _StudyA(
+    "study_a": Preset(
         "study_a",
         "Magai & Ayzenberg, 'Topology and geometry of data manifold in deep learning' (2022) "
         "and its 2023 follow-up: ripser H0, one subsample per size",
-        n_draws=1, n_reruns=1,
+        start=500, step=350, stop=None, n_draws=1, n_reruns=1,
     ),
-    "birdal": _Birdal(
+    "birdal": Preset(
         "birdal",
         "Birdal et al., 'Intrinsic dimension, persistent homology and generalization in "
         "neural networks', NeurIPS 2021 (estimate_ph_dim: range(200, 1000, 50))",
-        n_draws=1, n_reruns=1,
+        start=200, step=50, stop=1000, n_draws=1, n_reruns=1,
     ),
-    "tulchinskii": _Tulchinskii(
+    "tulchinskii": Preset(
         "tulchinskii",
         "Tulchinskii et al., 'Intrinsic dimension estimation for robust detection of "
         "AI-generated texts', NeurIPS 2023 (range(50, 512, 40), median of 7 draws, "
         "mean slope of 3 reruns)",
-        n_draws=7, n_reruns=3,
+        start=50, step=40, stop=512, n_draws=7, n_reruns=3,
     ),
 }
 

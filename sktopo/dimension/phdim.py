@@ -268,7 +268,7 @@ def _estimate_cloud(cloud, seed, label, *, alpha, protocol, min_points, max_poin
         )
     if len(plan.sizes) < MIN_N_SIZES:
         smallest = min_points if min_points is not None else (
-            PRESETS[protocol].sizes(10**9)[0] if protocol else None)
+            PRESETS[protocol].start if protocol else None)
         messages.append(
             f"the cloud at {label} has {n_points} points, too few for {MIN_N_SIZES} subsample "
             f"sizes (sizes available: {plan.sizes.tolist()}"
