@@ -411,6 +411,29 @@ def _hooks_left(model):
     return sum(len(m._forward_hooks) for m in model.modules())
 
 
+class NaNRefusingNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        if torch.isnan(x).any():
+            raise RuntimeError("NaN input")
+        return self.fc(x)
+
+
+def test_forward_error_names_the_positions_in_X_after_max_inputs():
+    from sklearn.utils import check_random_state
+
+    kept = np.sort(check_random_state(0).choice(100, 20, replace=False))
+    X = np.zeros((100, 4), dtype=np.float32)
+    X[kept[-1]] = np.nan  # in the last batch of the subsample: extracted inputs 15 to 19
+    with pytest.raises(RuntimeError, match="NaN input") as info:
+        embed(NaNRefusingNet(), "fc", X, max_inputs=20, random_state=0, batch_size=5)
+    note = "".join(getattr(info.value, "__notes__", []))
+    assert f"{kept[15]}" in note and f"{kept[-1]}" in note, note
+
+
 def test_hooks_removed_and_state_restored_on_failure():
     model = FailingNet()
     model.train()

@@ -35,6 +35,17 @@ def _shares_storage(a, b):
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
+def _batch_label(positions, start, size):
+    """Name a batch in error messages by the positions of its inputs in ``X``."""
+    if positions is None:  # a DataLoader read as it comes: no subsample
+        return f"the batch of inputs {start} to {start + size - 1}"
+    rows = positions[start:start + size]
+    if rows[-1] - rows[0] == len(rows) - 1:
+        return f"the batch of inputs {rows[0]} to {rows[-1]}"
+    return (f"the batch of {len(rows)} inputs at positions {rows[0]} to {rows[-1]} of X "
+            "(a max_inputs subsample)")
+
+
 class _Collector:
     """Receives each layer's output from its hook, reduces it on the device, keeps it on CPU.
 
@@ -413,7 +424,7 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
             for batch in batches:
                 args, kwargs = batch.to(self.device_, float_dtype)
                 collector.start_batch(batch.size, batch.mask)
-                label = f"the batch of inputs {start} to {start + batch.size - 1}"
+                label = _batch_label(inputs.positions, start, batch.size)
                 if args is None:
                     hooks.run(lambda: model(**kwargs), label)
                 else:
