@@ -373,8 +373,8 @@ def _length_sums(cloud, plan, rng, *, alpha, metric, device, label):
     def subsample_sum(points):
         return length_sum(*_dense_distances(points, metric))
 
-    if whole_needed:
-        E[:, -1, :] = length_sum(D, scale) if D is not None else subsample_sum(cloud)
+    if whole_needed:  # then D exists: the whole pool's cost counts in cost_subsets
+        E[:, -1, :] = length_sum(D, scale)
     for order, targets in jobs:
         if D is not None:
             block = D[order][:, order]  # rows, then columns: faster than np.ix_
