@@ -17,6 +17,10 @@ region on a sample of inputs and raises when such hidden nonlinearities break it
 import torch
 from torch import nn
 
+# Raised after the last traced ReLU (the layers after it do not matter); the same
+# BaseException as LayerEmbedder's, so a model's own ``except Exception`` cannot swallow it.
+from sktopo.nn._capture import _StopForward
+
 # Modules that make the network non piecewise-linear, or piecewise-linear with pieces that are
 # not described by ReLU activation patterns. Checked by isinstance on modules that actually run.
 _NONLINEAR = (
@@ -167,10 +171,6 @@ class ReLUTracer:
         with torch.no_grad():
             output, calls = self._run(x, freeze)
         return output, calls
-
-
-class _StopForward(Exception):
-    """Raised after the last traced ReLU: the layers after it do not matter."""
 
 
 def layer_names(calls):
