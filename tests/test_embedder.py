@@ -331,6 +331,18 @@ def test_max_inputs_subsample(X10):
     np.testing.assert_allclose(from_loader["relu1"], a["relu1"])
 
 
+def test_shuffling_loader_warns_that_rows_are_in_read_order(X10):
+    dataset = TensorDataset(torch.as_tensor(X10))
+    with pytest.warns(UserWarning, match="shuffle"):
+        clouds = embed(mlp64(), "relu1", DataLoader(dataset, batch_size=8, shuffle=True))
+    assert clouds["relu1"].shape == (37, 16)
+    # with max_inputs the subset is read in dataset order: positions are right, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embed(mlp64(), "relu1", DataLoader(dataset, batch_size=8, shuffle=True), max_inputs=10,
+              random_state=0)
+
+
 # ----------------------------------------------------------------------------- selection
 def test_layer_selection_by_glob_type_and_module():
     model = DigitsCNN()

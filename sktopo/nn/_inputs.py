@@ -19,13 +19,14 @@ while models are float32), integer inputs (token ids) are left alone.
 """
 
 import math
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.utils import check_random_state
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler, Subset
 from torch.utils.data import default_collate
 
 
@@ -186,6 +187,13 @@ class Inputs:
         self.positions, self.n_batches = None, None
         self._loader = loader
         if max_inputs is None:
+            if isinstance(loader.sampler, RandomSampler):
+                warnings.warn(
+                    "The DataLoader shuffles (shuffle=True): inputs are extracted in its "
+                    "random order, and the output rows and attrs['inputs'] count them in that "
+                    "order, not by their positions in the dataset. Pass a DataLoader with "
+                    "shuffle=False (or the Dataset itself) to keep them aligned.",
+                    UserWarning, stacklevel=4)
             try:
                 self.n_batches = len(loader)
             except TypeError:

@@ -384,7 +384,8 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         X : array-like, torch.Tensor, dict of arrays, list of str, Dataset or DataLoader
             The inputs, first axis = inputs. Texts need ``tokenizer``; a dict (e.g. a
             tokenizer's output) is passed as keyword arguments; for a Dataset or DataLoader the
-            first element of each item is the input.
+            first element of each item is the input. A DataLoader is read in its own order
+            (a shuffling one with a warning: the rows then follow that order).
 
         Returns
         -------
