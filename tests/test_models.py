@@ -89,6 +89,11 @@ def test_fit_digits_is_repeatable():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     with pytest.raises(ValueError, match="rows"):
         fit_digits(DigitsMLP(), Xtr[:10], ytr[:9])
+    # the shared device rule: "auto" is CUDA when available, else the CPU
+    c = fit_digits(DigitsMLP(hidden=(16,), random_state=0), Xtr[:300], ytr[:300], epochs=2,
+                   device="auto")
+    if not torch.cuda.is_available():
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
 
 
 @pytest.mark.slow

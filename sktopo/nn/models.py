@@ -127,7 +127,8 @@ def fit_digits(model, X, y, *, epochs=40, lr=3e-3, batch_size=64, weight_decay=1
         Class labels 0..9.
     epochs, lr, batch_size, weight_decay : training settings
         The defaults reach about 0.97 test accuracy on a 25% held-out split in a few seconds.
-    device : str, default="cpu"
+    device : str or torch.device, default="cpu"
+        ``"cpu"``, ``"auto"`` (CUDA when available), ``"cuda"``, ``"cuda:1"``, ...
     random_state : int or None, default=0
         Seeds the shuffling (the global torch generator is left untouched).
     verbose : int, default=0
@@ -140,6 +141,9 @@ def fit_digits(model, X, y, *, epochs=40, lr=3e-3, batch_size=64, weight_decay=1
     """
     from tqdm.auto import tqdm
 
+    from sktopo._device import resolve_device
+
+    device = resolve_device(device, owner="fit_digits")
     X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
     y = torch.as_tensor(np.asarray(y), dtype=torch.long)
     if X.shape[0] != y.shape[0]:
