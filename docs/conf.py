@@ -47,7 +47,14 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 nitpicky = False
 
 # autodoc / numpydoc
-autodoc_default_options = {"members": True, "member-order": "bysource"}
+# Inherited members from sktopo's own bases (fit/transform of the feature estimators) are
+# shown; scikit-learn's and torch's plumbing (get_params, set_output, ...) is not.
+autodoc_default_options = {
+    "members": True,
+    "member-order": "bysource",
+    "inherited-members": ("BaseEstimator, TransformerMixin, ReprHTMLMixin, _HTMLDocumentationLinkMixin, "
+                          "_MetadataRequester, _SetOutputMixin, Module, object"),
+}
 autodoc_typehints = "none"  # numpydoc sections already give the types
 autosummary_generate = False  # the API pages are written out, no stub files
 numpydoc_show_class_members = False  # autodoc lists the methods itself
