@@ -31,7 +31,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sktopo._device import resolve_device
 from sktopo._distance import check_memory, distance_matrix_bytes, pairwise_distances
-from sktopo.dimension._base import CloudFeatures, one_cloud
+from sktopo._base import CellMessage, CloudTransformer, one_cloud
 from sktopo.dimension._protocols import MIN_N_SIZES, PRESET_FIXED, PRESETS, make_plan
 
 __all__ = ["PHDimension", "ph_dimension"]
@@ -42,7 +42,7 @@ _CI_LEVEL = 0.95
 _TORCH_BATCH_BYTES = 1 << 30
 
 
-class PHDimension(CloudFeatures):
+class PHDimension(CloudTransformer):
     """Persistent-homology dimension of every cloud in a collection.
 
     Subsamples of increasing size ``n`` are drawn from each cloud, the

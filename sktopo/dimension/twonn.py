@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils._param_validation import Interval
 
-from sktopo.dimension._base import CloudFeatures, one_cloud
+from sktopo._base import CellMessage, CloudTransformer, one_cloud
 
 __all__ = ["TwoNN", "twonn"]
 
@@ -29,7 +29,7 @@ FEATURES = ("twonn", "r2", "n_used")
 _MIN_POINTS = 3
 
 
-class TwoNN(CloudFeatures):
+class TwoNN(CloudTransformer):
     """TwoNN intrinsic dimension of every cloud in a collection.
 
     Parameters

@@ -26,11 +26,11 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._base import CollectionTransformer
 from .._collections import Collection, check_collection, label_text
 from ..diagram import Diagram
 
@@ -135,9 +135,11 @@ def check_range(value, param: str, estimator: str):
     return low, high
 
 
-class DiagramTransformer(TransformerMixin, BaseEstimator):
+class DiagramTransformer(CollectionTransformer):
     """Base class: a collection of Diagram cells -> an ``(n_rows, n_features)`` table.
 
+    Validation, ``n_features_in_``, ``feature_names_in_``, the column checks and
+    :meth:`get_feature_names_out` come from :class:`sktopo._base.CollectionTransformer`.
     Subclasses implement
 
     - ``_fit_dims(collection)``: learn what transform needs (scales, grids),
@@ -174,9 +176,12 @@ class DiagramTransformer(TransformerMixin, BaseEstimator):
     def _fit_dims(self, collection: Collection) -> None:
         """Learn what transform needs; the default learns nothing."""
 
+    def _check_cells(self, X) -> Collection:
+        return check_diagrams(X, estimator=type(self).__name__)
+
     def _validate_diagrams(self, X, *, reset: bool) -> Collection:
         name = type(self).__name__
-        collection = check_diagrams(X, estimator=name)
+        collection = self._validate_collection(X, reset=reset)
         if reset:
             requested = check_homology_dimensions(self.homology_dimensions, name)
             if requested is None:
@@ -187,32 +192,8 @@ class DiagramTransformer(TransformerMixin, BaseEstimator):
                         f"compute them with PersistenceDiagram(homology_dimensions=(0, 1))."
                     )
             self.homology_dimensions_ = requested
-            self._input_kind = collection.kind
-            self._columns = collection.columns
-            self.n_features_in_ = collection.n_cols
-            if collection.kind == "frame" and all(isinstance(c, str) for c in collection.columns):
-                self.feature_names_in_ = np.asarray(collection.columns, dtype=object)
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        else:
-            self._check_same_shape(collection)
         self._check_dims_present(collection)
         return collection
-
-    def _check_same_shape(self, collection: Collection) -> None:
-        name = type(self).__name__
-        fitted_frame = self._input_kind == "frame"
-        if (collection.kind == "frame") != fitted_frame:
-            raise ValueError(
-                f"{name} was fitted on a {'DataFrame' if fitted_frame else 'list or Series'} of "
-                f"diagrams but transform got a {'DataFrame' if collection.kind == 'frame' else collection.kind}; "
-                f"give the same kind of container (the output columns depend on it)."
-            )
-        if fitted_frame and not collection.columns.equals(self._columns):
-            raise ValueError(
-                f"{name}: transform got DataFrame columns {list(collection.columns)}, but it was "
-                f"fitted on columns {list(self._columns)}; they must be the same, in the same order."
-            )
 
     def _check_dims_present(self, collection: Collection) -> None:
         name = type(self).__name__
@@ -249,51 +230,5 @@ class DiagramTransformer(TransformerMixin, BaseEstimator):
         features = [self._cell_features(diagram) for diagram in collection.flat()]
         return collection.stack_features(features)
 
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns.
-
-        ``"H{q}__{feature}"`` per homology dimension ``q``; for DataFrame
-        inputs each column's features come in turn, named
-        ``"{column}__H{q}__{feature}"``. :func:`sktopo.tidy` parses these.
-
-        Parameters
-        ----------
-        input_features : array-like of str, optional
-            Column names of the DataFrame input, to use instead of the fitted
-            ones (they must have the same length).
-
-        Returns
-        -------
-        feature_names_out : ndarray of str objects
-        """
-        check_is_fitted(self, "homology_dimensions_")
-        names = list(self._cell_names())
-        columns = self._columns
-        if input_features is not None:
-            input_features = list(input_features)
-            if len(input_features) != self.n_features_in_:
-                raise ValueError(
-                    f"{type(self).__name__}: input_features has {len(input_features)} entries; "
-                    f"the fitted input had {self.n_features_in_} column(s)."
-                )
-            if self._input_kind != "frame":
-                return np.asarray(names, dtype=object)
-            columns = pd.Index(input_features)
-        if self._input_kind != "frame":
-            return np.asarray(names, dtype=object)
-        return np.asarray(
-            [f"{label_text(column)}__{name}" for column in columns for name in names],
-            dtype=object,
-        )
-
-    def _cell_names(self):  # pragma: no cover - abstract
-        raise NotImplementedError
-
     def _cell_features(self, diagram: Diagram) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.requires_fit = True
-        return tags

@@ -1,0 +1,357 @@
+"""The one base of sktopo's "collection of cells -> table" transformers.
+
+Every feature transformer takes a collection (see :mod:`sktopo._collections`)
+and returns an ``(n_rows, n_columns * n_features)`` table: the diagram
+transformers (:class:`~sktopo.DiagramFeatures`, :class:`~sktopo.BettiCurve`, ...)
+and the cloud estimators (:class:`~sktopo.PHDimension`, :class:`~sktopo.TwoNN`).
+:class:`CollectionTransformer` owns what they share, so each is written once:
+
+- validation, in the spirit of scikit-learn's ``validate_data(self, X, reset=...)``:
+  :meth:`~CollectionTransformer._validate_collection` checks the cells (the
+  subclass says how, in ``_check_cells``) and, with ``reset=True`` (``fit``),
+  remembers the container kind and columns, ``n_features_in_`` and
+  ``feature_names_in_``; with ``reset=False`` (``transform``) it refuses a
+  different container kind or different columns, naming both;
+- :meth:`~CollectionTransformer.get_feature_names_out`: ``"{column}__{name}"``
+  for DataFrame inputs, the plain per-cell names otherwise;
+- ``__sklearn_tags__``: collections are not 2-D arrays;
+- :func:`warn_cell_messages`: the warnings of many cells, those of one kind
+  summarised in one warning (how many, which rows, what to change).
+
+:class:`CloudTransformer` adds the per-cloud machinery: seeds from
+:func:`sktopo._seeding.cloud_seeds` (``random_state`` plus the cloud's content),
+one task per cloud (``_cell_task``) run by :meth:`~CloudTransformer._compute_cells`
+over :func:`sktopo._parallel.run_parallel`, and a subclass may override
+``_compute_cells`` to batch many clouds at once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils.validation import check_is_fitted
+
+from sktopo._collections import Collection, check_cloud, check_collection, check_distance_matrix, label_text
+from sktopo._parallel import run_parallel
+from sktopo._seeding import cloud_seeds
+
+__all__ = [
+    "CellMessage",
+    "CloudTransformer",
+    "CollectionTransformer",
+    "one_cloud",
+    "warn_cell_messages",
+]
+
+
+class CollectionTransformer(TransformerMixin, BaseEstimator):
+    """Base: a collection of cells -> an ``(n_rows, n_columns * n_features)`` table.
+
+    Subclasses implement ``_check_cells(X) -> Collection`` (validate the cells)
+    and ``_cell_names()`` (the feature names of one cell, without the column
+    prefix), and compute the table in ``transform``.
+    """
+
+    # ------------------------------------------------------------ validation
+    def _check_cells(self, X) -> Collection:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _validate_collection(self, X, *, reset: bool) -> Collection:
+        """Validate ``X``; ``reset=True`` remembers its shape, ``False`` checks it.
+
+        Parameters
+        ----------
+        X : collection
+            The input of ``fit`` or ``transform``.
+        reset : bool
+            True in ``fit``: store ``n_features_in_``, ``feature_names_in_`` (for a
+            DataFrame whose column labels are all strings) and the container
+            kind and columns. False in ``transform``: the container kind and
+            columns must be those seen in ``fit``.
+
+        Returns
+        -------
+        collection : Collection
+        """
+        collection = self._check_cells(X)
+        if reset:
+            self._input_kind = collection.kind
+            self._columns = collection.columns
+            self.n_features_in_ = collection.n_cols
+            if collection.kind == "frame" and all(isinstance(c, str) for c in collection.columns):
+                self.feature_names_in_ = np.asarray(collection.columns, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            self._check_same_shape(collection)
+        return collection
+
+    def _check_same_shape(self, collection: Collection) -> None:
+        name = type(self).__name__
+        fitted_frame = self._input_kind == "frame"
+        given = "DataFrame" if collection.kind == "frame" else collection.kind
+        if (collection.kind == "frame") != fitted_frame:
+            raise ValueError(
+                f"{name} was fitted on a {'DataFrame' if fitted_frame else 'list or Series'} but "
+                f"transform got a {given}; give the same kind of container (the output columns "
+                f"depend on it), or fit again on this input."
+            )
+        if fitted_frame and not collection.columns.equals(self._columns):
+            raise ValueError(
+                f"{name}: transform got DataFrame columns {list(collection.columns)}, but it was "
+                f"fitted on columns {list(self._columns)}; they must be the same, in the same "
+                f"order (or fit again on this input)."
+            )
+
+    # ----------------------------------------------------------------- names
+    def _cell_names(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        The feature names of one cell (``"H{q}__{feature}"`` or
+        ``"{prefix}_{feature}"``); for DataFrame inputs each column's features
+        come in turn, named ``"{column}__{name}"``. :func:`sktopo.tidy` parses
+        these.
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            Column names of the DataFrame input, to use instead of the fitted
+            ones (they must have the same length).
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self, "n_features_in_")
+        names = list(self._cell_names())
+        columns = self._columns
+        if input_features is not None:
+            input_features = list(input_features)
+            if len(input_features) != self.n_features_in_:
+                raise ValueError(
+                    f"{type(self).__name__}: input_features has {len(input_features)} entries; "
+                    f"the fitted input had {self.n_features_in_} column(s)."
+                )
+            columns = pd.Index(input_features)
+        if self._input_kind != "frame":
+            return np.asarray(names, dtype=object)
+        return np.asarray(
+            [f"{label_text(column)}__{name}" for column in columns for name in names],
+            dtype=object,
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # a collection is a list / 3-D array / Series / DataFrame of cells, never a 2-D table
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = True
+        return tags
+
+
+# ------------------------------------------------------------------ messages
+@dataclass(frozen=True)
+class CellMessage:
+    """A warning about one cell, grouped with the other cells' of the same ``kind``.
+
+    Parameters
+    ----------
+    text : str
+        The full message for this cell (it names the cell), used when it is
+        the only one of its kind.
+    kind : str
+        What went wrong, as a phrase completing "N of M clouds ..." (for
+        example ``"have too few points for 3 subsample sizes"``).
+    advice : str
+        What to change, said once in the summary.
+    nan : bool
+        Whether the cell's result is NaN.
+    """
+
+    text: str
+    kind: str
+    advice: str = ""
+    nan: bool = True
+
+    def __str__(self):
+        return self.text
+
+
+# labels listed in a summary warning; the rest are counted
+_MAX_LABELS = 10
+
+
+def warn_cell_messages(estimator: str, messages_per_cell, labels, *, unit: str = "cloud",
+                       stacklevel: int = 3) -> None:
+    """Turn the messages of every cell into warnings.
+
+    A plain string is one warning, prefixed by the estimator's name. The
+    :class:`CellMessage` of one kind from two or more cells become ONE warning
+    saying how many cells, which (the first few labels) and what to change.
+
+    Parameters
+    ----------
+    estimator : str
+        Name at the start of every warning.
+    messages_per_cell : sequence of sequence of (str or CellMessage)
+        The messages of each cell, in the order of ``labels``.
+    labels : sequence of str
+        Each cell's location (``"row 3, column 'fc1'"``).
+    unit : str
+        What a cell is, for the summary ("cloud").
+    stacklevel : int
+        Passed to :func:`warnings.warn`.
+    """
+    n_cells = len(labels)
+    groups: dict = {}
+    for messages, label in zip(messages_per_cell, labels):
+        for message in messages:
+            if isinstance(message, CellMessage):
+                groups.setdefault(message.kind, []).append((label, message))
+            else:
+                warnings.warn(f"{estimator}: {message}", UserWarning, stacklevel=stacklevel)
+    for kind, members in groups.items():
+        if len(members) == 1:
+            warnings.warn(f"{estimator}: {members[0][1].text}", UserWarning, stacklevel=stacklevel)
+            continue
+        shown = [label for label, _ in members[:_MAX_LABELS]]
+        more = len(members) - len(shown)
+        where = "; ".join(shown) + (f"; and {more} more" if more else "")
+        message = members[0][1]
+        outcome = " Their results are NaN." if all(m.nan for _, m in members) else ""
+        advice = f" {message.advice}" if message.advice else ""
+        warnings.warn(
+            f"{estimator}: {len(members)} of {n_cells} {unit}s {kind} ({where}).{outcome}{advice}",
+            UserWarning, stacklevel=stacklevel,
+        )
+
+
+# ------------------------------------------------------------- cloud estimators
+class CloudTransformer(CollectionTransformer):
+    """Base of the estimators that compute one table row of numbers per cloud.
+
+    A subclass sets
+
+    - ``_features``: the output names for one cloud (``"phdim"``, ...);
+    - ``_one_cloud``: the one-cloud function suggested for a bare 2-D array
+      (``"sktopo.ph_dimension(X)"``);
+    - ``_cell_task()``: ``(function, settings)`` with
+      ``function(cloud, seed, label, **settings) -> (values, messages)``:
+      ``values`` a dict keyed by ``_features``, ``messages`` a list of str or
+      :class:`CellMessage` (a bad cloud gives NaN and a message, it never
+      raises in the middle of a collection);
+    - optionally ``_check_settings()``: checks beyond ``_parameter_constraints``,
+      run in ``fit`` and ``transform``.
+
+    and has the parameters ``metric``, ``random_state``, ``n_jobs`` and
+    ``verbose``. :meth:`_compute_cells` runs ``_cell_task`` over the clouds;
+    a subclass may override it to batch many small clouds (same results).
+    """
+
+    _features: tuple = ()
+    _one_cloud: str | None = None
+
+    def _check_settings(self):
+        """Checks beyond ``_parameter_constraints``, run in ``fit`` and ``transform``."""
+
+    def _cell_task(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_cells(self, X) -> Collection:
+        return check_collection(
+            X,
+            cell="distance" if self.metric == "precomputed" else "cloud",
+            estimator=type(self).__name__,
+            one_cloud=self._one_cloud,
+        )
+
+    def _cell_names(self):
+        return list(self._features)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the parameters and remember the input's columns.
+
+        Parameters
+        ----------
+        X : collection of clouds
+            A list of 2-D arrays, a 3-D array, or a Series / DataFrame of
+            clouds (distance matrices with ``metric="precomputed"``).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._check_settings()
+        self._validate_collection(X, reset=True)
+        return self
+
+    def transform(self, X):
+        """Compute the features of every cloud.
+
+        Parameters
+        ----------
+        X : collection of clouds
+            Clouds in the container kind (and, for a DataFrame, with the
+            columns) seen in ``fit``.
+
+        Returns
+        -------
+        table : ndarray of shape (n_rows, n_columns * n_features)
+            One row per input row, the features of each input column side by
+            side, named by :meth:`get_feature_names_out`. A DataFrame indexed
+            like ``X`` with ``set_output(transform="pandas")``.
+        """
+        check_is_fitted(self, "n_features_in_")
+        collection = self._validate_collection(X, reset=False)
+        clouds = collection.flat()
+        # per-cloud streams from random_state and the cloud's content: the same cloud
+        # gets the same numbers in any row, order, subset, n_jobs, as points or distances
+        seeds = cloud_seeds(self.random_state, clouds, metric=self.metric)
+        labels = [collection.cell_label(i, j) for i, j in collection.positions()]
+        results = self._compute_cells(clouds, seeds, labels)
+        warn_cell_messages(type(self).__name__, [messages for _, messages in results], labels)
+        rows = [[values[name] for name in self._features] for values, _ in results]
+        return collection.stack_features(rows)
+
+    def _compute_cells(self, clouds, seeds, labels) -> list:
+        """``(values, messages)`` of every cloud, in order.
+
+        The default runs ``_cell_task()`` on each cloud through
+        :func:`sktopo._parallel.run_parallel` (``n_jobs``, ``verbose``).
+        Override to batch many clouds; the results must not change.
+        """
+        function, settings = self._cell_task()
+        return run_parallel(
+            partial(function, **settings), zip(clouds, seeds, labels),
+            n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__, unit="cloud",
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # (n_clouds, n_points, n_features)
+        tags.input_tags.pairwise = self.metric == "precomputed"
+        tags.non_deterministic = False
+        return tags
+
+
+def one_cloud(estimator: CloudTransformer, X, name: str) -> pd.Series:
+    """Run ``estimator`` on the single cloud ``X``; a Series indexed by its feature names."""
+    prefix = f"{name}: "
+    if estimator.metric == "precomputed":
+        X = check_distance_matrix(X, "the input", prefix=prefix)
+    else:
+        X = check_cloud(X, "the input", prefix=prefix)
+    # a plain array whatever the global transform_output, so table[0] is the first row
+    table = estimator.set_output(transform="default").fit_transform([X])
+    return pd.Series(table[0], index=list(estimator._features), name=name)
