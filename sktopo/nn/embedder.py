@@ -11,24 +11,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._device import resolve_device
+from .._device import resolve_device, torch_dtype
 from ._capture import LayerHooks, prepared_model
 from ._inputs import Inputs
 from ._layers import resolve_layers
 from ._outputs import resolve_selectors, select_tensor
 from ._reduce import Projections, infer_layout, points, pool, token_mask
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
 
 def _torch_dtype(dtype):
-    try:
-        name = np.dtype(str(dtype).replace("torch.", "")).name
-    except TypeError:
-        name = None
-    if name not in _DTYPES:
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
-    return _DTYPES[name]
+    return torch_dtype(dtype, owner="LayerEmbedder")
 
 
 def _shares_storage(a, b):
