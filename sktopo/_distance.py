@@ -1,4 +1,17 @@
-"""Pairwise distances on the CPU (numpy) and on torch devices, with memory estimates."""
+"""Pairwise distances on the CPU (numpy) and on torch devices, with memory estimates.
+
+Euclidean distances come from one matrix product, ``|x|^2 + |y|^2 - 2 x.y``.
+That formula loses the digits of distances far below the points' norms
+(duplicate points come out at ~1e-8 instead of 0), so every Euclidean path of
+the package (dense, batched, sparse edge lists, landmarks, torch) applies the
+one refinement rule here: a squared distance below ``_REFINE_RELATIVE * (|x|^2 +
+|y|^2)`` is recomputed from the difference ``|x - y|^2`` (:func:`unresolved`
+finds them, :func:`exact_squared` recomputes them).
+
+Many small clouds of the same size are handled as a batch ``(b, n, d)``: one
+batched matrix product (:func:`batched_squared_euclidean_distances`) instead of
+``b`` Python-level calls.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +19,12 @@ import numpy as np
 
 __all__ = [
     "pairwise_distances",
+    "squared_euclidean_distances",
+    "batched_squared_euclidean_distances",
+    "batched_pairwise_distances",
+    "unresolved",
+    "exact_squared",
+    "power_of_two_scale",
     "torch_pairwise_distances",
     "distance_matrix_bytes",
     "check_memory",
@@ -67,15 +86,33 @@ def squared_euclidean_distances(X: np.ndarray) -> np.ndarray:
 _REFINE_RELATIVE = 1e-4
 
 
+def unresolved(d2, norm_sums, relative=_REFINE_RELATIVE):
+    """Mask of squared distances the product formula cannot resolve.
+
+    ``|x|^2 + |y|^2 - 2 x.y`` has an absolute error of about ``eps * (|x|^2 +
+    |y|^2)``: below ``relative`` times that sum most digits are noise. Works on
+    numpy arrays and torch tensors alike (the one rule of the package).
+    """
+    return d2 < relative * norm_sums
+
+
+def exact_squared(X, i, j):
+    """``|X[i] - X[j]|^2`` for index arrays ``i``, ``j`` (exact 0 for duplicates).
+
+    ``X`` is ``(n, d)`` with integer arrays ``i``, ``j``, or ``(b, n, d)`` with
+    ``i = (batch, row)`` and ``j = (batch, col)`` tuples; numpy or torch.
+    """
+    diff = X[i] - X[j]
+    return (diff * diff).sum(-1)
+
+
 def _refine_small(D2, X, sq):
     """Recompute, in place, the squared distances the product formula cannot resolve.
 
-    ``|x|^2 + |y|^2 - 2 x.y`` has an absolute error of about ``eps * (|x|^2 +
-    |y|^2)``, so identical points (common in ReLU activations) come out at
-    ``~1e-8`` instead of 0 and near-duplicates get mostly noise. Those few
-    pairs are recomputed as ``|x - y|^2``, which is exact for duplicates.
-    Works row block by row block to keep the mask small. Sets the diagonal
-    to ``inf``: the caller zeroes it.
+    Identical points (common in ReLU activations) come out at ``~1e-8``
+    instead of 0 and near-duplicates get mostly noise; those few pairs are
+    recomputed as ``|x - y|^2``. Works row block by row block to keep the mask
+    small. Sets the diagonal to ``inf``: the caller zeroes it.
     """
     n = D2.shape[0]
     if n == 0:
@@ -87,16 +124,98 @@ def _refine_small(D2, X, sq):
         stop = min(start + block, n)
         # one cheap pass with a scalar bound finds candidates; the exact
         # per-pair bound is then checked on those only
-        bound = _REFINE_RELATIVE * (sq[start:stop].max() + sq_max)
-        mask = D2[start:stop] < bound
+        mask = unresolved(D2[start:stop], sq[start:stop].max() + sq_max)
         if not mask.any():
             continue
         i, j = np.nonzero(mask)
         i += start
-        keep = D2[i, j] < _REFINE_RELATIVE * (sq[i] + sq[j])
+        keep = unresolved(D2[i, j], sq[i] + sq[j])
         i, j = i[keep], j[keep]
-        diff = X[i] - X[j]
-        D2[i, j] = np.einsum("ij,ij->i", diff, diff)
+        D2[i, j] = exact_squared(X, i, j)
+
+
+def batched_squared_euclidean_distances(X: np.ndarray, *, dtype=np.float64) -> np.ndarray:
+    """Squared Euclidean distance matrices of a batch of equally sized clouds.
+
+    One batched matrix product (``np.matmul`` on ``(b, n, d)``) for the whole
+    batch, then the refinement rule of :func:`unresolved` on the few pairs
+    that need it. Entries are clipped at 0 and the diagonal is exactly 0.
+
+    Parameters
+    ----------
+    X : ndarray of shape (b, n, d)
+        The clouds.
+    dtype : numpy dtype, default=float64
+        Precision of the computation (float32 halves the memory traffic).
+
+    Returns
+    -------
+    D2 : ndarray of shape (b, n, n)
+    """
+    X = np.asarray(X, dtype=dtype)
+    if X.ndim != 3:
+        raise ValueError(f"expected a batch of clouds (b, n, d), got shape {X.shape}")
+    b, n, _ = X.shape
+    out = np.empty((b, n, n), dtype=X.dtype)
+    # a few hundred kB at a time: the passes after the product stay in cache
+    chunk = max(1, (1 << 16) // max(n * n, 1))
+    for start in range(0, b, chunk):
+        _squared_block(X[start:start + chunk], out[start:start + chunk])
+    return out
+
+
+def _squared_block(X, D2):
+    b, n, _ = X.shape
+    sq = np.einsum("bij,bij->bi", X, X)
+    # small clouds have n <= d: the norm terms are cheap passes over b x n x n,
+    # cheaper than riding along in the product (a (b, n, d + 2) copy of X)
+    np.matmul(X, X.transpose(0, 2, 1), out=D2)
+    D2 *= -2.0
+    D2 += sq[:, :, None]
+    D2 += sq[:, None, :]
+    idx = np.arange(n)
+    D2[:, idx, idx] = np.inf  # never a candidate for refinement
+    # a scalar bound per cloud finds candidates; the per-pair rule decides
+    candidates = unresolved(D2, 2.0 * sq.max(axis=1)[:, None, None])
+    if candidates.any():
+        c, i, j = np.nonzero(candidates)
+        keep = unresolved(D2[c, i, j], sq[c, i] + sq[c, j])
+        c, i, j = c[keep], i[keep], j[keep]
+        D2[c, i, j] = exact_squared(X, (c, i), (c, j))
+    D2[:, idx, idx] = 0.0
+    np.maximum(D2, 0.0, out=D2)
+    # exactly symmetric: the product's rounding can differ between (i, j) and (j, i)
+    np.minimum(D2, D2.transpose(0, 2, 1), out=D2)
+
+
+def batched_pairwise_distances(X: np.ndarray, metric="euclidean", *, dtype=np.float64,
+                               **kwds) -> np.ndarray:
+    """Distance matrices ``(b, n, n)`` of a batch of equally sized clouds ``(b, n, d)``.
+
+    Euclidean distances are one batched product
+    (:func:`batched_squared_euclidean_distances`); other metrics go cloud by
+    cloud through :func:`pairwise_distances`.
+    """
+    X = np.asarray(X)
+    if metric == "euclidean" and not kwds:
+        D = batched_squared_euclidean_distances(X, dtype=dtype)
+        return np.sqrt(D, out=D)
+    return np.stack([pairwise_distances(x, metric, **kwds) for x in X]).astype(dtype, copy=False)
+
+
+def power_of_two_scale(max_abs: float, *, low: float = 2.0**-60, high: float = 2.0**60) -> float:
+    """A power of two ``s`` that brings ``max_abs * s`` near 1, or 1 when already in range.
+
+    Distances are scale-equivariant; multiplying by a power of two is exact in
+    floating point, so a cloud scaled by ``s`` gives bit-identical bars divided
+    by ``s`` while its squared distances (and float32 copies) neither overflow
+    nor underflow. Clouds whose largest absolute value is in ``[low, high]``
+    are left as they are.
+    """
+    max_abs = float(max_abs)
+    if not np.isfinite(max_abs) or max_abs == 0.0 or low <= max_abs <= high:
+        return 1.0
+    return float(np.ldexp(1.0, -int(np.frexp(max_abs)[1])))
 
 
 def torch_pairwise_distances(X, *, dtype=None):
@@ -116,14 +235,13 @@ def torch_pairwise_distances(X, *, dtype=None):
     # as in the numpy path: recompute pairs the product formula cannot resolve
     # (duplicate points must come out at exactly 0)
     tol = _REFINE_RELATIVE if dtype == torch.float64 else 10 * _REFINE_RELATIVE
-    mask = D < tol * (sq.unsqueeze(-1) + sq.unsqueeze(-2))
+    mask = unresolved(D, sq.unsqueeze(-1) + sq.unsqueeze(-2), tol)
     mask.diagonal(dim1=-2, dim2=-1).fill_(False)
     idx = mask.nonzero(as_tuple=True)
     del mask
     if idx[0].numel():
         *batch, i, j = idx
-        diff = X[(*batch, i)] - X[(*batch, j)]
-        D[idx] = (diff * diff).sum(-1)
+        D[idx] = exact_squared(X, (*batch, i), (*batch, j))
     D = D.clamp_min_(0.0).sqrt_()
     D.diagonal(dim1=-2, dim2=-1).zero_()
     return torch.minimum(D, D.transpose(-1, -2))

@@ -1,73 +1,152 @@
-"""Minimum spanning trees of dense distance matrices: numpy on the CPU, torch anywhere.
+"""Minimum spanning trees of dense distance matrices: the one MST kernel module.
 
 The H0 bars of a Vietoris-Rips filtration are exactly the edge lengths of a
 minimum spanning tree (all born at 0, one infinite bar for the whole cloud), and
-the PH dimension sums powers of those lengths, so both estimators share these
+the PH dimension sums powers of those lengths, so every estimator shares these
 kernels. Only the multiset of edge lengths is returned: that is all either needs.
 
-* :func:`mst_edge_lengths` - dense Prim, O(n^2) time, O(n) extra memory,
-  vectorised over a batch of equally sized matrices (the draws of a PHdim
-  subsample size) so the Python loop runs once per vertex for the whole batch.
+* :func:`mst_edge_lengths` - one matrix: scipy's compiled single linkage (an
+  O(n^2) Prim in C, 2-3x faster than a numpy Prim whose Python loop runs once
+  per vertex); matrices with infinite entries ("no edge") go to the numpy Prim,
+  which handles disconnected graphs. A ``(b, n, n)`` batch goes to
+  :func:`batched_mst_edge_lengths`.
+* :func:`batched_mst_edge_lengths` - dense Prim vectorised over a batch of
+  equally sized matrices (many small clouds, the draws of a PHdim subsample
+  size): ``n - 1`` steps, each a handful of numpy operations over the whole
+  ``(b, n)`` frontier, so the Python loop runs ``n`` times for the batch, not
+  ``n`` times per cloud.
 * :func:`torch_mst_edge_lengths` - Boruvka on a torch tensor: about log2(n)
   passes, each a masked row-minimum over the whole matrix, which suits a GPU.
-* :func:`torch_batched_mst_edge_lengths` - dense Prim on a batch of torch
-  matrices, vectorised over the batch; no host synchronisation inside the
-  loop, so on a GPU the n - 1 steps queue up back to back.
+* :func:`torch_batched_mst_edge_lengths` - the batched Prim in torch; no host
+  synchronisation inside the loop, so on a GPU the n - 1 steps queue up back to
+  back.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mst_edge_lengths", "torch_mst_edge_lengths", "torch_batched_mst_edge_lengths"]
+__all__ = [
+    "mst_edge_lengths",
+    "batched_mst_edge_lengths",
+    "single_linkage",
+    "torch_mst_edge_lengths",
+    "torch_batched_mst_edge_lengths",
+]
+
+# Batches are processed this many matrix entries at a time: the frontier
+# arrays stay in cache and the temporaries stay small.
+_BATCH_ENTRIES = 1 << 21
 
 
 def mst_edge_lengths(D: np.ndarray) -> np.ndarray:
-    """Edge lengths of a minimum spanning tree of a dense distance matrix.
+    """Edge lengths of a minimum spanning tree of a dense distance matrix, ascending.
 
     Parameters
     ----------
     D : ndarray of shape (n, n) or (batch, n, n)
-        Symmetric distance matrices. Infinite entries mean "no edge"; a
-        graph with ``c`` components gives a minimum spanning forest plus
-        ``c - 1`` infinite lengths.
+        Symmetric distance matrices (float32 input is computed in float64).
+        Infinite entries mean "no edge"; a graph with ``c`` components gives
+        a minimum spanning forest plus ``c - 1`` infinite lengths.
 
     Returns
     -------
     lengths : ndarray of shape (n - 1,) or (batch, n - 1)
-        Edge lengths in the order Prim added them (not sorted).
+        Edge lengths, ascending.
     """
-    D = np.asarray(D, dtype=np.float64)
-    single = D.ndim == 2
-    if single:
-        D = D[None]
-    if D.ndim != 3 or D.shape[1] != D.shape[2]:
+    D = np.asarray(D)
+    if D.ndim == 3:
+        return batched_mst_edge_lengths(D.astype(np.float64, copy=False))
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
         raise ValueError(f"expected square distance matrices, got shape {D.shape}")
-    batch, n, _ = D.shape
-    out = np.empty((batch, max(n - 1, 0)))
-    if n <= 1:
-        return out[0] if single else out
-    rows = np.arange(batch)
-    in_tree = np.zeros((batch, n), dtype=bool)
-    in_tree[:, 0] = True
+    n = D.shape[0]
+    if n < 2:
+        return np.empty(0)
+    from scipy.spatial.distance import squareform
+
+    condensed = squareform(D, checks=False).astype(np.float64, copy=False)
+    if not np.isfinite(condensed).all():
+        return batched_mst_edge_lengths(D[None].astype(np.float64, copy=False))[0]
+    # merge heights come out in merge order, i.e. ascending
+    return np.ascontiguousarray(single_linkage(condensed, n)[:, 2])
+
+
+def single_linkage(condensed: np.ndarray, n: int) -> np.ndarray:
+    """Single-linkage matrix ``(n - 1, 4)`` of a finite condensed float64 distance vector.
+
+    The compiled kernel behind ``scipy.cluster.hierarchy.linkage(method="single")``
+    without its re-validation; column 2 holds the MST edge lengths, ascending.
+    """
+    try:
+        from scipy.cluster._hierarchy import mst_single_linkage
+    except ImportError:  # pragma: no cover - private scipy API moved
+        from scipy.cluster.hierarchy import linkage
+
+        return linkage(condensed, method="single")
+    return mst_single_linkage(condensed, n)
+
+
+def batched_mst_edge_lengths(D: np.ndarray) -> np.ndarray:
+    """Edge lengths of the minimum spanning trees of a batch of dense matrices, ascending.
+
+    Dense Prim vectorised over the batch: each of the ``n - 1`` steps is a
+    row-wise argmin, a gather of the new vertex's rows and an elementwise
+    minimum over the ``(b, n)`` frontier. Exact: the lengths are entries of
+    ``D`` (the same values as :func:`mst_edge_lengths` cloud by cloud).
+
+    Parameters
+    ----------
+    D : ndarray of shape (b, n, n)
+        Symmetric distance matrices (float32 or float64, kept). Infinite
+        entries mean "no edge": a matrix whose graph has ``c`` components
+        gives ``c - 1`` infinite lengths.
+
+    Returns
+    -------
+    lengths : ndarray of shape (b, n - 1)
+        Each row sorted ascending.
+    """
+    D = np.asarray(D)
+    if D.dtype not in (np.float32, np.float64):
+        D = D.astype(np.float64)
+    if D.ndim != 3 or D.shape[1] != D.shape[2]:
+        raise ValueError(f"expected a batch of square matrices (b, n, n), got shape {D.shape}")
+    b, n, _ = D.shape
+    out = np.empty((b, max(n - 1, 0)), dtype=D.dtype)
+    if n <= 1 or b == 0:
+        return out
+    has_inf = not np.isfinite(D).all()
+    chunk = max(1, _BATCH_ENTRIES // (n * n))
+    for start in range(0, b, chunk):
+        stop = min(start + chunk, b)
+        _prim(D[start:stop], out[start:stop], has_inf)
+    out.sort(axis=1)
+    return out
+
+
+def _prim(D, out, has_inf):
+    b, n, _ = D.shape
+    rows = np.arange(b)
+    # 0 for vertices outside the tree, inf inside: np.maximum(best, dead)
+    # hides the tree from the argmin without a boolean scatter per step
+    dead = np.zeros((b, n), dtype=D.dtype)
+    dead[:, 0] = np.inf
     best = D[:, 0, :].copy()
-    best[in_tree] = np.inf
+    np.maximum(best, dead, out=best)
     for k in range(n - 1):
         j = np.argmin(best, axis=1)
         value = best[rows, j]
-        stuck = ~np.isfinite(value)
-        if stuck.any():
-            # the tree's component is exhausted (infinite distances): jump to
-            # the first vertex outside it, with an infinite "edge", so the
-            # other components' own edges are still found
-            j[stuck] = np.argmax(~in_tree[stuck], axis=1)
+        if has_inf:
+            stuck = ~np.isfinite(value)
+            if stuck.any():
+                # the tree's component is exhausted (infinite distances): jump to
+                # the first vertex outside it with an infinite "edge", so the
+                # other components' own edges are still found
+                j[stuck] = np.argmin(dead[stuck], axis=1)
         out[:, k] = value
-        in_tree[rows, j] = True
+        dead[rows, j] = np.inf
         np.minimum(best, D[rows, j, :], out=best)
-        best[in_tree] = np.inf
-    # a disconnected graph (infinite distances) gives one infinite "edge" per
-    # extra component; every component's own tree edges are still there
-    return out[0] if single else out
+        np.maximum(best, dead, out=best)
 
 
 def torch_mst_edge_lengths(D):

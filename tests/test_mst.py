@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from ripser import ripser
+from scipy.spatial.distance import cdist
 
 from sktopo._distance import pairwise_distances
 from sktopo._mst import mst_edge_lengths, torch_mst_edge_lengths
@@ -55,3 +56,85 @@ def test_torch_boruvka_on_cuda(rng):
     D = pairwise_distances(X)
     got = torch_mst_edge_lengths(torch.tensor(D, device="cuda")).cpu().numpy()
     np.testing.assert_allclose(got, np.sort(mst_edge_lengths(D)), rtol=1e-10)
+
+
+# ---------------------------------------------------------------- batched kernels
+def test_single_matrix_uses_compiled_kernel_and_sorts(rng):
+    X = rng.normal(size=(80, 4))
+    D = pairwise_distances(X)
+    got = mst_edge_lengths(D)
+    assert np.all(np.diff(got) >= 0)
+    np.testing.assert_allclose(got, ripser_h0(X), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batched_mst_equals_per_matrix_kernel(rng, dtype):
+    from sktopo._mst import batched_mst_edge_lengths
+
+    Ds = np.stack([pairwise_distances(rng.normal(size=(30, 7))) for _ in range(40)]).astype(dtype)
+    Ds = np.minimum(Ds, Ds.transpose(0, 2, 1))  # exactly symmetric: both kernels read the same values
+    got = batched_mst_edge_lengths(Ds)
+    assert got.shape == (40, 29) and got.dtype == dtype
+    assert np.all(np.diff(got, axis=1) >= 0)
+    for D, lengths in zip(Ds, got):
+        # the lengths are entries of D: exactly the compiled kernel's values
+        np.testing.assert_array_equal(lengths, mst_edge_lengths(D).astype(dtype))
+
+
+def test_batched_mst_many_chunks_and_disconnected(rng, monkeypatch):
+    import sktopo._mst as mst
+
+    monkeypatch.setattr(mst, "_BATCH_ENTRIES", 50)  # several chunks of two matrices
+    Ds = np.stack([pairwise_distances(rng.normal(size=(5, 2))) for _ in range(7)])
+    Ds[3, :2, 2:] = Ds[3, 2:, :2] = np.inf  # two components
+    got = mst.batched_mst_edge_lengths(Ds)
+    assert np.isinf(got[3]).sum() == 1 and np.isinf(got).sum() == 1
+    for D, lengths in zip(Ds, got):
+        finite = D[np.isfinite(D)]
+        assert set(lengths[np.isfinite(lengths)]) <= set(finite)
+    expected = np.sort(np.concatenate([mst_edge_lengths(Ds[3, :2, :2]), mst_edge_lengths(Ds[3, 2:, 2:])]))
+    np.testing.assert_array_equal(got[3, :3], expected)
+
+
+def test_batched_distances_equal_per_cloud(rng):
+    from sktopo._distance import batched_pairwise_distances, batched_squared_euclidean_distances
+
+    X = rng.normal(size=(300, 12, 40)) + 50.0  # large norms: the product formula loses digits
+    X[7, 3] = X[7, 5]  # a duplicate point
+    X[8, 1] = X[8, 2] + 1e-9  # a near-duplicate
+    D2 = batched_squared_euclidean_distances(X)
+    assert np.array_equal(D2, D2.transpose(0, 2, 1))
+    assert D2[7, 3, 5] == 0.0
+    assert D2[8, 1, 2] == pytest.approx(40e-18, rel=1e-3)
+    exact = ((X[:, :, None, :] - X[:, None, :, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(D2, exact, rtol=1e-9, atol=1e-9)
+    D = batched_pairwise_distances(X)
+    for k in (0, 7, 299):
+        np.testing.assert_allclose(D[k], pairwise_distances(X[k]), rtol=1e-10, atol=1e-10)
+    D1 = batched_pairwise_distances(X, metric="manhattan")
+    np.testing.assert_allclose(D1[4], cdist(X[4], X[4], "cityblock"))
+
+
+def test_batched_h0_equals_ripser(rng):
+    from sktopo._distance import batched_squared_euclidean_distances
+    from sktopo._mst import batched_mst_edge_lengths
+
+    X = rng.normal(size=(25, 20, 6))
+    lengths = np.sqrt(batched_mst_edge_lengths(batched_squared_euclidean_distances(X)))
+    for x, got in zip(X, lengths):
+        np.testing.assert_allclose(got, ripser_h0(x), rtol=1e-5, atol=1e-6)
+
+
+def test_torch_batched_distances_and_mst_on_cpu_tensors(rng):
+    torch = pytest.importorskip("torch")
+    from sktopo._distance import batched_pairwise_distances, torch_pairwise_distances
+    from sktopo._mst import batched_mst_edge_lengths, torch_batched_mst_edge_lengths
+
+    X = rng.normal(size=(10, 16, 5))
+    X[2, 0] = X[2, 1]
+    D = batched_pairwise_distances(X)
+    Dt = torch_pairwise_distances(torch.tensor(X))
+    np.testing.assert_allclose(Dt.numpy(), D, atol=1e-12)
+    assert Dt[2, 0, 1] == 0
+    got = torch.sort(torch_batched_mst_edge_lengths(Dt), dim=1).values.numpy()
+    np.testing.assert_allclose(got, batched_mst_edge_lengths(D), atol=1e-12)

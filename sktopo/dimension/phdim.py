@@ -404,35 +404,9 @@ def _dense_distances(points, metric):
     return pairwise_distances(points, metric).astype(np.float32), 1.0
 
 
-def _mst_lengths(D):
-    """MST edge lengths of one dense distance matrix.
-
-    scipy's single linkage is a compiled O(m^2) MST whose merge heights are
-    the MST edge lengths; 2-3x faster than a numpy Prim, whose Python loop
-    runs once per vertex. Infinite distances go to the numpy Prim, which
-    accepts them.
-    """
-    from scipy.spatial.distance import squareform
-
-    m = D.shape[0]
-    if m < 2:
-        return np.empty(0)
-    condensed = squareform(D, checks=False).astype(np.float64, copy=False)
-    if not np.isfinite(condensed).all():
-        from sktopo._mst import mst_edge_lengths
-
-        return mst_edge_lengths(D)
-    return _single_linkage(condensed, m)[:, 2]
-
-
-def _single_linkage(condensed, m):
-    try:  # the compiled kernel behind linkage(method="single"), without its re-validation
-        from scipy.cluster._hierarchy import mst_single_linkage
-    except ImportError:  # pragma: no cover - private scipy API moved
-        from scipy.cluster.hierarchy import linkage
-
-        return linkage(condensed, method="single")
-    return mst_single_linkage(condensed, m)
+# The one dense MST kernel lives in sktopo._mst; the old private names stay importable.
+from sktopo._mst import mst_edge_lengths as _mst_lengths  # noqa: E402
+from sktopo._mst import single_linkage as _single_linkage  # noqa: E402,F401
 
 
 def _length_sums_torch(cloud, plan, jobs, E, *, alpha, metric, device):
