@@ -186,6 +186,8 @@ class CellMessage:
 
 # labels listed in a summary warning; the rest are counted
 _MAX_LABELS = 10
+# up to this many cells of one kind keep their own detailed warnings
+_MAX_SEPARATE = 3
 
 
 def warn_cell_messages(estimator: str, messages_per_cell, labels, *, unit: str = "cloud",
@@ -193,8 +195,9 @@ def warn_cell_messages(estimator: str, messages_per_cell, labels, *, unit: str =
     """Turn the messages of every cell into warnings.
 
     A plain string is one warning, prefixed by the estimator's name. The
-    :class:`CellMessage` of one kind from two or more cells become ONE warning
-    saying how many cells, which (the first few labels) and what to change.
+    :class:`CellMessage` of one kind from more than three cells become ONE
+    warning saying how many cells, which (the first few labels) and what to
+    change; up to three keep their own detailed warnings.
 
     Parameters
     ----------
@@ -218,8 +221,9 @@ def warn_cell_messages(estimator: str, messages_per_cell, labels, *, unit: str =
             else:
                 warnings.warn(f"{estimator}: {message}", UserWarning, stacklevel=stacklevel)
     for kind, members in groups.items():
-        if len(members) == 1:
-            warnings.warn(f"{estimator}: {members[0][1].text}", UserWarning, stacklevel=stacklevel)
+        if len(members) <= _MAX_SEPARATE:
+            for _, message in members:
+                warnings.warn(f"{estimator}: {message.text}", UserWarning, stacklevel=stacklevel)
             continue
         shown = [label for label, _ in members[:_MAX_LABELS]]
         more = len(members) - len(shown)
@@ -239,7 +243,12 @@ class CloudTransformer(CollectionTransformer):
 
     A subclass sets
 
-    - ``_features``: the output names for one cloud (``"phdim"``, ...);
+    - ``_features``: the keys of one cloud's values (``"phdim"``, ``"r2"``, ...);
+    - ``_prefix``: the estimator prefix of the output names: a key ``k`` is
+      named ``"{_prefix}_{k}"`` unless it already starts with the prefix
+      (``"phdim"``, ``"phdim_std"``, ``"phdim_r2"``), so that every column
+      follows the ``{prefix}_{feature}`` convention :func:`sktopo.tidy` parses
+      and two estimators' tables can be joined without clashes;
     - ``_one_cloud``: the one-cloud function suggested for a bare 2-D array
       (``"sktopo.ph_dimension(X)"``);
     - ``_cell_task()``: ``(function, settings)`` with
@@ -256,6 +265,7 @@ class CloudTransformer(CollectionTransformer):
     """
 
     _features: tuple = ()
+    _prefix: str = ""
     _one_cloud: str | None = None
 
     def _check_settings(self):
@@ -273,7 +283,7 @@ class CloudTransformer(CollectionTransformer):
         )
 
     def _cell_names(self):
-        return list(self._features)
+        return [_prefixed(self._prefix, key) for key in self._features]
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -354,4 +364,11 @@ def one_cloud(estimator: CloudTransformer, X, name: str) -> pd.Series:
         X = check_cloud(X, "the input", prefix=prefix)
     # a plain array whatever the global transform_output, so table[0] is the first row
     table = estimator.set_output(transform="default").fit_transform([X])
-    return pd.Series(table[0], index=list(estimator._features), name=name)
+    return pd.Series(table[0], index=estimator._cell_names(), name=name)
+
+
+def _prefixed(prefix: str, key: str) -> str:
+    """``"{prefix}_{key}"``, or ``key`` when it is the prefix or already starts with it."""
+    if not prefix or key == prefix or key.startswith(prefix + "_"):
+        return key
+    return f"{prefix}_{key}"

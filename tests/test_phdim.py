@@ -106,16 +106,17 @@ def test_formula_is_right_for_alpha_2_and_half():
 def test_small_sphere_default_and_output_layout():
     X = make_sphere(800, 2, random_state=0)
     result = ph_dimension(X, random_state=0)
-    assert list(result.index) == list(FEATURES)
+    assert list(result.index) == ["phdim", "phdim_std", "phdim_ci_low", "phdim_ci_high",
+                                  "phdim_r2", "phdim_n_min", "phdim_n_max", "phdim_n_sizes"]
     assert result["phdim"] == pytest.approx(2.0, abs=0.2)
     assert result["phdim_ci_low"] < result["phdim"] < result["phdim_ci_high"]
-    assert result["phdim_std"] > 0 and result["r2"] > 0.99
-    assert (result["n_min"], result["n_max"], result["n_sizes"]) == (100, 800, 4)
+    assert result["phdim_std"] > 0 and result["phdim_r2"] > 0.99
+    assert (result["phdim_n_min"], result["phdim_n_max"], result["phdim_n_sizes"]) == (100, 800, 4)
 
 
 def test_200_point_cloud_works_with_defaults():
     result = ph_dimension(make_sphere(200, 1, random_state=0), random_state=0)
-    assert result["n_max"] == 200 and result["n_min"] == 25
+    assert result["phdim_n_max"] == 200 and result["phdim_n_min"] == 25
     assert result["phdim"] == pytest.approx(1.0, abs=0.2)
 
 
@@ -164,7 +165,7 @@ def test_set_output_pandas_frame_and_series():
     assert out.index.equals(frame.index)
     series = pd.Series(clouds, index=pd.Index(list("abcd"), name="layer"))
     out = est.fit_transform(series)
-    assert list(out.columns) == list(FEATURES) and out.index.equals(series.index)
+    assert list(out.columns) == list(PHDimension()._cell_names()) and out.index.equals(series.index)
     with pytest.raises(ValueError, match="columns"):
         PHDimension().fit(frame).transform(frame.rename(columns={"fc": "other"}))
 
@@ -195,10 +196,10 @@ def test_clone_and_params():
 def test_presets_reproduce_published_sizes():
     X = make_sphere(1600, 2, random_state=0)
     out = {name: ph_dimension(X, protocol=name, random_state=0) for name in PRESETS}
-    assert (out["birdal"]["n_min"], out["birdal"]["n_max"], out["birdal"]["n_sizes"]) == (200, 950, 16)
-    assert (out["tulchinskii"]["n_min"], out["tulchinskii"]["n_max"],
-            out["tulchinskii"]["n_sizes"]) == (50, 490, 12)
-    assert (out["study_a"]["n_min"], out["study_a"]["n_max"]) == (500, 1550)
+    assert (out["birdal"]["phdim_n_min"], out["birdal"]["phdim_n_max"], out["birdal"]["phdim_n_sizes"]) == (200, 950, 16)
+    assert (out["tulchinskii"]["phdim_n_min"], out["tulchinskii"]["phdim_n_max"],
+            out["tulchinskii"]["phdim_n_sizes"]) == (50, 490, 12)
+    assert (out["study_a"]["phdim_n_min"], out["study_a"]["phdim_n_max"]) == (500, 1550)
     plan = make_plan(1600, protocol="tulchinskii", min_points=None, max_points=None,
                      n_sizes=None, n_draws=None, n_reruns=None)
     assert (plan.n_draws, plan.n_reruns) == (7, 3)
@@ -215,7 +216,7 @@ def test_preset_conflicts_raise():
 def test_preset_drops_sizes_larger_than_the_cloud_with_a_warning():
     with pytest.warns(UserWarning, match=r"row 0 .*sizes \[650, 700"):
         result = ph_dimension(make_sphere(600, 2, random_state=0), protocol="birdal", random_state=0)
-    assert result["n_max"] == 600
+    assert result["phdim_n_max"] == 600
 
 
 def test_precomputed_distances_give_the_same_numbers():
@@ -235,7 +236,7 @@ def test_other_metric():
 def test_max_points_pools_large_clouds():
     X = make_sphere(3000, 1, random_state=0)
     result = ph_dimension(X, max_points=400, random_state=0)
-    assert result["n_max"] == 400 and result["n_min"] == 50
+    assert result["phdim_n_max"] == 400 and result["phdim_n_min"] == 50
 
 
 # ------------------------------------------------------------------------ bad clouds
@@ -281,3 +282,43 @@ def test_mostly_duplicated_cloud_is_nan_or_finite_never_inf():
 
 def test_lazy_public_names():
     assert sktopo.PHDimension is PHDimension and sktopo.ph_dimension is ph_dimension
+
+
+# ------------------------------------------------------------ one seeding rule (issue 9.1)
+def test_same_cloud_same_numbers_in_any_row_order_or_subset():
+    clouds = [make_sphere(300, 2, random_state=s) for s in range(3)]
+    est = PHDimension(random_state=0)
+    table = est.fit_transform(clouds)
+    np.testing.assert_array_equal(est.fit_transform(clouds[::-1]), table[::-1])
+    np.testing.assert_array_equal(est.fit_transform([clouds[2]]), table[[2]])
+    twice = est.fit_transform([clouds[1], clouds[0], clouds[1]])
+    np.testing.assert_array_equal(twice[0], twice[2])
+    np.testing.assert_array_equal(twice[0], table[1])
+
+
+def test_cloud_and_its_distance_matrix_draw_the_same_pool_and_subsamples():
+    from sktopo._distance import pairwise_distances
+
+    X = make_sphere(700, 2, random_state=1)
+    # max_points < n: a random pool is drawn first, then random subsamples of it
+    direct = ph_dimension(X, max_points=300, n_draws=2, random_state=5)
+    pre = ph_dimension(pairwise_distances(X), metric="precomputed", max_points=300, n_draws=2,
+                       random_state=5)
+    np.testing.assert_allclose(pre.to_numpy(), direct.to_numpy(), rtol=1e-5)
+
+
+def test_many_too_small_clouds_give_one_summary_warning():
+    rng = np.random.default_rng(0)
+    clouds = pd.Series([rng.normal(size=(5, 3)) for _ in range(30)] + [make_sphere(300, 2, random_state=0)],
+                       index=[f"token_{i}" for i in range(31)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = PHDimension(random_state=0).fit_transform(clouds)
+    messages = [str(w.message) for w in caught if "too few points" in str(w.message)]
+    assert len(messages) == 1, messages
+    assert "30 of 31 clouds" in messages[0] and "row 'token_0'" in messages[0]
+    assert "and 20 more" in messages[0] and "lower min_points" in messages[0]
+    assert np.isnan(table[:30]).all() and np.isfinite(table[30, 0])
+    # one cloud alone keeps its own, detailed message
+    with pytest.warns(UserWarning, match=r"the cloud at row 0 has 5 points, too few"):
+        PHDimension(random_state=0).fit_transform([clouds.iloc[0]])

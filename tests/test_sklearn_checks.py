@@ -62,11 +62,6 @@ NO_DATA_CHECKS = [
 ]
 
 
-# Failures reported to the estimators' owners; remove an entry once fixed.
-KNOWN_FAILURES = {
-}
-
-
 def _tiny_relu_model():
     import torch
 
@@ -78,10 +73,7 @@ def _estimator_instances():
     """One default instance per sktopo estimator (models given where required)."""
     out = []
     for name in sktopo.__all__:
-        try:
-            obj = getattr(sktopo, name)
-        except (ImportError, AttributeError):  # pragma: no cover - not written yet
-            continue
+        obj = getattr(sktopo, name)
         if not (isinstance(obj, type) and issubclass(obj, BaseEstimator)):
             continue
         if name == "LayerEmbedder":
@@ -107,9 +99,6 @@ def test_sklearn_check(estimator, check_name):
     check = getattr(ec, check_name, None)
     if check is None:  # pragma: no cover - older scikit-learn
         pytest.skip(f"{check_name} not in this scikit-learn")
-    reason = KNOWN_FAILURES.get((check_name, type(estimator).__name__))
-    if reason:
-        pytest.xfail(reason)
     if check_name == "check_param_validation" and not hasattr(estimator, "_parameter_constraints"):
         pytest.skip("no _parameter_constraints")
     check(type(estimator).__name__, clone(estimator))
@@ -123,6 +112,13 @@ def _clouds():
     )
 
 
+def _big_clouds():
+    return pd.Series(
+        [make_circle(140, noise=0.05, random_state=i) for i in range(4)],
+        index=pd.Index(list("abcd"), name="layer"),
+    )
+
+
 def _diagrams():
     return sktopo.PersistenceDiagram().fit_transform(_clouds())
 
@@ -130,13 +126,13 @@ def _diagrams():
 def _collection_cases():
     """(estimator, X) pairs for the estimators whose input can be made here."""
     cases = [(sktopo.PersistenceDiagram(), _clouds),
-             (sktopo.PersistenceDiagram((0,), n_landmarks=20, random_state=0), _clouds)]
+             (sktopo.PersistenceDiagram((0,), n_landmarks=20, random_state=0), _clouds),
+             (sktopo.PHDimension(random_state=0), _clouds),
+             (sktopo.PHDimension(protocol="tulchinskii", random_state=0), _big_clouds),
+             (sktopo.TwoNN(max_points=40, random_state=0), _clouds)]
     for name in ("DiagramFeatures", "BettiCurve", "PersistenceImage", "PersistenceLandscape",
                  "DiagramDistance"):
-        try:
-            cases.append((getattr(sktopo, name)(), _diagrams))
-        except (ImportError, AttributeError):  # pragma: no cover
-            pass
+        cases.append((getattr(sktopo, name)(), _diagrams))
     return cases
 
 
@@ -188,3 +184,42 @@ def test_row_order_invariance(estimator, make_X):
         assert _same(full.iloc[order], permuted)
     else:
         assert _same(np.asarray(full)[order], permuted)
+
+
+# the per-cloud estimators: their randomness must follow the cloud, not its position
+RANDOM_CASES = [(e, m) for e, m in CASES if "random_state" in e.get_params()]
+RANDOM_IDS = [f"{_id(e)}-{i}" for i, (e, _) in enumerate(RANDOM_CASES)]
+
+
+@pytest.mark.parametrize("estimator, make_X", RANDOM_CASES, ids=RANDOM_IDS)
+def test_same_cloud_twice_gives_the_same_row_twice(estimator, make_X):
+    X = make_X()
+    twice = pd.concat([X, X.iloc[[1, 0]]])  # rows a, b, c, d, b, a
+    est = clone(estimator).fit(twice)
+    out = est.transform(twice)
+    if isinstance(out, (pd.Series, pd.DataFrame)):
+        assert _same(out.iloc[[1, 0]], out.iloc[[4, 5]].set_axis(out.index[[1, 0]]))
+        # a subset, alone: the same numbers again
+        assert _same(out.iloc[[3]], est.transform(twice.iloc[[3]]))
+    else:
+        out = np.asarray(out)
+        assert _same(out[[1, 0]], out[[4, 5]])
+        assert _same(out[[3]], clone(estimator).fit(twice.iloc[[3]]).transform(twice.iloc[[3]]))
+
+
+@pytest.mark.parametrize("estimator, make_X", RANDOM_CASES, ids=RANDOM_IDS)
+def test_same_numbers_on_any_n_jobs(estimator, make_X):
+    X = make_X()
+    one = clone(estimator).set_params(n_jobs=1).fit_transform(X)
+    two = clone(estimator).set_params(n_jobs=2).fit_transform(X)
+    assert _same(one, two)
+
+
+@pytest.mark.parametrize("name", ["PHDimension", "TwoNN"])
+def test_collection_tags(name):
+    from sklearn.utils import get_tags
+
+    tags = get_tags(getattr(sktopo, name)()).input_tags
+    assert tags.three_d_array and not tags.two_d_array and not tags.pairwise
+    assert get_tags(getattr(sktopo, name)(metric="precomputed")).input_tags.pairwise
+    assert not get_tags(sktopo.DiagramFeatures()).input_tags.two_d_array

@@ -41,12 +41,12 @@ def test_matches_brute_force(rng, discard):
 def test_accuracy_on_manifolds(make, truth, tol):
     result = twonn(make())
     assert result["twonn"] == pytest.approx(truth, abs=tol)
-    assert result["r2"] > 0.98 and result["n_used"] == 1800
+    assert result["twonn_r2"] > 0.98 and result["twonn_n_used"] == 1800
 
 
 def test_discard_zero_never_gives_inf(rng):
     result = twonn(rng.normal(size=(100, 2)), discard_fraction=0.0)
-    assert np.isfinite(result).all() and result["n_used"] == 99
+    assert np.isfinite(result).all() and result["twonn_n_used"] == 99
 
 
 def test_duplicates_are_removed_with_a_count():
@@ -101,7 +101,7 @@ def test_set_output_names_and_index():
     clouds = [make_sphere(150, 1, random_state=i) for i in range(4)]
     frame = pd.DataFrame({"l1": clouds[:2], "l2": clouds[2:]}, index=pd.Index([7, 8], name="sample"))
     out = TwoNN().set_output(transform="pandas").fit_transform(frame)
-    assert list(out.columns) == [f"{c}__{f}" for c in ("l1", "l2") for f in FEATURES]
+    assert list(out.columns) == [f"{c}__{f}" for c in ("l1", "l2") for f in ("twonn", "twonn_r2", "twonn_n_used")]
     assert out.index.equals(frame.index)
 
 
@@ -136,3 +136,27 @@ def test_one_cloud_function_under_global_pandas_output(rng):
     with sklearn.config_context(transform_output="pandas"):
         result = twonn(X)
     pd.testing.assert_series_equal(result, expected)
+
+
+def test_same_cloud_same_numbers_in_any_row_and_as_distances():
+    from sktopo._distance import pairwise_distances
+
+    clouds = [make_sphere(500, 2, random_state=s) for s in range(3)]
+    est = TwoNN(max_points=200, random_state=0)
+    table = est.fit_transform(clouds)
+    np.testing.assert_array_equal(est.fit_transform(clouds[::-1]), table[::-1])
+    np.testing.assert_array_equal(est.fit_transform([clouds[0], clouds[0]])[1], table[0])
+    pre = TwoNN(max_points=200, metric="precomputed", random_state=0).fit_transform(
+        [pairwise_distances(c) for c in clouds])
+    np.testing.assert_allclose(pre, table, rtol=1e-6)
+
+
+def test_many_too_small_clouds_give_one_summary_warning():
+    clouds = [np.arange(4.0).reshape(2, 2) + i for i in range(12)] + [make_sphere(200, 2, random_state=0)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = TwoNN().fit_transform(clouds)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "12 of 13 clouds have fewer than 3 distinct points" in messages[0]
+    assert "row 0; row 1" in messages[0] and "and 2 more" in messages[0]
+    assert np.isnan(table[:12]).all() and np.isfinite(table[12]).all()

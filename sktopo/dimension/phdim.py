@@ -94,8 +94,11 @@ class PHDimension(CloudTransformer):
         sizes larger than a cloud are dropped with a warning. The published
         studies used ``alpha=1``; ``alpha`` and ``metric`` stay yours to set.
     random_state : int, RandomState instance or None, default=None
-        Seeds the subsampling. The same seed gives the same numbers for any
-        ``n_jobs`` and any device.
+        Seeds the subsampling. Each cloud's stream comes from ``random_state``
+        and the cloud's content (:mod:`sktopo._seeding`), so the same cloud
+        gives the same numbers in any row, any order, any subset, for any
+        ``n_jobs`` and any device, and a cloud and its distance matrix
+        (``metric="precomputed"``) draw the same subsamples.
     n_jobs : int or None, default=None
         Clouds processed in parallel through joblib (``None`` means 1 unless a
         ``joblib.parallel_config`` context sets it, ``-1`` all cores;
@@ -109,12 +112,10 @@ class PHDimension(CloudTransformer):
 
     Attributes
     ----------
-    feature_names_out_ : ndarray of str
-        Output column names: for each column of the input, ``phdim``,
-        ``phdim_std``, ``phdim_ci_low``, ``phdim_ci_high``, ``r2``, ``n_min``,
-        ``n_max``, ``n_sizes`` (prefixed ``"{column}__"`` for DataFrame inputs).
-    columns_ : pandas.Index or None
-        Columns of a DataFrame seen in ``fit``.
+    n_features_in_ : int
+        Number of columns of the input (1 for a list, 3-D array or Series).
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame input whose columns are all strings.
 
     Notes
     -----
@@ -128,15 +129,26 @@ class PHDimension(CloudTransformer):
       single rerun the least-squares standard error of its slope. It covers
       subsampling noise, not the finite-size bias of the estimator (which
       is negative for high dimensions and small ``max_points``).
-    - ``r2``: coefficient of determination of the log-log fit of the
-      rerun-averaged curve; a curved plot (low ``r2``) means the sizes are
+    - ``phdim_r2``: coefficient of determination of the log-log fit of the
+      rerun-averaged curve; a curved plot (low ``phdim_r2``) means the sizes are
       outside the scaling range.
-    - ``n_min``, ``n_max``, ``n_sizes``: the subsample sizes actually used.
+    - ``phdim_n_min``, ``phdim_n_max``, ``phdim_n_sizes``: the subsample sizes
+      actually used.
+
+    Every column starts with ``phdim`` (prefixed ``"{column}__"`` for DataFrame
+    inputs), so :func:`sktopo.tidy` parses them and a table joined with
+    :class:`~sktopo.TwoNN`'s has no clashing names.
 
     A cloud that cannot be measured (fewer points than the smallest
     subsample, a constant cloud, a zero-length tree, a slope of 1 or more)
     gives NaN in every column with a warning naming its row; it never raises
-    in the middle of a collection.
+    in the middle of a collection. When several clouds fail for the same
+    reason, one warning says how many, which rows and what to change.
+
+    ``alpha`` is the power of the H0 bar lengths (MST edges), the same
+    quantity as the exponent ``p`` of :class:`~sktopo.DiagramFeatures`'
+    total persistence (without its ``1/p`` root); it is unrelated to the
+    Wasserstein ``order`` of :class:`~sktopo.DiagramDistance`.
 
     Examples
     --------
@@ -165,11 +177,12 @@ class PHDimension(CloudTransformer):
         "verbose": ["verbose"],
     }
     _features = FEATURES
+    _prefix = "phdim"
     _one_cloud = "sktopo.ph_dimension(X)"
 
-    def __init__(self, alpha=1.0, min_points=None, max_points=None, n_sizes=None, n_draws=None,
-                 n_reruns=None, metric="euclidean", protocol=None, random_state=None,
-                 n_jobs=None, device="cpu", verbose=0):
+    def __init__(self, alpha=1.0, *, min_points=None, max_points=None, n_sizes=None,
+                 n_draws=None, n_reruns=None, metric="euclidean", protocol=None,
+                 random_state=None, n_jobs=None, device="cpu", verbose=0):
         self.alpha = alpha
         self.min_points = min_points
         self.max_points = max_points
@@ -224,7 +237,8 @@ def ph_dimension(X, **params) -> pd.Series:
     -------
     result : pandas.Series
         Indexed by ``phdim``, ``phdim_std``, ``phdim_ci_low``, ``phdim_ci_high``,
-        ``r2``, ``n_min``, ``n_max``, ``n_sizes``; ``result["phdim"]`` is the estimate.
+        ``phdim_r2``, ``phdim_n_min``, ``phdim_n_max``, ``phdim_n_sizes``;
+        ``result["phdim"]`` is the estimate.
 
     Examples
     --------
@@ -262,31 +276,41 @@ def _estimate_cloud(cloud, seed, label, *, alpha, protocol, min_points, max_poin
     plan = make_plan(n_points, protocol=protocol, min_points=min_points, max_points=max_points,
                      n_sizes=n_sizes, n_draws=n_draws, n_reruns=n_reruns)
     if plan.dropped_sizes:
-        messages.append(
+        messages.append(CellMessage(
             f"the cloud at {label} has {n_points} points; protocol {protocol!r} sizes "
-            f"{list(plan.dropped_sizes)} are larger and were dropped."
-        )
+            f"{list(plan.dropped_sizes)} are larger and were dropped.",
+            kind=f"are smaller than some sizes of protocol {protocol!r}, which were dropped",
+            advice="Give clouds of more points to use every size of the protocol.", nan=False,
+        ))
     if len(plan.sizes) < MIN_N_SIZES:
         smallest = min_points if min_points is not None else (
             PRESETS[protocol].start if protocol else None)
-        messages.append(
+        messages.append(CellMessage(
             f"the cloud at {label} has {n_points} points, too few for {MIN_N_SIZES} subsample "
             f"sizes (sizes available: {plan.sizes.tolist()}"
             + (f"; the smallest subsample is {smallest} points" if smallest else "")
-            + "); its PH dimension is NaN. Give more points or lower min_points."
-        )
+            + "); its PH dimension is NaN. Give more points or lower min_points.",
+            kind=f"have too few points for {MIN_N_SIZES} subsample sizes",
+            advice=("Give more points per cloud (e.g. a larger sample unit), lower min_points"
+                    + (", or use protocol=None" if protocol else "") + "."),
+        ))
         return _nan_result(), messages
     if not precomputed:
         n_distinct = _count_distinct_rows(cloud)
         if n_distinct < 2:
-            messages.append(f"the cloud at {label} is constant (all points equal); its PH dimension is NaN.")
+            messages.append(CellMessage(
+                f"the cloud at {label} is constant (all points equal); its PH dimension is NaN.",
+                kind="are constant (all points equal)"))
             return _nan_result(), messages
         if n_distinct < n_points:
-            messages.append(
+            messages.append(CellMessage(
                 f"the cloud at {label} has {n_points - n_distinct} duplicated point(s) out of "
                 f"{n_points}; they add zero-length MST edges and bias the estimate down. "
-                f"Remove them first (numpy.unique(X, axis=0)) unless they are meant as point masses."
-            )
+                f"Remove them first (numpy.unique(X, axis=0)) unless they are meant as point masses.",
+                kind="have duplicated points, which add zero-length MST edges and bias the estimate down",
+                advice="Remove them first (numpy.unique(X, axis=0)) unless they are meant as point masses.",
+                nan=False,
+            ))
 
     rng = np.random.default_rng(seed)
     E = _length_sums(cloud, plan, rng, alpha=alpha, metric=metric, device=device, label=label)

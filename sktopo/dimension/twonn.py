@@ -44,7 +44,10 @@ class TwoNN(CloudTransformer):
         replacement) to this many first. None uses every point.
     random_state : int, RandomState instance or None, default=None
         Seeds the subsampling of ``max_points`` (the estimate is otherwise
-        deterministic). The same seed gives the same numbers on any ``n_jobs``.
+        deterministic). Each cloud's stream comes from ``random_state`` and
+        the cloud's content (:mod:`sktopo._seeding`): the same cloud gives the
+        same numbers in any row, order or subset, on any ``n_jobs``, and as
+        points or as its distance matrix.
     n_jobs : int or None, default=None
         Clouds processed in parallel through joblib (``None`` means 1 unless a
         ``joblib.parallel_config`` context sets it, ``-1`` all cores).
@@ -53,18 +56,22 @@ class TwoNN(CloudTransformer):
 
     Attributes
     ----------
-    feature_names_out_ : ndarray of str
-        ``twonn``, ``r2`` (of the fit through the origin) and ``n_used`` (points
-        in the fit), per input column; ``"{column}__twonn"``, ... for DataFrames.
-    columns_ : pandas.Index or None
-        Columns of a DataFrame seen in ``fit``.
+    n_features_in_ : int
+        Number of columns of the input (1 for a list, 3-D array or Series).
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame input whose columns are all strings.
 
     Notes
     -----
     Duplicated points (equal, or at distance 0 under ``metric``, as ``x`` and
     ``2 x`` are for ``"cosine"``) have ``r1 = 0`` and no ratio: every point is
     kept once (duplicates removed) with a warning saying how many were removed. A cloud
-    with fewer than 3 distinct points gives NaN with a warning naming its row.
+    with fewer than 3 distinct points gives NaN with a warning naming its row; when
+    several clouds fail for the same reason, one warning says how many and which.
+
+    Output columns, per cloud: ``twonn`` (the estimate), ``twonn_r2`` (of the fit
+    through the origin) and ``twonn_n_used`` (ratios in the fit), prefixed
+    ``"{column}__"`` for DataFrame inputs.
 
     Examples
     --------
@@ -84,9 +91,10 @@ class TwoNN(CloudTransformer):
         "verbose": ["verbose"],
     }
     _features = FEATURES
+    _prefix = "twonn"
     _one_cloud = "sktopo.twonn(X)"
 
-    def __init__(self, discard_fraction=0.1, metric="euclidean", max_points=None,
+    def __init__(self, discard_fraction=0.1, *, metric="euclidean", max_points=None,
                  random_state=None, n_jobs=None, verbose=0):
         self.discard_fraction = discard_fraction
         self.metric = metric
@@ -113,7 +121,8 @@ def twonn(X, **params) -> pd.Series:
     Returns
     -------
     result : pandas.Series
-        Indexed by ``twonn``, ``r2``, ``n_used``; ``result["twonn"]`` is the estimate.
+        Indexed by ``twonn``, ``twonn_r2``, ``twonn_n_used``; ``result["twonn"]`` is
+        the estimate.
 
     Examples
     --------
@@ -155,15 +164,19 @@ def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
         distinct, cloud, distances = distinct[keep], _take(cloud, keep, precomputed), None
     n_removed = n_sampled - len(distinct)
     if n_removed:
-        messages.append(
+        messages.append(CellMessage(
             f"the cloud at {label} has {n_removed} duplicated point(s) out of {n_sampled} "
-            f"(r1 = 0, no ratio); each point was kept once."
-        )
+            f"(r1 = 0, no ratio); each point was kept once.",
+            kind="have duplicated points (r1 = 0, no ratio); each point was kept once",
+            nan=False,
+        ))
     if distances is None:
-        messages.append(
+        messages.append(CellMessage(
             f"the cloud at {label} has {len(distinct)} distinct point(s); TwoNN needs at least "
-            f"{_MIN_POINTS}. Its dimension is NaN."
-        )
+            f"{_MIN_POINTS}. Its dimension is NaN.",
+            kind=f"have fewer than {_MIN_POINTS} distinct points",
+            advice="Give more points per cloud.",
+        ))
         return nan, messages
 
     r1, r2 = distances[:, 0], distances[:, 1]
@@ -172,7 +185,11 @@ def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
     # the largest ratio has F = 1 and log(1 - F) = -inf: it never enters the fit
     n_used = min(int(np.floor(n * (1 - discard_fraction))), n - 1)
     if n_used < 2:
-        messages.append(f"the cloud at {label} leaves {n_used} ratio(s) after discarding; its dimension is NaN.")
+        messages.append(CellMessage(
+            f"the cloud at {label} leaves {n_used} ratio(s) after discarding; its dimension is NaN.",
+            kind="leave fewer than 2 ratios after discarding",
+            advice="Give more points per cloud or lower discard_fraction.",
+        ))
         return nan, messages
     x = np.log(mu[:n_used])
     y = -np.log(1 - np.arange(1, n_used + 1) / n)  # empirical F(mu_i) = i / n
