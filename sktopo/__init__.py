@@ -19,7 +19,7 @@ _PUBLIC = {
     "PersistenceLandscape": "sktopo.topology.vectorize",
     "DiagramDistance": "sktopo.topology.distances",
     "diagram_distance": "sktopo.topology.distances",
-    "QuotientPersistence": "sktopo.topology.relative",
+    "QuotientPersistence": "sktopo.nn.quotient",
     "PHDimension": "sktopo.dimension.phdim",
     "ph_dimension": "sktopo.dimension.phdim",
     "TwoNN": "sktopo.dimension.twonn",

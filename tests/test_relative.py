@@ -1,17 +1,14 @@
-"""Quotient (relative) persistence: the metric construction, ripser equality, the circle."""
+"""Quotient (relative) persistence, metric side: the construction by hand, ripser equality.
+
+The torch-side estimator (QuotientPersistence) is tested in test_quotient.py.
+"""
 
 import numpy as np
 import pytest
 from ripser import ripser
 
 from sktopo.datasets import make_circle
-from sktopo.nn.random_networks import random_relu_mlp
-from sktopo.topology.relative import (
-    QuotientPersistence,
-    quotient_distances,
-    quotient_persistence,
-    relative_homology_table,
-)
+from sktopo.topology.relative import _rips, quotient_distances, quotient_persistence
 
 
 def line_distances(x):
@@ -65,48 +62,6 @@ def test_bad_quotient_inputs():
         quotient_distances(np.zeros((2, 2)), [0, 0], collapse="some")
 
 
-def test_circle_h1_survives_a_wide_net_and_dies_in_a_rank_one_net():
-    X = 3 * make_circle(80, random_state=0)
-    wide = QuotientPersistence(random_relu_mlp(2, [100, 100], 2, random_state=0)).fit(X)
-    table = wide.table_
-    assert list(table.index) == ["M", "M/A", "f(M)"]
-    assert table.loc["M/A", "frac_low_rank"] == 0.0
-    assert table.loc["M/A", "H1_bars"] == 1 and table.loc["M/A", "H1_max_persistence"] > 3.5
-    assert table.loc["M/A", "H1_bottleneck_to_M"] == 0.0
-
-    narrow = QuotientPersistence(random_relu_mlp(2, [1], 2, random_state=0)).fit(X)
-    table = narrow.table_
-    assert table.loc["M/A", "frac_low_rank"] == 1.0
-    assert table.loc["M/A", "H1_bars"] == 0
-    # The lost circle is at bottleneck distance half its persistence from M.
-    assert table.loc["M/A", "H1_bottleneck_to_M"] == pytest.approx(
-        table.loc["M", "H1_max_persistence"] / 2)
-    assert table.loc["f(M)", "H1_bars"] == 0  # a 1-D image cannot carry the circle
-    assert narrow.in_low_rank_.all() and narrow.quotient_nodes_.max() <= 1
-
-
-def test_layer_and_collapse_options():
-    X = 3 * make_circle(60, random_state=0)
-    model = random_relu_mlp(2, [3, 3], 1, random_state=2)
-    a = QuotientPersistence(model, layer=0, collapse="all").fit(X)
-    b = QuotientPersistence(model, layer="3").fit(X)
-    assert a.table_.loc["M/A", "n_points"] <= 60 - a.in_low_rank_.sum() + 1
-    assert b.ranks_.layer_names_ == ["1", "3"]
-    with pytest.raises(ValueError, match="not a ReLU layer"):
-        QuotientPersistence(model, layer="4").fit(X)
-    with pytest.raises(ValueError, match="out of range"):
-        QuotientPersistence(model, layer=5).fit(X)
-    table = relative_homology_table(model, X, homology_dimensions=(1,))
-    assert "H1_wasserstein_to_M" in table.columns and "H0_bars" not in table.columns
-
-
-def test_everything_collapsed_to_one_point():
-    X = 3 * make_circle(30, random_state=0)
-    qp = QuotientPersistence(random_relu_mlp(2, [1], random_state=0), collapse="all").fit(X)
-    assert qp.table_.loc["M/A", "n_points"] == 1
-    assert qp.table_.loc["M/A", "H0_bars"] == 1 and qp.table_.loc["M/A", "H1_bars"] == 0
-
-
 def test_duplicate_points_add_no_bars():
     # many features: sklearn's matrix-product distances leave ~1e-7 between
     # identical points, which would be tiny H0 bars
@@ -115,3 +70,51 @@ def test_duplicate_points_add_no_bars():
     X_dup = np.vstack([X, X[:10]])
     diagram = quotient_persistence(X_dup, -np.ones(len(X_dup)), homology_dimensions=(0,))
     assert len(diagram[0]) == len(X)
+
+
+def test_quotient_persistence_checks_homology_dimensions():
+    with pytest.raises(ValueError, match="quotient_persistence: homology_dimensions has repeated"):
+        quotient_persistence(np.eye(3), [-1, -1, -1], homology_dimensions=(1, 1))
+
+
+def test_landmark_subsample_of_a_distance_matrix():
+    # study B's fallback: persistence of a greedy max-min subsample of the (quotient) metric
+    X = 2 * make_circle(200, random_state=0)
+    D = np.linalg.norm(X[:, None] - X[None], axis=-1)
+    D_before = D.copy()
+    full = _rips(D, (0, 1))
+    sub = _rips(D, (0, 1), n_landmarks=40, random_state=0)
+    np.testing.assert_array_equal(D, D_before)  # the caller's matrix is not modified
+    assert len(sub[0]) == 40 and sub.n_points == 200 and sub.n_landmarks == 40
+    assert 0 < sub.covering_radius < 0.5
+    # the circle survives the subsample; its death moves by at most about the covering radius
+    assert len(sub.finite(1)) >= 1
+    assert abs(sub[1][:, 1].max() - full[1][:, 1].max()) <= 2 * sub.covering_radius
+    again = _rips(D, (0, 1), n_landmarks=40, random_state=0)
+    assert again == sub
+    assert _rips(D, (0,), n_landmarks=500) == _rips(D, (0,))  # more landmarks than points
+
+
+def test_topology_imports_without_torch():
+    # Layering: sktopo.topology (relative.py included) never imports torch or sktopo.nn.
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import numpy as np\n"
+        "import sktopo.topology, sktopo.topology.relative, sktopo.topology.persistence\n"
+        "from sktopo.topology.relative import quotient_persistence\n"
+        "x = np.linspace(0, 6.2, 30)\n"
+        "d = quotient_persistence(np.c_[np.cos(x), np.sin(x)], [0] * 5 + [-1] * 25)\n"
+        "assert len(d[1]) == 1\n"
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'sktopo.nn'))]\n"
+        "assert not bad, bad\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -157,13 +157,15 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         -------
         self : ReLURankRegions
         """
-        self._fit(X)
+        self._fit_features = self._fit(X)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None, **fit_params):
         """Fit on X and return its per-input table, computing the regions once."""
-        return self._fit(X)  # set_output wraps fit_transform like transform
+        # set_output wraps fit_transform like transform; input_table() reads the features
+        self._fit_features = self._fit(X)
+        return self._fit_features
 
     def _fit(self, X):
         import torch
@@ -173,6 +175,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
                 f"model must be a torch.nn.Module, got {type(self.model).__name__}.")
         self.device_ = resolve_device(self.device, owner="ReLURankRegions")
         index, x = self._check_X(X, reset=True)
+        self._fit_index = index  # input_table() of the fitted inputs
         with self._prepared_model() as model:
             try:
                 called = modules_called(model, x[:2])
@@ -251,6 +254,91 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         if X is None:
             return self.summary_.copy()
         return self._analyse_inputs(X).summary()
+
+    def resolve_layer(self, layer=None):
+        """Name of a ReLU layer given by name, position or None (the last ReLU layer).
+
+        Parameters
+        ----------
+        layer : str, int or None, default=None
+            A name of ``layer_names_``, a position in it (negative counts from the end), or
+            None for the last ReLU layer (the smallest cumulative rank: ranks never grow
+            with depth).
+
+        Returns
+        -------
+        name : str
+        """
+        check_is_fitted(self)
+        names = self.layer_names_
+        if layer is None:
+            return names[-1]
+        if isinstance(layer, str):
+            if layer not in names:
+                raise ValueError(f"ReLURankRegions: layer={layer!r} is not a ReLU layer of the "
+                                 f"model; its ReLU layers are {names}.")
+            return layer
+        if isinstance(layer, (Integral, np.integer)) and not isinstance(layer, bool):
+            if not -len(names) <= layer < len(names):
+                raise ValueError(f"ReLURankRegions: layer={layer} is out of range for the "
+                                 f"{len(names)} ReLU layers {names}.")
+            return names[int(layer)]
+        raise ValueError(f"ReLURankRegions: layer must be a layer name, a position or None, "
+                         f"got {layer!r}.")
+
+    def input_table(self, X=None, *, layer=None):
+        """Per-input rank, active units, kernel dimension and region id at one ReLU layer.
+
+        Parameters
+        ----------
+        X : array-like, optional
+            Inputs; None gives the table of the fitted inputs (no new computation).
+        layer : str, int or None, default=None
+            See :meth:`resolve_layer`; None is the last ReLU layer.
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            Indexed like X (the fitted inputs' index for ``X=None``), with columns ``rank``,
+            ``active``, ``kernel_dim``, ``region`` (the id of the pattern of layers 1..layer)
+            and ``low_rank`` (rank below ``low_rank_``). ``table.attrs["layer"]`` is the
+            layer's name.
+        """
+        check_is_fitted(self)
+        name = self.resolve_layer(layer)
+        if X is None:
+            features, index = self._fit_features, self._fit_index
+        else:
+            index, _ = self._check_X(X, reset=False)
+            features = self._analyse_inputs(X).features()
+        position = self.layer_names_.index(name)
+        width = len(_FEATURES)
+        block = np.asarray(features)[:, position * width:(position + 1) * width]
+        table = pd.DataFrame(block, columns=list(_FEATURES), index=index)
+        table["low_rank"] = table["rank"] < self.low_rank_
+        table.attrs["layer"] = name
+        return table
+
+    def network_output(self, X):
+        """The network's output on X, computed in ``dtype`` on ``device_``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_inputs, ...)
+
+        Returns
+        -------
+        outputs : ndarray of shape (n_inputs, n_outputs), float64
+            The model's output per input, flattened.
+        """
+        import torch
+
+        check_is_fitted(self)
+        _, x = self._check_X(X, reset=False)
+        with self._prepared_model() as model, torch.no_grad():
+            out = torch.cat([model(x[i:i + self.batch_size])
+                             for i in range(0, x.shape[0], self.batch_size)])
+        return out.reshape(out.shape[0], -1).cpu().numpy().astype(np.float64)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the :meth:`transform` columns: ``"{layer}__{feature}"``."""

@@ -16,19 +16,19 @@ The quotient metric is built from the distance matrix of M as in study B:
 
 Vietoris-Rips persistence of that metric gives the diagram of M/A. With ``collapse="all"`` the
 whole of A becomes a single point (the topological quotient M/A, whose reduced homology is
-H(M, A)); ``collapse="region"`` (study B's computation) collapses each region separately.
-"""
+H(M, A)); this is what study B's Fig. 2 notebook computes (its equivalence-class code merges every
+low-rank point into one class). ``collapse="region"`` collapses each region separately.
 
-from numbers import Integral
+This module is metric code only (numpy and scipy, no torch): the estimator that takes a torch
+model, :class:`sktopo.nn.quotient.QuotientPersistence` (``from sktopo import
+QuotientPersistence``), builds the labels from a network's low-rank regions and calls it.
+"""
 
 import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
-from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
 
-__all__ = ["quotient_distances", "quotient_persistence", "QuotientPersistence",
-           "relative_homology_table"]
+__all__ = ["quotient_distances", "quotient_persistence"]
 
 
 def quotient_distances(D, labels, *, collapse="region"):
@@ -118,170 +118,12 @@ def quotient_persistence(X, labels, *, collapse="region", homology_dimensions=(0
     -------
     diagram : sktopo.diagram.Diagram
     """
+    from sktopo.topology._base import check_homology_dimensions
+
+    dims = check_homology_dimensions(homology_dimensions, "quotient_persistence")
     D = _distances(X, metric)
     Q, _ = quotient_distances(D, labels, collapse=collapse)
-    return _rips(Q, homology_dimensions)
-
-
-class QuotientPersistence(BaseEstimator):
-    """Persistence of M, of the quotient M/A by the low-rank set A, and of the output f(M).
-
-    A is the set of inputs whose linear region has cumulative rank below ``low_rank`` at
-    ``layer`` (computed by :class:`sktopo.nn.relu_rank.ReLURankRegions`); the quotient metric is
-    described in the module docstring.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A ReLU network (see ReLURankRegions for what is supported).
-    low_rank : int or None, default=None
-        Regions with rank below this level form A; None means below the input dimension.
-    layer : str, int or None, default=None
-        ReLU layer whose cumulative rank (and region) decides A: a name of
-        ``ReLURankRegions.layer_names_`` or a position; None is the last ReLU layer (the
-        smallest cumulative rank: ranks never grow with depth).
-    collapse : {"region", "all"}, default="region"
-        "region" collapses each low-rank region to its own point (study B); "all" collapses A
-        to one point (the topological quotient M/A).
-    homology_dimensions : tuple of int, default=(0, 1)
-    metric : str, default="euclidean"
-        Metric on the inputs and on the outputs.
-    rank_tol, dtype, device : see ReLURankRegions.
-
-    Attributes
-    ----------
-    diagrams_ : pandas.Series of Diagram
-        Indexed ``["M", "M/A", "f(M)"]``.
-    in_low_rank_ : ndarray of bool, shape (n_inputs,)
-        Which inputs are in A.
-    quotient_nodes_ : ndarray of int, shape (n_inputs,)
-        Node of the quotient each input maps to.
-    ranks_ : ReLURankRegions
-        The fitted rank estimator.
-    table_ : pandas.DataFrame
-        One row per space (M, M/A, f(M)): number of points, fraction in A, per homology
-        dimension q the number of bars ``H{q}_bars``, the longest finite bar
-        ``H{q}_max_persistence``, and the bottleneck and Wasserstein (order 1) distances to the
-        diagram of M, ``H{q}_bottleneck_to_M`` and ``H{q}_wasserstein_to_M``.
-
-    Examples
-    --------
-    >>> from sktopo.datasets import make_circle
-    >>> from sktopo.nn.random_networks import random_relu_mlp
-    >>> from sktopo.topology.relative import QuotientPersistence
-    >>> X = 3 * make_circle(60, random_state=0)
-    >>> qp = QuotientPersistence(random_relu_mlp(2, [1], random_state=0)).fit(X)
-    >>> int(qp.table_.loc["M/A", "H1_bars"])
-    0
-    """
-
-    _parameter_constraints = {
-        "model": "no_validation",
-        "low_rank": [Interval(Integral, 0, None, closed="left"), None],
-        "layer": [str, Integral, None],
-        "collapse": [StrOptions({"region", "all"})],
-        "homology_dimensions": ["array-like"],
-        "metric": [str],
-        "rank_tol": "no_validation",
-        "dtype": [StrOptions({"float64", "float32"})],
-        "device": "no_validation",
-    }
-
-    def __init__(self, model, *, low_rank=None, layer=None, collapse="region",
-                 homology_dimensions=(0, 1), metric="euclidean", rank_tol=None,
-                 dtype="float64", device="auto"):
-        self.model = model
-        self.low_rank = low_rank
-        self.layer = layer
-        self.collapse = collapse
-        self.homology_dimensions = homology_dimensions
-        self.metric = metric
-        self.rank_tol = rank_tol
-        self.dtype = dtype
-        self.device = device
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Compute the three diagrams and the comparison table for the inputs X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_inputs, n_features)
-            The sample of M, as the model takes it.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : QuotientPersistence
-        """
-        from sktopo.nn.relu_rank import ReLURankRegions
-
-        ranks = ReLURankRegions(self.model, rank_tol=self.rank_tol, dtype=self.dtype,
-                                low_rank=self.low_rank, device=self.device)
-        features = ranks.fit_transform(X)
-        names = ranks.layer_names_
-        if self.layer is None:
-            position = len(names) - 1
-        elif isinstance(self.layer, str):
-            if self.layer not in names:
-                raise ValueError(f"layer={self.layer!r} is not a ReLU layer of the model; "
-                                 f"its ReLU layers are {names}.")
-            position = names.index(self.layer)
-        else:
-            if not -len(names) <= self.layer < len(names):
-                raise ValueError(f"layer={self.layer} is out of range for the {len(names)} "
-                                 f"ReLU layers {names}.")
-            position = self.layer % len(names)
-        rank = features[:, 4 * position]
-        region = features[:, 4 * position + 3]
-        self.in_low_rank_ = rank < ranks.low_rank_
-        # Region ids are 64-bit hashes: renumber the low-rank ones as small labels.
-        _, labels = np.unique(region, return_inverse=True)
-        labels = np.where(self.in_low_rank_, labels.reshape(-1), -1)
-        points = _as_points(X)
-        dims = tuple(int(q) for q in self.homology_dimensions)
-        D = _distances(points, self.metric)
-        Q, self.quotient_nodes_ = quotient_distances(D, labels, collapse=self.collapse)
-        outputs = _network_outputs(self.model, X, ranks)
-        self.diagrams_ = pd.Series({
-            "M": _rips(D, dims),
-            "M/A": _rips(Q, dims),
-            "f(M)": _rips(_distances(outputs, self.metric), dims),
-        }, name="diagram")
-        self.ranks_ = ranks
-        self.table_ = self._table(dims, {"M": D.shape[0], "M/A": Q.shape[0],
-                                         "f(M)": outputs.shape[0]})
-        return self
-
-    def _table(self, dims, n_points):
-        rows = {}
-        reference = self.diagrams_["M"]
-        for space, diagram in self.diagrams_.items():
-            row = {"n_points": n_points[space],
-                   "frac_low_rank": float(self.in_low_rank_.mean())}
-            for q in dims:
-                finite = diagram.finite(q)
-                row[f"H{q}_bars"] = len(diagram[q])
-                row[f"H{q}_max_persistence"] = float(
-                    (finite[:, 1] - finite[:, 0]).max()) if len(finite) else 0.0
-                row[f"H{q}_bottleneck_to_M"] = _diagram_distance(
-                    diagram, reference, q, "bottleneck")
-                row[f"H{q}_wasserstein_to_M"] = _diagram_distance(
-                    diagram, reference, q, "wasserstein")
-            rows[space] = row
-        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("space")
-
-
-def relative_homology_table(model, X, **params):
-    """Convenience: ``QuotientPersistence(model, **params).fit(X).table_``.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        Rows M, M/A and f(M); see :class:`QuotientPersistence`.
-    """
-    return QuotientPersistence(model, **params).fit(X).table_
+    return _rips(Q, dims)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -309,19 +151,12 @@ def _distances(X, metric):
     return np.maximum(D, D.T)
 
 
-def _network_outputs(model, X, ranks):
-    """f(X): the model's output on the inputs, in the analysis dtype, as (n, k) points."""
-    import torch
+def _rips(D, homology_dimensions, *, n_landmarks=None, random_state=None):
+    """Vietoris-Rips diagram of a distance matrix (through PersistenceDiagram).
 
-    _, x = ranks._check_X(X, reset=False)
-    with ranks._prepared_model() as prepared, torch.no_grad():
-        out = torch.cat([prepared(x[i:i + ranks.batch_size])
-                         for i in range(0, x.shape[0], ranks.batch_size)])
-    return out.reshape(out.shape[0], -1).cpu().numpy().astype(np.float64)
-
-
-def _rips(D, homology_dimensions):
-    """Vietoris-Rips diagram of a distance matrix (through PersistenceDiagram)."""
+    With ``n_landmarks`` and more points than that, the diagram of the greedy max-min
+    landmarks' sub-matrix (first landmark seeded from random_state and the matrix's content).
+    """
     from sktopo.diagram import Diagram
     from sktopo.topology.persistence import persistence
 
@@ -329,11 +164,19 @@ def _rips(D, homology_dimensions):
     if D.shape[0] == 1:  # everything collapsed to one point: one H0 class, nothing else
         return Diagram({q: [[0.0, np.inf]] if q == 0 else [] for q in dims}, n_points=1,
                        metric="precomputed")
-    return persistence(D, homology_dimensions=dims, metric="precomputed")
+    n_points, covering_radius = D.shape[0], 0.0
+    if n_landmarks is not None and n_points > n_landmarks:
+        from sktopo._seeding import cloud_seeds
+        from sktopo.topology.landmarks import greedy_landmarks
 
-
-def _diagram_distance(a, b, q, kind):
-    """Bottleneck or Wasserstein-1 distance between the dimension-q bars of two diagrams."""
-    from sktopo.topology.distances import diagram_distance
-
-    return float(diagram_distance(a, b, metric=kind, q=q))
+        seed = cloud_seeds(random_state, [D], metric="precomputed")[0]
+        # a copy: greedy_landmarks has updated a precomputed matrix's rows in place
+        keep, covering_radius = greedy_landmarks(D.copy(), n_landmarks, metric="precomputed",
+                                                 random_state=seed)
+        D = D[np.ix_(keep, keep)]
+    diagram = persistence(D, homology_dimensions=dims, metric="precomputed")
+    if D.shape[0] == n_points:
+        return diagram
+    return Diagram({q: diagram[q] for q in dims}, n_points=n_points, n_landmarks=D.shape[0],
+                   covering_radius=covering_radius, threshold=diagram.threshold,
+                   coeff=diagram.coeff, metric="precomputed", engine=diagram.engine)
