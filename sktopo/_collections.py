@@ -275,6 +275,8 @@ def check_cloud(value, label: str = "cloud", *, prefix: str = "", min_points: in
             f"{prefix}the cloud at {label} is ragged: its points do not all have the same "
             f"number of coordinates. Give each cloud as a 2-D array (n_points, n_features)."
         ) from None
+    _refuse_non_real(array, f"{prefix}the cloud at {label}",
+                     "Give each cloud as a 2-D array of real numbers (n_points, n_features).")
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         try:
             array = array.astype(np.float64)
@@ -353,9 +355,35 @@ def check_distance_matrix(value, label: str = "matrix", *, prefix: str = "", min
     return array
 
 
+def _refuse_non_real(array: np.ndarray, what: str, fix: str) -> None:
+    """ValueError for complex or text values: numpy would drop the imaginary part
+    (with only a ComplexWarning) or parse the text, and the result would look fine."""
+    kind = array.dtype.kind
+    if kind == "O" and array.size:
+        kind = np.asarray(array.ravel().tolist()).dtype.kind
+    if kind == "c":
+        raise ValueError(
+            f"{what} has complex values (dtype {array.dtype}); sktopo works with real "
+            f"numbers. Pass the real part, the modulus (numpy.abs) or both as separate "
+            f"coordinates (numpy.hstack([X.real, X.imag])). {fix}"
+        )
+    if kind in "USa":
+        raise ValueError(
+            f"{what} is not numeric: it holds text (dtype {array.dtype}). Convert it first "
+            f"(X.astype(float)) if the text is numbers. {fix}"
+        )
+
+
 def _as_float_matrix(value, label, prefix):
     if _is_tensor(value):
         value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        array = None
+    if array is not None:
+        _refuse_non_real(array, f"{prefix}the distance matrix at {label}",
+                         "Give each cell as a square matrix of distances.")
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):

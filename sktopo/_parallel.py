@@ -10,15 +10,45 @@ n_jobs=...)`` reaches the work even with ``n_jobs=None``.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Callable, Iterable
 
-__all__ = ["effective_jobs", "run_parallel"]
+from sklearn.utils._param_validation import Interval
+
+__all__ = ["N_JOBS", "check_n_jobs", "effective_jobs", "run_parallel"]
+
+# the ``_parameter_constraints`` entry of every ``n_jobs``: None, -1, -2, ... or 1, 2, ...
+# (0 means nothing to joblib; it must not quietly run as one job)
+N_JOBS = [
+    Interval(Integral, None, -1, closed="right"),
+    Interval(Integral, 1, None, closed="left"),
+    None,
+]
+
+
+def check_n_jobs(n_jobs, owner: str = "n_jobs"):
+    """Return ``n_jobs`` if joblib understands it; ValueError for 0 or a non-integer."""
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0:
+        raise ValueError(
+            f"{owner}: n_jobs must be None, a positive number of workers or a negative one "
+            f"(-1 = all cores); got {n_jobs!r}."
+        )
+    return int(n_jobs)
 
 
 def effective_jobs(n_jobs) -> int:
-    """Number of workers joblib would use for ``n_jobs`` (at least 1)."""
+    """Number of workers joblib would use for ``n_jobs`` (at least 1).
+
+    Raises
+    ------
+    ValueError
+        If ``n_jobs`` is 0 or not an integer.
+    """
     from joblib import effective_n_jobs
 
+    check_n_jobs(n_jobs)
     try:
         return max(1, int(effective_n_jobs(n_jobs)))
     except Exception:  # unusual backends may not report a count

@@ -106,3 +106,31 @@ def test_feature_names_of_multiindex_columns_match_diagram_transformers():
     diagrams = pd.DataFrame([[Diagram({0: [[0, 1]]}), Diagram({0: [[0, 2]]})]], columns=columns)
     features = DiagramFeatures(features=["n_bars"]).fit(diagrams).get_feature_names_out()
     assert list(features) == ["mlp/fc1__H0__n_bars", "mlp/fc2__H0__n_bars"]
+
+
+@pytest.mark.parametrize("cell, match", [
+    (np.ones((4, 2), dtype=complex), "has complex values"),
+    (np.array([[1 + 2j, 0], [1, 1]], dtype=object), "has complex values"),
+    (np.array([["1.5", "2"], ["3", "4"]]), "is not numeric: it holds text"),
+    (np.array([[b"1", b"2"], [b"3", b"4"]]), "is not numeric: it holds text"),
+    (np.array([["1.5", 2.0], [3.0, 4.0]], dtype=object), "is not numeric: it holds text"),
+])
+def test_complex_and_text_clouds_are_refused_naming_the_row(cell, match):
+    with pytest.raises(ValueError, match=f"Est: the cloud at row 1 {match}"):
+        check_collection([np.ones((4, 2)), cell], estimator="Est")
+    with pytest.raises(ValueError, match=f"the distance matrix at row 0 {match}"):
+        check_collection([np.zeros((2, 2), dtype=cell.dtype)
+                          if cell.dtype != object else cell[:, :2]], cell="distance")
+
+
+def test_every_cloud_estimator_refuses_complex_input():
+    import warnings
+
+    import sktopo
+
+    cloud = np.random.default_rng(0).normal(size=(30, 3)) * (1 + 1j)
+    for est in (sktopo.PersistenceDiagram(), sktopo.PHDimension(), sktopo.TwoNN()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no ComplexWarning on the way
+            with pytest.raises(ValueError, match="complex values"):
+                est.fit_transform([cloud])

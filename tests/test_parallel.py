@@ -30,3 +30,28 @@ def test_effective_jobs_follows_context():
     assert effective_jobs(None) == 1
     with joblib.parallel_config(n_jobs=2):
         assert effective_jobs(None) == 2
+
+
+def test_n_jobs_zero_is_refused_not_run_as_one():
+    import pytest
+
+    with pytest.raises(ValueError, match="n_jobs must be None"):
+        run_parallel(_pid_and_sum, [(1, 2), (3, 4)], n_jobs=0)
+    with pytest.raises(ValueError, match="n_jobs must be None"):
+        effective_jobs(0)
+    assert effective_jobs(-1) >= 1
+
+
+def test_estimators_refuse_n_jobs_zero_in_fit():
+    import numpy as np
+    import pytest
+
+    import sktopo
+
+    clouds = [np.random.default_rng(0).normal(size=(30, 2))]
+    diagrams = sktopo.PersistenceDiagram().fit_transform(clouds)
+    for est, X in [(sktopo.PHDimension(n_jobs=0), clouds), (sktopo.TwoNN(n_jobs=0), clouds),
+                   (sktopo.DiagramDistance(n_jobs=0), diagrams),
+                   (sktopo.PersistenceDiagram(n_jobs=0), clouds)]:
+        with pytest.raises(ValueError, match="n_jobs"):
+            est.fit_transform(X)

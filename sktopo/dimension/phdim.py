@@ -32,6 +32,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sktopo._device import resolve_device
 from sktopo._distance import check_memory, distance_matrix_bytes, pairwise_distances
 from sktopo._base import CellMessage, CloudTransformer, one_cloud
+from sktopo._parallel import N_JOBS
 from sktopo.dimension._protocols import MIN_N_SIZES, PRESET_FIXED, PRESETS, make_plan
 
 __all__ = ["PHDimension", "ph_dimension"]
@@ -172,7 +173,7 @@ class PHDimension(CloudTransformer):
         "metric": [str, callable],
         "protocol": [StrOptions(set(PRESETS)), None],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "device": "no_validation",  # checked in fit: "cpu", "auto" or a torch device
         "verbose": ["verbose"],
     }

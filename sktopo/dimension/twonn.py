@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.utils._param_validation import Interval
 
 from sktopo._base import CellMessage, CloudTransformer, one_cloud
+from sktopo._parallel import N_JOBS
 
 __all__ = ["TwoNN", "twonn"]
 
@@ -87,7 +88,7 @@ class TwoNN(CloudTransformer):
         "metric": [str, callable],
         "max_points": [Interval(Integral, _MIN_POINTS, None, closed="left"), None],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
     _features = FEATURES

@@ -40,7 +40,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._parallel import effective_jobs, run_parallel
+from .._parallel import N_JOBS, effective_jobs, run_parallel
 from ..diagram import Diagram
 from ._base import DiagramTransformer, label_text
 
@@ -250,7 +250,7 @@ class DiagramDistance(DiagramTransformer):
         "metric": [StrOptions({"bottleneck", "wasserstein"})],
         "order": [Interval(Real, 1, None, closed="left")],
         "combine": [StrOptions({"sum", "max"})],
-        "n_jobs": [None, Integral],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 
