@@ -85,3 +85,27 @@ def test_dale_columns_have_one_sign():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_generators_keep_their_numbers():
+    # sign_flipped_mlp and dale_mlp share one generator; the weights of a seed are pinned.
+    def checksum(model):
+        return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+    assert checksum(sign_flipped_mlp(5, [20, 10], [3, 4], 2, random_state=0)) == pytest.approx(
+        19.357952474383637, abs=1e-9)
+    assert checksum(dale_mlp(6, [12, 8], 2, 3, inhibition=3.0, random_state=0)) == pytest.approx(
+        -2.3032989972271025, abs=1e-9)
+    assert checksum(dale_mlp(10, [30], 4, random_state=1)) == pytest.approx(
+        0.9584866294753738, abs=1e-9)
+
+
+def test_dale_inhibition_factor_of_study_b():
+    # Study B's Dale networks scale the inhibitory columns by a fixed -4.
+    model = dale_mlp(8, [50], 2, inhibition=4.0, bias=False, random_state=0)
+    w = model[0].weight.detach().numpy()
+    inhibitory = (w < 0).all(axis=0)
+    positive = np.abs(dale_mlp(8, [50], 0, bias=False, random_state=0)[0].weight.detach().numpy())
+    assert inhibitory.sum() == 2
+    np.testing.assert_allclose(-w[:, inhibitory], 4 * positive[:, inhibitory], rtol=1e-6)
+    np.testing.assert_allclose(w[:, ~inhibitory], positive[:, ~inhibitory], rtol=1e-6)

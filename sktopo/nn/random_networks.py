@@ -102,21 +102,9 @@ def sign_flipped_mlp(input_dim, widths, n_flipped, output_dim=None, *, weight_st
     -------
     model : torch.nn.Sequential
     """
-    rng = check_random_state(random_state)
-    sizes = _sizes(input_dim, widths)
-    _check_weight_std(weight_std)
-    flips = _per_layer(n_flipped, len(sizes) - 1, "n_flipped")
-    weights = []
-    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        k = flips[layer]
-        if not 0 <= k <= fan_out:
-            raise ValueError(
-                f"n_flipped={k} for hidden layer {layer} of width {fan_out}: it must lie in "
-                f"[0, {fan_out}].")
-        w = _abs_weights(rng, fan_in, fan_out, weight_std)
-        w[rng.choice(fan_out, size=k, replace=False)] *= -1
-        weights.append(w)
-    return _build(weights, sizes, output_dim, bias, bias_std, dtype, rng)
+    return _signed_mlp(input_dim, widths, n_flipped, output_dim, name="n_flipped", axis=0,
+                       factor=lambda fan_in, k: 1.0, weight_std=weight_std, bias=bias,
+                       bias_std=bias_std, dtype=dtype, random_state=random_state)
 
 
 def dale_mlp(input_dim, widths, n_inhibitory, output_dim=None, *, inhibition=None,
@@ -146,23 +134,44 @@ def dale_mlp(input_dim, widths, n_inhibitory, output_dim=None, *, inhibition=Non
     -------
     model : torch.nn.Sequential
     """
-    rng = check_random_state(random_state)
-    sizes = _sizes(input_dim, widths)
-    _check_weight_std(weight_std)
-    inhibitory = _per_layer(n_inhibitory, len(sizes) - 1, "n_inhibitory")
     if inhibition is not None and inhibition < 0:
         raise ValueError(f"inhibition must be non-negative (it multiplies -|w|), got "
                          f"{inhibition}.")
+
+    def factor(fan_in, k):
+        if inhibition is not None:
+            return inhibition
+        return (fan_in - k) / k if k else 1.0
+
+    return _signed_mlp(input_dim, widths, n_inhibitory, output_dim, name="n_inhibitory",
+                       axis=1, factor=factor, weight_std=weight_std, bias=bias,
+                       bias_std=bias_std, dtype=dtype, random_state=random_state)
+
+
+def _signed_mlp(input_dim, widths, counts, output_dim, *, name, axis, factor, weight_std, bias,
+                bias_std, dtype, random_state):
+    """The one generator behind sign_flipped_mlp (rows, axis=0) and dale_mlp (columns, axis=1).
+
+    Per hidden layer: |w| of the default initialisation (or of N(0, weight_std)), then ``k``
+    randomly chosen rows or columns multiplied by ``-factor(fan_in, k)``.
+    """
+    rng = check_random_state(random_state)
+    sizes = _sizes(input_dim, widths)
+    _check_weight_std(weight_std)
+    per_layer = _per_layer(counts, len(sizes) - 1, name)
     weights = []
     for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        k = inhibitory[layer]
-        if not 0 <= k <= fan_in:
-            raise ValueError(
-                f"n_inhibitory={k} for hidden layer {layer} with {fan_in} inputs: it must lie "
-                f"in [0, {fan_in}].")
+        k, size = per_layer[layer], (fan_out, fan_in)[axis]
+        if not 0 <= k <= size:
+            what = f"of width {fan_out}" if axis == 0 else f"with {fan_in} inputs"
+            raise ValueError(f"{name}={k} for hidden layer {layer} {what}: it must lie in "
+                             f"[0, {size}].")
         w = _abs_weights(rng, fan_in, fan_out, weight_std)
-        factor = inhibition if inhibition is not None else ((fan_in - k) / k if k else 1.0)
-        w[:, rng.choice(fan_in, size=k, replace=False)] *= -factor
+        chosen = rng.choice(size, size=k, replace=False)
+        if axis == 0:
+            w[chosen] *= -factor(fan_in, k)
+        else:
+            w[:, chosen] *= -factor(fan_in, k)
         weights.append(w)
     return _build(weights, sizes, output_dim, bias, bias_std, dtype, rng)
 
