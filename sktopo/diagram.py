@@ -33,19 +33,56 @@ import pandas as pd
 __all__ = ["Diagram"]
 
 
-def _as_pairs(value, q) -> np.ndarray:
-    pairs = np.asarray(value, dtype=np.float64)
+def check_bars(value, what: str) -> np.ndarray:
+    """``value`` as a ``(k, 2)`` float array of valid (birth, death) bars, or a ValueError.
+
+    A valid bar has a finite birth and a death that is not before it (``inf``
+    allowed: the class never dies). Used by :class:`Diagram` and by every
+    function that takes bars as a raw array (:func:`sktopo.diagram_distance`),
+    so both refuse the same things.
+
+    Parameters
+    ----------
+    value : array-like of shape (k, 2)
+        The bars.
+    what : str
+        Names the bars in error messages (``"Diagram: the bars of dimension 1"``).
+
+    Returns
+    -------
+    bars : ndarray of shape (k, 2)
+    """
+    try:
+        pairs = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a (k, 2) array of numbers (birth, death).") from None
     if pairs.size == 0:
         return np.empty((0, 2))
     if pairs.ndim != 2 or pairs.shape[1] != 2:
-        raise ValueError(
-            f"Diagram: the bars of dimension {q} must be a (k, 2) array of (birth, death); "
-            f"got shape {pairs.shape}."
-        )
+        raise ValueError(f"{what} must be a (k, 2) array of (birth, death); got shape {pairs.shape}.")
     if np.isnan(pairs).any():
-        raise ValueError(f"Diagram: the bars of dimension {q} contain NaN.")
-    if (pairs[:, 1] < pairs[:, 0]).any():
-        raise ValueError(f"Diagram: a bar of dimension {q} dies before it is born.")
+        raise ValueError(f"{what} contain NaN (first in bar {int(np.isnan(pairs).any(axis=1).argmax())}).")
+    bad = ~np.isfinite(pairs[:, 0])
+    if bad.any():
+        k = int(bad.argmax())
+        raise ValueError(
+            f"{what} include a bar born at {pairs[k, 0]} (bar {k}); births must be finite "
+            f"(only deaths may be inf, for a class that never dies)."
+        )
+    below = pairs[:, 1] < pairs[:, 0]
+    if below.any():
+        k = int(below.argmax())
+        raise ValueError(
+            f"{what} include a bar that dies before it is born: ({pairs[k, 0]}, {pairs[k, 1]}) "
+            f"(bar {k}); every bar needs death >= birth. Did you swap the columns?"
+        )
+    return pairs
+
+
+def _as_pairs(value, q) -> np.ndarray:
+    pairs = check_bars(value, f"Diagram: the bars of dimension {q}")
+    if not len(pairs):
+        return pairs
     # A canonical order (birth, then death) makes equal diagrams compare equal
     # whatever order the engine reported them in.
     order = np.lexsort((pairs[:, 1], pairs[:, 0]))

@@ -37,3 +37,14 @@ def test_bad_bars():
         Diagram({0: [[1.0, 0.0]]})
     with pytest.raises(ValueError, match=r"\(k, 2\)"):
         Diagram({0: [[1.0, 2.0, 3.0]]})
+
+
+@pytest.mark.parametrize("bars, match", [
+    ([[-np.inf, 1.0]], "born at -inf"),
+    ([[np.inf, np.inf]], "born at inf"),
+    ([[0.0, np.nan]], "contain NaN"),
+    ([[0.0, 1.0], [2.0, 1.5]], r"dies before it is born: \(2.0, 1.5\) \(bar 1\)"),
+])
+def test_bad_bars_are_refused_with_the_bar(bars, match):
+    with pytest.raises(ValueError, match=match):
+        Diagram({1: bars})

@@ -87,18 +87,18 @@ def test_matches_persim(rng):
     for a, b in itertools.combinations(diagrams, 2):
         for q in (0, 1):
             x, y = a.finite(q), b.finite(q)
-            assert diagram_distance(a, b, "bottleneck", q=q) == pytest.approx(persim.bottleneck(x, y))
-            assert diagram_distance(a, b, "wasserstein", q=q) == pytest.approx(persim.wasserstein(x, y))
+            assert diagram_distance(a, b, metric="bottleneck", homology_dimensions=q) == pytest.approx(persim.bottleneck(x, y))
+            assert diagram_distance(a, b, metric="wasserstein", homology_dimensions=q) == pytest.approx(persim.wasserstein(x, y))
 
 
 def test_infinite_bar_policy():
     a = Diagram({0: [[0, 1], [0, INF]]})
     b = Diagram({0: [[0, 1]]})
     # threshold inf: the infinite bar is left out, so the diagrams agree
-    assert diagram_distance(a, b, "bottleneck", q=0) == 0.0
+    assert diagram_distance(a, b, metric="bottleneck", homology_dimensions=0) == 0.0
     # a finite threshold clips it: (0, 3) vs diagonal costs 1.5
     a3 = Diagram({0: [[0, 1], [0, INF]]}, threshold=3.0)
-    assert diagram_distance(a3, b, "bottleneck", q=0) == pytest.approx(1.5)
+    assert diagram_distance(a3, b, metric="bottleneck", homology_dimensions=0) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="non-finite"):
         diagram_distance([[0, INF]], [[0, 1]])
 
@@ -114,10 +114,10 @@ def test_distance_table(rng):
     np.testing.assert_allclose(square, square.T)
     np.testing.assert_allclose(np.diag(square), 0)
     np.testing.assert_allclose(est.transform(diagrams), square, atol=1e-10)
-    assert list(est.get_feature_names_out()) == ["l1", "l2", "l3", "l4"]
+    assert list(est.get_feature_names_out()) == [f"wasserstein_to_l{k}" for k in range(1, 5)]
     assert est.homology_dimensions_ == (0, 1)
     for i, j in [(0, 1), (2, 3)]:
-        expected = sum(diagram_distance(diagrams.iloc[i], diagrams.iloc[j], "wasserstein", q=q)
+        expected = sum(diagram_distance(diagrams.iloc[i], diagrams.iloc[j], metric="wasserstein", homology_dimensions=q)
                        for q in (0, 1))
         assert square[i, j] == pytest.approx(expected)
     # max over dimensions, and one dimension only
@@ -130,7 +130,7 @@ def test_distance_table(rng):
     row = est.transform(new)
     assert row.shape == (1, 4)
     assert row[0, 2] == pytest.approx(sum(
-        diagram_distance(new[0], diagrams.iloc[2], "wasserstein", q=q) for q in (0, 1)))
+        diagram_distance(new[0], diagrams.iloc[2], metric="wasserstein", homology_dimensions=q) for q in (0, 1)))
 
 
 def test_n_jobs_gives_same_numbers(rng):
@@ -155,14 +155,15 @@ def test_frame_and_multiindex_names(rng):
     frame = pd.DataFrame({"train": d[:2], "test": d[2:]}, index=index)
     est = DiagramDistance().fit(frame)
     assert list(est.get_feature_names_out()) == [
-        "train__mlp/fc1", "train__cnn/conv1", "test__mlp/fc1", "test__cnn/conv1"]
+        "train__bottleneck_to_mlp/fc1", "train__bottleneck_to_cnn/conv1",
+        "test__bottleneck_to_mlp/fc1", "test__bottleneck_to_cnn/conv1"]
     table = est.transform(frame)
     assert table.shape == (2, 4)
     # each column is compared with the same column of the fitted rows
     assert table[0, 1] == pytest.approx(
-        sum(diagram_distance(d[0], d[1], "bottleneck", q=q) for q in (0, 1)))
+        sum(diagram_distance(d[0], d[1], metric="bottleneck", homology_dimensions=q) for q in (0, 1)))
     assert table[1, 2] == pytest.approx(
-        sum(diagram_distance(d[3], d[2], "bottleneck", q=q) for q in (0, 1)))
+        sum(diagram_distance(d[3], d[2], metric="bottleneck", homology_dimensions=q) for q in (0, 1)))
     np.testing.assert_allclose(clone(est).fit_transform(frame), table)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -200,4 +201,43 @@ def test_bottleneck_with_ties_matches_persim(rng):
         b = np.round(np.sort(rng.uniform(0, 2, size=(n, 2)), axis=1), 1)
         if trial % 2:
             a[:, 0] = b[:, 0] = 0.0
-        assert diagram_distance(a, b, "bottleneck") == pytest.approx(persim.bottleneck(a, b))
+        assert diagram_distance(a, b, metric="bottleneck") == pytest.approx(persim.bottleneck(a, b))
+
+
+@pytest.mark.parametrize("metric, order", [("wasserstein", 1), ("wasserstein", 1.5), ("bottleneck", 1)])
+def test_raw_bars_below_the_diagonal_are_refused(metric, order):
+    # was -0.354 (order 1) and NaN (order 1.5): a negative cost to the diagonal
+    with pytest.raises(ValueError, match=r"the bars of a include a bar that dies before it is born"):
+        diagram_distance([[1.0, 0.5]], np.empty((0, 2)), metric=metric, order=order)
+    with pytest.raises(ValueError, match=r"the bars of b include a bar born at -inf"):
+        diagram_distance([[0.0, 1.0]], [[-np.inf, 1.0]], metric=metric, order=order)
+
+
+def test_function_and_estimator_share_names_and_defaults(rng):
+    import inspect
+
+    function = inspect.signature(diagram_distance).parameters
+    estimator = DiagramDistance().get_params()
+    for name in ("metric", "homology_dimensions", "order", "combine"):
+        assert function[name].default == estimator[name], name
+    d = [_ripser_diagram(rng.normal(size=(20, 2))) for _ in range(2)]
+    table = DiagramDistance().fit_transform(d)
+    assert table[0, 1] == pytest.approx(diagram_distance(d[0], d[1]))  # H0 + H1, bottleneck
+    worst = DiagramDistance(metric="wasserstein", order=2, combine="max").fit_transform(d)
+    assert worst[0, 1] == pytest.approx(
+        diagram_distance(d[0], d[1], metric="wasserstein", order=2, combine="max"))
+    # the older spelling q still works
+    assert diagram_distance(d[0], d[1], q=1) == diagram_distance(d[0], d[1], homology_dimensions=1)
+    with pytest.raises(ValueError, match="no bars of dimension 2"):
+        diagram_distance(d[0], d[1], homology_dimensions=2)
+
+
+def test_memory_limit_refuses_huge_pairs_with_the_figure():
+    big = Diagram({0: np.column_stack([np.zeros(3000), np.linspace(1, 2, 3000)])})
+    small = Diagram({0: [[0.0, 1.0]]})
+    est = DiagramDistance(metric="wasserstein", memory_limit="10MiB")
+    with pytest.raises(MemoryError, match=r"3000 and 3000 H0 bars would need about .* above the memory limit of 10"):
+        est.fit_transform([big, big])
+    # the check counts the pair actually compared: small pairs pass
+    assert est.fit_transform([small, small]).shape == (2, 2)
+    assert DiagramDistance(memory_limit=None).fit([big]).memory_limit_ is None

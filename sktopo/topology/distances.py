@@ -41,8 +41,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._parallel import N_JOBS, effective_jobs, run_parallel
-from ..diagram import Diagram
-from ._base import DiagramTransformer, label_text
+from ..diagram import Diagram, check_bars
+from ._base import DiagramTransformer, check_homology_dimensions, label_text
 
 __all__ = ["DiagramDistance", "diagram_distance"]
 
@@ -51,11 +51,9 @@ def _as_bars(value, q, name):
     """Finite bars of dimension ``q`` of a Diagram, or a (k, 2) array as given."""
     if isinstance(value, Diagram):
         return value.finite(q)
-    bars = np.asarray(value, dtype=float)
-    if bars.size == 0:
-        return np.empty((0, 2))
-    if bars.ndim != 2 or bars.shape[1] != 2:
-        raise ValueError(f"diagram_distance: {name} must be a Diagram or a (k, 2) array of bars; got shape {bars.shape}.")
+    # the validation of Diagram: finite births, death >= birth (a bar below the
+    # diagonal would give a negative cost to the diagonal and a wrong distance)
+    bars = check_bars(value, f"diagram_distance: the bars of {name}")
     if not np.isfinite(bars).all():
         raise ValueError(
             f"diagram_distance: {name} has non-finite values; pass a Diagram (whose infinite bars "
@@ -140,21 +138,36 @@ def _distance(a, b, metric, order):
     return _wasserstein(a, b, order)
 
 
-def diagram_distance(a, b, metric: str = "wasserstein", q: int = 1, order: float = 1):
-    """Distance between two persistence diagrams in homology dimension ``q``.
+def diagram_distance(a, b, *, metric: str = "bottleneck", homology_dimensions=None,
+                     order: float = 1, combine: str = "sum", q=None):
+    """Bottleneck or Wasserstein distance between two persistence diagrams.
+
+    The function of :class:`DiagramDistance`, with the same parameters and
+    defaults: the distances of the homology dimensions compared are combined
+    by ``combine``.
 
     Parameters
     ----------
     a, b : Diagram or array-like of shape (k, 2)
         The diagrams. Diagrams are read through :meth:`Diagram.finite` (the
-        infinite-bar policy of :mod:`sktopo.diagram`); arrays are taken as
-        the bars of dimension ``q`` and must be finite.
-    metric : {"wasserstein", "bottleneck"}, default="wasserstein"
+        infinite-bar policy of :mod:`sktopo.diagram`); a raw array holds the
+        bars of one homology dimension, validated as :class:`~sktopo.Diagram`
+        validates bars (finite births, ``death >= birth``) and finite.
+    metric : {"bottleneck", "wasserstein"}, default="bottleneck"
         See the conventions in :mod:`sktopo.topology.distances`.
-    q : int, default=1
-        Homology dimension.
+    homology_dimensions : int, sequence of int or None, default=None
+        Dimensions compared when ``a`` and ``b`` are Diagrams; ``None`` means
+        every dimension of ``a`` (``b`` must have them too). Ignored for raw
+        arrays, which are one dimension's bars.
     order : float, default=1
-        Order ``p >= 1`` of the Wasserstein distance (ignored by bottleneck).
+        Order ``p >= 1`` of the Wasserstein distance, the exponent of the
+        matching costs (ignored by bottleneck). ``W_p`` to an empty diagram is
+        :class:`~sktopo.DiagramFeatures`' ``total_persistence_p{p}`` divided
+        by ``sqrt(2)``.
+    combine : {"sum", "max"}, default="sum"
+        How the distances of several homology dimensions are combined.
+    q : int, optional
+        Older spelling of ``homology_dimensions=q``.
 
     Returns
     -------
@@ -165,7 +178,7 @@ def diagram_distance(a, b, metric: str = "wasserstein", q: int = 1, order: float
     >>> from sktopo import Diagram, diagram_distance
     >>> a = Diagram({1: [[0.0, 2.0]]})
     >>> b = Diagram({1: [[0.0, 3.0]]})
-    >>> diagram_distance(a, b, metric="bottleneck")
+    >>> diagram_distance(a, b)
     1.0
     >>> round(diagram_distance(a, b, metric="wasserstein"), 6)
     1.0
@@ -174,9 +187,29 @@ def diagram_distance(a, b, metric: str = "wasserstein", q: int = 1, order: float
     """
     if metric not in ("wasserstein", "bottleneck"):
         raise ValueError(f"diagram_distance: metric must be 'wasserstein' or 'bottleneck'; got {metric!r}.")
-    if not (isinstance(order, Real) and order >= 1 and np.isfinite(order)):
+    if isinstance(order, bool) or not (isinstance(order, Real) and order >= 1 and np.isfinite(order)):
         raise ValueError(f"diagram_distance: order must be a finite number >= 1; got {order!r}.")
-    return _distance(_as_bars(a, q, "a"), _as_bars(b, q, "b"), metric, float(order))
+    if combine not in ("sum", "max"):
+        raise ValueError(f"diagram_distance: combine must be 'sum' or 'max'; got {combine!r}.")
+    if q is not None:
+        if homology_dimensions is not None:
+            raise ValueError("diagram_distance: give homology_dimensions or its older spelling q, not both.")
+        homology_dimensions = q
+    dims = check_homology_dimensions(homology_dimensions, "diagram_distance")
+    if dims is None:
+        dims = a.dims if isinstance(a, Diagram) else b.dims if isinstance(b, Diagram) else (None,)
+    per_dim = []
+    for dim in dims:
+        for name, value in (("a", a), ("b", b)):
+            if isinstance(value, Diagram) and dim not in value:
+                raise ValueError(
+                    f"diagram_distance: diagram {name} has no bars of dimension {dim} (it has "
+                    f"{value.dims}); choose homology_dimensions among the dimensions of both."
+                )
+        per_dim.append(_distance(_as_bars(a, dim, "a"), _as_bars(b, dim, "b"), metric, float(order)))
+    if not per_dim:
+        return 0.0
+    return float(max(per_dim) if combine == "max" else sum(per_dim))
 
 
 def _distances_of_pairs(pairs, metric, order, combine):
@@ -197,7 +230,9 @@ class DiagramDistance(DiagramTransformer):
     computed once). Per pair, the distances of the homology dimensions are
     combined by ``combine``. For DataFrame inputs each column (source) is
     compared with the same column of the fitted rows and the tables are
-    concatenated, named ``"{column}__{row}"``.
+    concatenated. Column names follow the ``{prefix}_{feature}`` convention
+    that :func:`sktopo.tidy` parses: ``"{metric}_to_{row}"`` (the distance to
+    fitted row ``row``), ``"{column}__{metric}_to_{row}"`` for DataFrames.
 
     Infinite bars follow the policy of :mod:`sktopo.diagram`: distances use
     :meth:`Diagram.finite` bars (clipped to a finite threshold, else left out).
@@ -212,9 +247,20 @@ class DiagramDistance(DiagramTransformer):
         Dimensions compared; ``None`` means every dimension present in the
         fitted diagrams.
     order : float, default=1
-        Order ``p`` of the Wasserstein distance.
+        Order ``p >= 1`` of the Wasserstein distance, the exponent of the
+        matching costs (ignored by bottleneck). ``W_p`` to an empty diagram is
+        :class:`~sktopo.DiagramFeatures`' ``total_persistence_p{p}`` divided
+        by ``sqrt(2)``.
     combine : {"sum", "max"}, default="sum"
         How the distances of several homology dimensions are combined.
+    memory_limit : int, str or None, default="4GiB"
+        Largest memory the comparison of one pair of diagrams may take, in
+        bytes or as a string such as ``"16GiB"``: a pair of diagrams with
+        ``m`` and ``n`` bars needs an ``(m + n) x (m + n)`` cost matrix
+        (Wasserstein) or about three ``m x n`` ones (bottleneck). The estimate
+        is made before anything big is allocated; above it a
+        :class:`MemoryError` gives the figure. ``None`` disables the check.
+        With ``n_jobs`` pairs run at once, each within this limit.
     n_jobs : int or None, default=None
         Parallel jobs over pairs of diagrams (joblib; ``None`` is one job
         unless in a :func:`joblib.parallel_config` context).
@@ -230,6 +276,8 @@ class DiagramDistance(DiagramTransformer):
         tuples joined by "/"), which name the output columns.
     n_features_in_ : int
         Number of columns of the input.
+    memory_limit_ : int or None
+        ``memory_limit`` in bytes.
 
     Examples
     --------
@@ -242,7 +290,7 @@ class DiagramDistance(DiagramTransformer):
            [1. , 0. , 1.5],
            [1. , 1.5, 0. ]])
     >>> list(DiagramDistance().fit(diagrams).get_feature_names_out())
-    ['a', 'b', 'c']
+    ['bottleneck_to_a', 'bottleneck_to_b', 'bottleneck_to_c']
     """
 
     _parameter_constraints = {
@@ -250,6 +298,7 @@ class DiagramDistance(DiagramTransformer):
         "metric": [StrOptions({"bottleneck", "wasserstein"})],
         "order": [Interval(Real, 1, None, closed="left")],
         "combine": [StrOptions({"sum", "max"})],
+        "memory_limit": [Interval(Real, 0, None, closed="neither"), str, None],
         "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
@@ -261,6 +310,7 @@ class DiagramDistance(DiagramTransformer):
         homology_dimensions=None,
         order=1,
         combine="sum",
+        memory_limit="4GiB",
         n_jobs=None,
         verbose=0,
     ):
@@ -268,6 +318,7 @@ class DiagramDistance(DiagramTransformer):
         self.homology_dimensions = homology_dimensions
         self.order = order
         self.combine = combine
+        self.memory_limit = memory_limit
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -280,6 +331,9 @@ class DiagramDistance(DiagramTransformer):
     def _fit_dims(self, collection) -> None:
         if not np.isfinite(self.order):
             raise ValueError(f"DiagramDistance: order must be finite; got {self.order!r}.")
+        from .persistence import parse_memory
+
+        self.memory_limit_ = parse_memory(self.memory_limit)
         self._fitted_bars = self._bars(collection)
         self._n_fitted = collection.n_rows
         if collection.kind in ("series", "frame"):
@@ -294,7 +348,7 @@ class DiagramDistance(DiagramTransformer):
             )
 
     def _cell_names(self):
-        return list(self.fitted_labels_)
+        return [f"{self.metric}_to_{label}" for label in self.fitted_labels_]
 
     def _compute(self, pairs):
         """Distances of ``pairs`` (list of (bars_a, bars_b)), batched over joblib."""
@@ -319,6 +373,7 @@ class DiagramDistance(DiagramTransformer):
             index_pairs = [(i, k) for i in range(n_rows) for k in range(i + 1, n_rows)]
         else:
             index_pairs = [(i, k) for i in range(n_rows) for k in range(self._n_fitted)]
+        self._check_pair_memory(bars, n_cols)
         rows = np.array([i for i, _ in index_pairs], dtype=int)
         cols = np.array([k for _, k in index_pairs], dtype=int)
         # all columns' pairs go through one parallel call
@@ -336,6 +391,28 @@ class DiagramDistance(DiagramTransformer):
             blocks.append(block)
         return np.hstack(blocks)
 
+    def _check_pair_memory(self, bars, n_cols):
+        """MemoryError, with the figure, when the largest pair's matrices exceed the limit."""
+        if self.memory_limit_ is None or not bars or not self._fitted_bars:
+            return
+        from .._distance import check_memory
+
+        for d in range(len(self.homology_dimensions_)):
+            for j in range(n_cols):
+                m = max(len(cell[d]) for cell in bars[j::n_cols])
+                n = max(len(cell[d]) for cell in self._fitted_bars[j::n_cols])
+                if self.metric == "wasserstein":  # the cost matrix and the solver's copy
+                    needed = 2 * 8 * (m + n) ** 2
+                else:  # cost, its candidate values (sorted copy) and a boolean graph
+                    needed = 3 * 8 * m * n
+                q = self.homology_dimensions_[d]
+                check_memory(
+                    needed, self.memory_limit_,
+                    f"DiagramDistance: comparing diagrams of {m} and {n} H{q} bars",
+                    "Compare fewer bars (e.g. PersistenceDiagram(n_landmarks=...), or "
+                    "homology_dimensions without 0), or raise memory_limit.",
+                )
+
     def transform(self, X):
         """Distances from each row of ``X`` to each fitted row.
 
@@ -348,8 +425,8 @@ class DiagramDistance(DiagramTransformer):
         Returns
         -------
         distances : ndarray of shape (n_rows, n_cols * n_fitted_rows)
-            Column ``"{row}"`` (``"{column}__{row}"`` for DataFrames) holds the
-            distance to that fitted row.
+            Column ``"{metric}_to_{row}"`` (``"{column}__{metric}_to_{row}"`` for
+            DataFrames) holds the distance to that fitted row.
         """
         check_is_fitted(self, "homology_dimensions_")
         collection = self._validate_diagrams(X, reset=False)
