@@ -179,8 +179,11 @@ def test_tuple_dict_and_lstm_outputs(rng):
                       output={"lstm": lambda o: o[1][0][-1], "block": 0}, **kw)
     np.testing.assert_allclose(per_layer["lstm"], hn[-1].numpy())
     np.testing.assert_allclose(per_layer["block"], h.reshape(6, -1).numpy())
-    with pytest.raises(ValueError, match="first axis is not the batch"):
-        embed(model, "lstm", X, output=(1, 0), **kw)             # h is (layers, B, H)
+    # h is (layers, B, H) whatever batch_first: a probe finds the batch on axis 1
+    hidden = embed(model, "lstm", X, output=(1, 0), **kw)
+    np.testing.assert_allclose(hidden["lstm"], hn.transpose(0, 1).reshape(6, -1).numpy())
+    with pytest.raises(ValueError, match="no batch axis of 6 inputs"):
+        embed(model, "lstm", X, output=lambda o: o[0][:2], **kw)
     with pytest.raises(TypeError, match="Layer 'block'.*does not fit"):
         embed(model, "block", X, output=5, **kw)
     with pytest.raises(ValueError, match="not one of the selected layers"):
@@ -374,19 +377,38 @@ def test_unknown_layer_error_lists_names():
         LayerEmbedder(model, []).fit()
 
 
-def test_shared_module_is_an_error():
-    relu = nn.ReLU()
+class SharedReLU(nn.Module):
+    """One ReLU module applied twice per forward pass, as in a torchvision BasicBlock."""
 
-    class Shared(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b, self.relu = nn.Linear(3, 3), nn.Linear(3, 3), relu
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.relu = nn.Linear(3, 3), nn.Linear(3, 3), nn.ReLU()
 
-        def forward(self, x):
-            return self.relu(self.b(self.relu(self.a(x))))
+    def forward(self, x):
+        return self.relu(self.b(self.relu(self.a(x))))
 
-    with pytest.raises(ValueError, match="'relu'.*more than once"):
-        embed(Shared(), "relu", np.zeros((2, 3)))
+
+def test_module_called_twice_gives_one_layer_per_call():
+    model = SharedReLU().double()
+    X = np.random.default_rng(0).normal(size=(7, 3))
+    with torch.no_grad():
+        first = torch.relu(model.a(torch.as_tensor(X)))
+        second = torch.relu(model.b(first))
+    clouds = embed(model, "relu", X, dtype="float64")
+    assert clouds.index.tolist() == ["relu", "relu#2"]    # ReLURankRegions' naming
+    np.testing.assert_allclose(clouds["relu"], first.numpy())
+    np.testing.assert_allclose(clouds["relu#2"], second.numpy())
+    by_type = embed(model, nn.ReLU, X, dtype="float64")
+    assert by_type.index.tolist() == ["relu", "relu#2"]
+    assert embed(model, "relu#*", X).index.tolist() == ["relu", "relu#2"]
+    only = embed(model, ["b", "relu#2"], X, dtype="float64", batch_size=3)
+    assert only.index.tolist() == ["b", "relu#2"]
+    np.testing.assert_allclose(only["relu#2"], second.numpy())
+    with pytest.raises(ValueError, match="call 3 of module 'relu'.*runs 2 time"):
+        embed(model, "relu#3", X)
+    with pytest.raises(ValueError, match="after '#'.*positive integer"):
+        embed(model, "relu#0", X)
 
 
 def test_unused_layer_is_an_error():
@@ -647,3 +669,188 @@ def test_pickle_round_trip_keeps_layers_inside_the_model():
     twin = LayerEmbedder(DigitsMLP(hidden=(8, 4), random_state=0), layers=["fc1", "relu2"])
     assert joblib.hash(twin) == joblib.hash(LayerEmbedder(DigitsMLP(hidden=(8, 4), random_state=0),
                                                           layers=["fc1", "relu2"]))
+
+
+# ----------------------------------------------------------------------------- hardening
+def test_meta_device_is_refused_before_the_model_is_touched(X10):
+    model = mlp64()
+    before = [p.detach().clone() for p in model.parameters()]
+    for device in ("meta", torch.device("meta")):
+        with pytest.raises(ValueError, match="LayerEmbedder: device=.*meta.*not supported"):
+            LayerEmbedder(model, "relu1", device=device).fit_transform(X10)
+    assert all(p.device.type == "cpu" and torch.equal(p, q)
+               for p, q in zip(model.parameters(), before))
+    with pytest.raises(ValueError, match="LayerEmbedder: device='xpu'.*no xpu device"):
+        if not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+            LayerEmbedder(model, "relu1", device="xpu").fit()
+        else:  # pragma: no cover - a machine with an XPU
+            raise ValueError("LayerEmbedder: device='xpu' no xpu device")
+
+
+def test_model_with_meta_weights_is_refused(X10):
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(10, 4), nn.ReLU())
+    with pytest.raises(ValueError, match="'meta' device"):
+        embed(model, "1", X10)
+
+
+class _SlowMLP(nn.Module):
+    """Sleeps in its forward pass so that threads interleave."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(10, 6)
+        self.relu = nn.ReLU()
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x):
+        import time
+
+        time.sleep(0.002)
+        return self.head(self.relu(self.fc(x)))
+
+
+def test_concurrent_extraction_is_safe_and_restores_training(X10):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import joblib
+
+    model = _SlowMLP().double()
+    model.train()
+    model.head.eval()
+    expected = embed(model, ["fc", "relu"], X10, dtype="float64")
+    one = LayerEmbedder(model, ["fc", "relu"], device="cpu", dtype="float64", batch_size=4)
+    two = LayerEmbedder(model, "relu", device="cpu", dtype="float64", batch_size=5)
+    one.fit(), two.fit()
+    jobs = [one, two] * 8
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda est: est.transform(X10), jobs))
+    results += joblib.Parallel(n_jobs=4, backend="threading")(
+        joblib.delayed(est.transform)(X10) for est in jobs)
+    for result in results:
+        for layer in result.index:
+            np.testing.assert_allclose(result[layer], expected[layer])
+    assert model.training and model.fc.training and not model.head.training
+    assert _hooks_left(model) == 0
+
+
+def test_nonfinite_clouds_warn_naming_layer_and_inputs():
+    model = mlp64()
+    X = np.random.default_rng(0).normal(size=(12, 10))
+    X[[3, 8]] = np.nan
+    with pytest.warns(UserWarning, match=r"layer 'fc1': 2 input\(s\), at positions \[3, 8\].*"
+                                         r"X itself holds NaN or inf at positions \[3, 8\]"):
+        clouds = embed(model, ["fc1", "relu1"], X, batch_size=5)
+    assert np.isnan(clouds["fc1"][3]).all() and np.isfinite(clouds["fc1"][0]).all()
+    with pytest.raises(ValueError, match="layer 'fc1' gives NaN or infinite values for 1 "
+                                         r"input\(s\) of the batch of inputs 0 to 4"):
+        embed(model, "fc1", X, batch_size=5, nonfinite="raise")
+    # float64 inputs beyond float32's range become inf in a float32 model
+    big = np.random.default_rng(0).normal(size=(6, 10))
+    big[4, 2] = 1e300
+    with pytest.warns(UserWarning, match=r"positions \[4\] of X are finite but exceed the range"):
+        embed(DigitsMLP(hidden=(8,), in_features=10, random_state=0), "fc1", big)
+    # the max_inputs subsample: positions in X, not in the subsample
+    with pytest.warns(UserWarning, match=r"at positions \[8\] of X"):
+        embed(model, "fc1", X, max_inputs=6, random_state=0)  # keeps 2, 4, 6, 8, 10, 11
+
+
+def test_sequence_first_module_batch_equal_to_sequence_length():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0)
+    model = nn.Sequential(layer).double().eval()
+    assert layer.self_attn.batch_first is False
+    X = np.random.default_rng(0).normal(size=(8, 8, 8))  # 8 inputs of 8 tokens: (T, B, D) in
+    x = torch.as_tensor(X).transpose(0, 1)           # the model is sequence first
+    with torch.no_grad():
+        out = layer(x).transpose(0, 1).numpy()          # (B, T, D)
+        hidden = layer.linear1(layer.norm1(x + layer.self_attn(x, x, x)[0]))
+    # the user passes (T, B, D) inputs, as the model expects: inputs are then on axis 1
+    seq_first = torch.as_tensor(X).transpose(0, 1).contiguous()
+
+    class BatchFirst(nn.Module):  # the model sees (T, B, D); X is batch first
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, x):
+            return self.layer(x.transpose(0, 1))
+
+    clouds = embed(BatchFirst(), "layer", X, unit="sample", dtype="float64", batch_size=8)
+    for i in range(8):
+        np.testing.assert_allclose(clouds["layer"][i], out[i], atol=1e-10)
+    # a submodule without batch_first: the probe finds its batch axis (1) too
+    inner = embed(BatchFirst(), "layer.linear1", X, unit="sample", dtype="float64",
+                  batch_size=8)
+    for i in range(8):
+        np.testing.assert_allclose(inner["layer.linear1"][i], hidden[:, i].numpy(), atol=1e-10)
+    pooled = embed(BatchFirst(), "layer", X, dtype="float64", batch_size=8)
+    np.testing.assert_allclose(pooled["layer"], out.mean(1), atol=1e-10)
+    assert seq_first.shape == (8, 8, 8)
+
+
+def test_sample_unit_on_pooled_map_is_an_error_at_extraction():
+    model = DigitsCNN(random_state=0)
+    X = np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32)
+    with pytest.raises(ValueError, match="Layer 'gap' gives one spatial position per input"):
+        embed(model, ["relu3", "gap"], X, unit="sample")
+
+
+def test_integer_inputs_and_wrong_width_are_explained(X10):
+    model = mlp64()
+    with pytest.raises(ValueError, match="LayerEmbedder: the inputs are int64 but the model "
+                                         "computes in float64.*astype"):
+        embed(model, "fc1", np.ones((4, 10), dtype=np.int64))
+    with pytest.raises(ValueError, match="LayerEmbedder: the inputs are bool"):
+        embed(model, "fc1", np.ones((4, 10), dtype=bool))
+    with pytest.raises(ValueError, match=r"shape \(4, 7\), but a linear layer of the model "
+                                         "takes 10 features where it got 7"):
+        embed(model, "fc1", np.ones((4, 7)))
+    with pytest.raises(ValueError, match="expects 1 channels where it got 3"):
+        embed(DigitsCNN(random_state=0), "relu1", np.ones((2, 3, 8, 8), dtype=np.float32))
+
+
+@pytest.mark.parametrize("pattern", ["[z-a]", "fc[", "enc\\Z", "(fc1|fc2)"])
+def test_layer_patterns_are_globs_only(pattern):
+    with pytest.raises(ValueError, match="not a valid glob pattern|Unknown layer|matches no"):
+        LayerEmbedder(mlp64(), pattern).fit()
+
+
+def test_several_reductions_in_one_forward_pass(rng):
+    model = conv_net()
+    X = rng.normal(size=(9, 2, 6, 6))
+    calls = []
+    model[0].register_forward_hook(lambda *a: calls.append(1))
+    both = embed(model, ["0", "2"], X, reduce=["mean", "flatten", "project"], n_components=5,
+                 random_state=0, batch_size=5)
+    assert len(calls) == 2                       # one pass per batch, not one per reduction
+    assert both.index.names == ["layer", "reduce"]
+    assert both.index.tolist() == [(layer, r) for layer in ("0", "2")
+                                   for r in ("mean", "flatten", "project")]
+    for layer in ("0", "2"):
+        np.testing.assert_allclose(both[(layer, "mean")], embed(model, layer, X)[layer])
+        np.testing.assert_allclose(both[(layer, "flatten")],
+                                   embed(model, layer, X, reduce="flatten")[layer])
+        np.testing.assert_allclose(
+            both[(layer, "project")],
+            embed(model, layer, X, reduce="flatten", n_components=5, random_state=0)[layer],
+            rtol=1e-5)
+    per_layer = embed(model, ["0", "2"], X, reduce={"0": "mean", "2": ["flatten", "mean"]})
+    assert per_layer.index.tolist() == [("0", "auto"), ("2", "flatten"), ("2", "mean")] or \
+        per_layer.index.tolist() == [("0", "mean"), ("2", "flatten"), ("2", "mean")]
+    with pytest.raises(ValueError, match="needs n_components"):
+        embed(model, "0", X, reduce=["mean", "project"])
+    with pytest.raises(ValueError, match="twice"):
+        embed(model, "0", X, reduce=["mean", "mean"])
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        embed(model, "0", X, reduce=["max"])
+
+
+def test_n_threads_used_during_the_pass_and_restored(X10):
+    before = torch.get_num_threads()
+    seen = []
+    model = mlp64()
+    model.fc1.register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
+    embed(model, "relu1", X10, n_threads=1)
+    assert seen == [1] and torch.get_num_threads() == before

@@ -1,14 +1,28 @@
 """Forward hooks and model hygiene for activation extraction.
 
-- ``prepared_model``: eval mode on the device, restoring afterwards every module's train/eval
-  flag, every parameter's ``requires_grad`` and the device, even when the forward pass raises.
+- ``prepared_model``: the one way sktopo readies a user's model for inference: eval mode on the
+  device, holding the model's lock, restoring afterwards every module's train/eval flag, every
+  parameter's ``requires_grad`` and the device, even when the forward pass raises.
 - ``LayerHooks``: one forward hook per selected layer; hooks are removed on exit whatever
   happens. After the first batch (a full forward pass, which also learns the order in which the
-  layers run and checks each runs exactly once) the hook of the last layer to run raises a
-  private exception that ends the forward pass early: later modules are never computed.
+  layers run and how often each runs) the hook of the last call to be read raises a private
+  exception that ends the forward pass early: later modules are never computed.
 """
 
 import contextlib
+import copy
+import threading
+import weakref
+
+import torch
+
+from .._device import resolve_device, torch_dtype
+
+# One re-entrant lock per model: hooks, train/eval flags and the device are properties of the
+# model shared by every thread, so two extractions over one model must not interleave (the
+# second would record the first's eval mode as the "original" and restore it for good).
+_LOCKS = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
 
 
 class _StopForward(BaseException):
@@ -19,7 +33,17 @@ class _StopForward(BaseException):
     """
 
 
-def _floating_dtype(model):
+def model_lock(model):
+    """The re-entrant lock that serialises sktopo's use of ``model`` across threads."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+def floating_dtype(model):
+    """dtype of the model's first floating parameter (or buffer); None if it has none."""
     for tensor in model.parameters():
         if tensor.is_floating_point():
             return tensor.dtype
@@ -29,46 +53,87 @@ def _floating_dtype(model):
     return None
 
 
-@contextlib.contextmanager
-def prepared_model(model, device):
-    """Put ``model`` in eval mode on ``device``; yield its floating dtype; restore on exit.
+def _same_device(a, b):
+    return a.type == b.type and (b.index is None or a.index is None or a.index == b.index)
 
-    A model whose parameters and buffers already sit on several devices (model parallel) is
-    left where it is; only the inputs go to ``device``.
+
+@contextlib.contextmanager
+def prepared_model(model, device, *, dtype=None, owner=None):
+    """Yield ``model`` ready for inference on ``device``; restore it on exit.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    device : str or torch.device
+        Checked with the shared device rule (``sktopo._device.resolve_device``) before the
+        model is touched: a device the weights could not come back from is refused.
+    dtype : str or torch.dtype, optional
+        Floating dtype the caller needs. When the model's floating tensors have another dtype,
+        a deep copy is cast and yielded (the user's model is never cast: float64 -> float32 ->
+        float64 would not give the weights back); otherwise the model itself is yielded.
+    owner : str, optional
+        Estimator name for error messages.
+
+    Yields
+    ------
+    model : torch.nn.Module
+        In eval mode on ``device``: the model itself (moved there and back; a move between
+        devices is exact), or the cast copy. A model whose tensors already sit on several
+        devices (model parallel) is left where it is; only the inputs go to ``device``.
     """
-    modules = list(model.modules())
-    modes = [module.training for module in modules]
-    params = list(model.parameters())
-    grads = [param.requires_grad for param in params]
-    devices = {t.device for t in params} | {t.device for t in model.buffers()}
-    original = next(iter(devices)) if len(devices) == 1 else None
-    move = original is not None and original != device
-    try:
-        if move:
-            model.to(device)
-        if any(modes):
-            model.eval()
-        yield _floating_dtype(model)
-    finally:
-        if move:
-            model.to(original)
-        # Only touch what changed: Module.__setattr__ is slow and this runs on every call.
-        for module, training in zip(modules, modes):
-            if module.training != training:
-                module.training = training
-        for param, requires_grad in zip(params, grads):
-            if param.requires_grad != requires_grad:
-                param.requires_grad_(requires_grad)
+    prefix = f"{owner}: " if owner else ""
+    target = torch.device(resolve_device(device, owner=owner))
+    wanted = None if dtype is None else torch_dtype(dtype, owner=owner)
+    with model_lock(model):
+        tensors = [*model.parameters(), *model.buffers()]
+        devices = {t.device for t in tensors}
+        if any(d.type == "meta" for d in devices):
+            raise ValueError(
+                f"{prefix}the model has parameters on the 'meta' device (shapes without values); "
+                "load its weights (e.g. load_state_dict(..., assign=True)) before using it.")
+        if wanted is not None and any(t.is_floating_point() and t.dtype != wanted
+                                      for t in tensors):
+            copied = copy.deepcopy(model).to(device=target, dtype=wanted)
+            yield copied.eval()
+            return
+        modules = list(model.modules())
+        modes = [module.training for module in modules]
+        params = list(model.parameters())
+        grads = [param.requires_grad for param in params]
+        original = next(iter(devices)) if len(devices) == 1 else None
+        move = original is not None and not _same_device(original, target)
+        try:
+            if move:
+                model.to(target)
+            if any(modes):
+                model.eval()
+            yield model
+        finally:
+            if move:
+                model.to(original)
+            # Only touch what changed: Module.__setattr__ is slow and this runs on every call.
+            for module, training in zip(modules, modes):
+                if module.training != training:
+                    module.training = training
+            for param, requires_grad in zip(params, grads):
+                if param.requires_grad != requires_grad:
+                    param.requires_grad_(requires_grad)
 
 
 class LayerHooks:
-    """Context manager calling ``on_output(name, module, output)`` for each selected layer.
+    """Context manager calling ``on_output(name, module, output)`` for each selected call.
 
-    Use ``run(forward)`` for each batch; it returns once every layer has produced its output
-    (stopping the forward pass early when ``stop_early``) and checks each ran exactly once.
+    ``layers`` holds ``(selection, module, call)`` triples as ``resolve_layers`` gives them:
+    ``call`` None reads every call of the module (named ``name``, ``name#2``, ...), an int k
+    only the k-th. Use ``run(forward, label)`` for each batch; it returns once every selected
+    call has produced its output (stopping the forward pass early when ``stop_early``) and
+    checks that every batch makes the same calls as the first.
     """
 
     def __init__(self, layers, on_output, *, stop_early=True):
+        from ._layers import call_name
+
+        self._call_name = call_name
         self.layers = layers
         self.on_output = on_output
         self.stop_early = stop_early
@@ -76,25 +141,36 @@ class LayerHooks:
         self.order = None
         self._handles = []
         self._seen = []
+        self._counts = {}
+        # module -> (module name, wanted calls or None for every call); one hook per module
+        self._wanted = {}
+        for selection, module, call in layers:
+            base = selection if call is None else selection.rpartition("#")[0]
+            name, wanted = self._wanted.get(id(module), (base, set()))
+            if call is None or wanted is None:
+                wanted = None
+            else:
+                wanted.add(call)
+            self._wanted[id(module)] = (name, wanted)
+        self._modules = {id(module): module for _, module, _ in layers}
 
-    def _make_hook(self, name):
+    def _make_hook(self, name, wanted):
         def hook(module, args, output):
-            if name in self._seen:
-                raise ValueError(
-                    f"Layer {name!r} ({type(module).__name__}) runs more than once in one "
-                    "forward pass (a module reused, e.g. one nn.ReLU applied after several "
-                    "layers), so its activation is ambiguous. Give each use its own module, "
-                    "or select the modules around it.")
-            self._seen.append(name)
-            self.on_output(name, module, output)
-            if name == self.stop_after:
+            count = self._counts[name] = self._counts.get(name, 0) + 1
+            if wanted is not None and count not in wanted:
+                return
+            out_name = self._call_name(name, count)
+            self._seen.append(out_name)
+            self.on_output(out_name, module, output)
+            if out_name == self.stop_after:
                 raise _StopForward
         return hook
 
     def __enter__(self):
         try:
-            for name, module in self.layers:
-                self._handles.append(module.register_forward_hook(self._make_hook(name)))
+            for key, (name, wanted) in self._wanted.items():
+                self._handles.append(self._modules[key].register_forward_hook(
+                    self._make_hook(name, wanted)))
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -106,9 +182,20 @@ class LayerHooks:
         self._handles.clear()
         return False
 
+    def names(self):
+        """Output names in selection order (after the first batch): calls expanded."""
+        names = []
+        for selection, _, call in self.layers:
+            if call is None:
+                names += [n for n in self.order if (n.rpartition("#")[0] or n) == selection]
+            else:
+                names.append(self._call_name(selection.rpartition("#")[0], call))
+        return list(dict.fromkeys(names))
+
     def run(self, forward, batch_label):
         """Run ``forward()`` for one batch; ``batch_label`` names it in error messages."""
         self._seen = []
+        self._counts = {}
         try:
             forward()
         except _StopForward:
@@ -117,13 +204,35 @@ class LayerHooks:
             exc.add_note(f"(raised during the forward pass of {batch_label}, while sktopo "
                          "was extracting layer activations)")
             raise
-        missing = [name for name, _ in self.layers if name not in self._seen]
-        if missing:
-            raise ValueError(
-                f"Layers {missing} did not run in the forward pass of {batch_label}: they are "
-                "not used by the model's forward (or only under conditions this input did not "
-                "meet). Select layers the forward pass calls.")
         if self.order is None:
+            self._check_first(batch_label)
             self.order = list(self._seen)
             if self.stop_early:
                 self.stop_after = self.order[-1]
+        elif self._seen != self.order:
+            missing = [n for n in self.order if n not in self._seen]
+            raise ValueError(
+                f"The forward pass of {batch_label} made the calls {self._seen} of the selected "
+                f"layers, but the first batch made {self.order}"
+                + (f" ({missing} did not run)" if missing else "") + ": the model's control "
+                "flow depends on its input. Select layers the forward pass always calls the "
+                "same number of times.")
+
+    def _check_first(self, batch_label):
+        missing = []
+        for selection, module, call in self.layers:
+            base = selection if call is None else selection.rpartition("#")[0]
+            runs = self._counts.get(base, 0)
+            if runs == 0:
+                missing.append(base)
+            elif call is not None and call > runs:
+                raise ValueError(
+                    f"Layer {selection!r} asks for call {call} of module {base!r} "
+                    f"({type(module).__name__}), but it runs {runs} time(s) per forward pass. "
+                    f"Select {base!r} (every call: {base!r}, {base + '#2'!r}, ...) or a call "
+                    f"from 1 to {runs}.")
+        if missing:
+            raise ValueError(
+                f"Layers {list(dict.fromkeys(missing))} did not run in the forward pass of "
+                f"{batch_label}: they are not used by the model's forward (or only under "
+                "conditions this input did not meet). Select layers the forward pass calls.")

@@ -44,6 +44,14 @@ class Batch:
             raise TypeError("A batch must hold at least one tensor input.")
         self.size = first.shape[0]
 
+    def head(self, k):
+        """The batch of the first ``k`` inputs (a probe for the batch axis)."""
+        def cut(t):
+            return t[:k] if isinstance(t, torch.Tensor) and t.ndim > 0 and t.shape[0] == self.size \
+                else t
+        return Batch(args=None if self.args is None else cut(self.args),
+                     kwargs={key: cut(v) for key, v in self.kwargs.items()})
+
     def to(self, device, float_dtype):
         def move(t):
             if not isinstance(t, torch.Tensor):

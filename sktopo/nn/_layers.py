@@ -7,7 +7,13 @@ model, or a list mixing these.
 Glob patterns follow module paths the way file globs follow directories: ``*`` matches within
 one dotted component (``"encoder.layer.*"`` is the six blocks of MiniLM, not their
 submodules), ``**`` matches across dots (``"**.dense"``: every ``dense`` at any depth), ``?``
-one character, ``[0-9]``/``[!0]`` a character class.
+one character, ``[0-9]``/``[!0]`` a character class. Patterns are globs only, never regular
+expressions: a malformed one (``"[z-a]"``) is a ValueError that names it.
+
+A module that runs more than once per forward pass (a ``relu`` reused inside a ResNet block) has
+one activation per call. Calls are named as ``ReLURankRegions`` names them: the first call by the
+module's name, the k-th (k >= 2) ``name#k``. A suffix selects calls: ``"layer1.0.relu#2"`` the
+second call only, ``"layer1.0.relu#*"`` (or the bare name) every call.
 """
 
 import difflib
@@ -46,7 +52,14 @@ def glob_regex(pattern):
         else:
             out.append(re.escape(char))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    try:
+        return re.compile("".join(out) + r"\Z")
+    except re.error as exc:
+        raise ValueError(
+            f"Layer pattern {pattern!r} is not a valid glob pattern ({exc}). Patterns are globs, "
+            "not regular expressions: '*' (within one dotted component), '**' (across dots), '?' "
+            "(one character) and '[...]' (a character class such as [0-9], ranges low to high)."
+        ) from None
 
 
 def glob_filter(names, pattern):
@@ -57,6 +70,25 @@ def glob_filter(names, pattern):
 
 def is_pattern(text):
     return bool(_GLOB_CHARS & set(text))
+
+
+def split_call(spec):
+    """``"name#2"`` -> ``("name", 2)``; ``"name#*"`` or ``"name"`` -> ``("name", None)`` (all)."""
+    base, sep, suffix = spec.rpartition("#")
+    if not sep or not base:
+        return spec, None
+    if suffix == "*":
+        return base, None
+    if suffix.isdigit() and int(suffix) >= 1:
+        return base, int(suffix)
+    raise ValueError(
+        f"Layer {spec!r}: the part after '#' selects a call of the module and must be a "
+        "positive integer ('#2': its second call in a forward pass) or '*' (every call).")
+
+
+def call_name(name, call):
+    """Name of the ``call``-th call (1-based) of module ``name``: ``name``, ``name#2``, ..."""
+    return name if call == 1 else f"{name}#{call}"
 
 
 def _is_type_spec(spec):
@@ -80,7 +112,10 @@ def _format_names(names, query=None):
 
 
 def resolve_layers(model, layers):
-    """Return the list of ``(name, module)`` pairs selected by ``layers``.
+    """Return the list of ``(name, module, call)`` selected by ``layers``.
+
+    ``name`` is the module's name, followed by ``#k`` when one call was asked for; ``call`` is
+    that k, or None for every call of the module.
 
     Order: specifications in the order given; inside a glob pattern or a type, the order of
     ``model.named_modules()`` (registration order). Duplicates are kept once, at their first
@@ -112,6 +147,9 @@ def resolve_layers(model, layers):
 
     selected = {}
     for spec in specs:
+        call = None
+        if isinstance(spec, str) and spec not in named:
+            spec, call = split_call(spec)
         if isinstance(spec, str):
             if spec in named:
                 matches = [spec]
@@ -151,5 +189,6 @@ def resolve_layers(model, layers):
                 f"type or a module of the model; got {spec!r} ({type(spec).__name__})."
             )
         for name in matches:
-            selected.setdefault(name, named[name])
-    return list(selected.items())
+            key = name if call is None else f"{name}#{call}"
+            selected.setdefault(key, (key, named[name], call))
+    return list(selected.values())

@@ -101,22 +101,29 @@ def select_tensor(output, selector, layer):
     return tensor
 
 
-def resolve_selectors(output, layer_names):
-    """Map each layer name to its selector (None = default rule) from the ``output`` param."""
-    from ._layers import glob_filter, is_pattern
+def resolve_selectors(output, layer_names, param="output", *, strict=True):
+    """Map each layer name to its selector (None = default rule) from the ``output`` param.
+
+    A key of a dict ``output`` applies to a layer when it is the layer's name, its module's name
+    (``"relu"`` covers the calls ``"relu"``, ``"relu#2"``, ...) or a glob pattern matching either.
+    Later keys override earlier ones. ``strict``: a key that matches no layer is an error.
+    """
+    from ._layers import glob_regex, is_pattern
 
     if not isinstance(output, Mapping):
         return dict.fromkeys(layer_names, output)
+    bases = {name: name.rpartition("#")[0] or name for name in layer_names}
     selectors = dict.fromkeys(layer_names)
     for key, selector in output.items():
-        if key in selectors:
-            matches = [key]
+        if isinstance(key, str) and is_pattern(key):
+            regex = glob_regex(key)
+            matches = [n for n in layer_names if regex.match(n) or regex.match(bases[n])]
         else:
-            matches = glob_filter(layer_names, key) if isinstance(key, str) and is_pattern(
-                key) else []
-        if not matches:
+            matches = [n for n in layer_names if key in (n, bases[n])]
+        if not matches and strict:
             raise ValueError(
-                f"output has a selector for {key!r}, which is not one of the selected layers "
+                f"LayerEmbedder: {param} has an entry for {key!r}, which is not one of the "
+                f"selected layers "
                 f"{list(layer_names)}."
             )
         for name in matches:

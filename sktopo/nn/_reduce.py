@@ -79,6 +79,14 @@ def points(tensor, layout, layer):
             f"Layer {layer!r} gives one vector per input (shape {tuple(tensor.shape)}), so "
             "unit='sample' would make clouds of a single point. Use unit='dataset' for this "
             "layer (one point per input), or select token or feature-map layers.")
+    n_points = math.prod(tensor.shape[2:]) if layout == "channels" else tensor.shape[1]
+    if n_points == 1:
+        what = "spatial position" if layout == "channels" else "token"
+        raise ValueError(
+            f"Layer {layer!r} gives one {what} per input (shape {tuple(tensor.shape)}, e.g. "
+            "after global pooling), so unit='sample' would make clouds of a single point, which "
+            "have no topology. Use unit='dataset' for this layer (one point per input), or "
+            "select a layer before the pooling.")
     if layout == "channels":
         # contiguous: each input's cloud is then a C-ordered (positions, channels) array
         return tensor.flatten(2).transpose(1, 2).contiguous()

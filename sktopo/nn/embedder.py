@@ -1,6 +1,8 @@
 """``LayerEmbedder``: the layers of a torch model as point clouds."""
 
 import io
+import re
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -11,16 +13,22 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._device import resolve_device, torch_dtype
-from ._capture import LayerHooks, prepared_model
+from .._device import resolve_device, torch_dtype, torch_threads
+from .._progress import progress
+from ._capture import LayerHooks, floating_dtype, prepared_model
 from ._inputs import Inputs
-from ._layers import resolve_layers
+from ._layers import resolve_layers, split_call
 from ._outputs import resolve_selectors, select_tensor
 from ._reduce import Projections, infer_layout, points, pool, token_mask
 
 
 def _torch_dtype(dtype):
     return torch_dtype(dtype, owner="LayerEmbedder")
+
+
+_REDUCTIONS = ("auto", "mean", "flatten", "project")
+_SEQUENCE_FIRST_HINT = ("(a sequence-first module: nn.Transformer*, nn.MultiheadAttention, RNNs "
+                        "with batch_first=False give (T, B, ...))")
 
 
 def _shares_storage(a, b):
@@ -38,113 +46,332 @@ def _batch_label(positions, start, size):
             "(a max_inputs subsample)")
 
 
+def _listed(values, limit=10):
+    values = list(values)
+    text = ", ".join(str(v) for v in values[:limit])
+    return text + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def _check_reduce(reduce, n_components):
+    """Validate ``reduce`` (str, list of str, or dict pattern -> str or list)."""
+    def check(value, where):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items or not all(
+                isinstance(item, str) and item in _REDUCTIONS for item in items):
+            raise ValueError(
+                f"LayerEmbedder: {where} must be one of {list(_REDUCTIONS)} or a non-empty list "
+                f"of them; got {value!r}.")
+        if len(set(items)) != len(items):
+            raise ValueError(f"LayerEmbedder: {where} lists a reduction twice: {value!r}.")
+        if "project" in items and n_components is None:
+            raise ValueError(
+                f"LayerEmbedder: {where} asks for 'project' (a random projection of the "
+                "flattened activation), which needs n_components (its dimension).")
+
+    if isinstance(reduce, dict):
+        for key, value in reduce.items():
+            check(value, f"reduce[{key!r}]")
+    else:
+        check(reduce, "reduce")
+
+
 class _Collector:
     """Receives each layer's output from its hook, reduces it on the device, keeps it on CPU.
 
     Dataset unit with a known number of inputs: each batch is written straight into one
-    preallocated ``(n_inputs, n_features)`` CPU tensor (a single copy; no concatenation at the
-    end). On the CPU the copy happens inside the hook, before any later in-place operation of
-    the model can change the output; on an accelerator the reduced batch is kept there (a
-    private copy if it is a view) and copied once the forward pass has been queued.
+    preallocated ``(n_inputs, n_features)`` CPU tensor per (layer, reduction) (a single copy;
+    no concatenation at the end). On the CPU the copy happens inside the hook, before any later
+    in-place operation of the model can change the output; on an accelerator the reduced batch
+    is kept there (a private copy if it is a view) and copied once the forward pass has been
+    queued.
+
+    The batch axis of each layer is learnt on the first batch: axis 0 when it is the only axis
+    of the batch's length; the module's ``batch_first`` attribute when it has one; otherwise a
+    probe (``needs_probe``) with fewer inputs shows which axis follows the batch.
     """
 
-    def __init__(self, unit, reduce, selectors, layouts, projections, dtype, n_inputs):
-        self.unit = unit
-        self.reduce = reduce
-        self.selectors = selectors
-        self.layouts = layouts
-        self.project = projections
-        self.dtype = dtype
+    def __init__(self, embedder, n_inputs):
+        self.unit = embedder.unit
+        self.output = embedder.output
+        self.layout = embedder.layout
+        self.reduce = embedder.reduce
+        self.n_components = embedder.n_components
+        self.multi = _multi_reduce(embedder.reduce)
+        self.project = Projections(embedder.n_components, embedder.projection_seed_)
+        self.dtype = _torch_dtype(embedder.dtype)
+        self.nonfinite = embedder.nonfinite
         self.n_inputs = n_inputs
         self.buffers = {}
-        self.parts = {name: [] for name in selectors}
+        self.parts = {}
+        self.bad = {}         # layer -> list of input counts (read order) with NaN/inf
+        self.axes = {}        # layer -> batch axis
+        self.needs_probe = {}  # layer -> output shape on the first batch
+        self.probe_shapes = {}
+        self.probing = False
+        self._settings = {}
         self._pending = {}
         self._warned = set()
         self._batch_size = None
         self._mask = None
         self._offset = 0
+        self._batch_label = None
 
-    def start_batch(self, batch_size, mask):
+    def settings(self, name):
+        """(selector, layout, reductions) of one layer call, resolved once."""
+        found = self._settings.get(name)
+        if found is None:
+            selector = resolve_selectors(self.output, [name], strict=False)[name]
+            layout = resolve_selectors(self.layout, [name], strict=False)[name] \
+                if isinstance(self.layout, dict) else self.layout
+            layout = "auto" if layout is None else layout
+            if layout not in ("auto", "tokens", "channels"):
+                raise ValueError(f"LayerEmbedder: layout for layer {name!r} must be 'auto', "
+                                 f"'tokens' or 'channels'; got {layout!r}.")
+            if isinstance(self.reduce, dict):
+                reduce = resolve_selectors(self.reduce, [name], strict=False)[name] or "auto"
+            else:
+                reduce = self.reduce
+            reductions = [reduce] if isinstance(reduce, str) else list(reduce)
+            found = self._settings[name] = (selector, layout, reductions)
+        return found
+
+    def start_batch(self, batch_size, mask, label):
         self._batch_size = batch_size
         self._mask = mask
+        self._batch_label = label
         self._pending = {}
 
-    def on_output(self, name, module, output):
-        tensor = select_tensor(output, self.selectors[name], name)
-        if tensor.ndim == 0 or tensor.shape[0] != self._batch_size:
+    def _batch_axis(self, name, module, tensor):
+        axis = self.axes.get(name)
+        size = self._batch_size
+        if axis is None:
+            batch_first = getattr(module, "batch_first", None)
+            candidates = [i for i, n in enumerate(tensor.shape) if n == size]
+            declared = (0 if batch_first else 1) if isinstance(batch_first, bool) else None
+            if declared is not None and declared in candidates and tensor.ndim >= 3:
+                # the module's word (an RNN's h_n, (layers, B, H), ignores it: probed below)
+                axis = declared
+            elif candidates == [0] or (size == 1 and tensor.ndim and tensor.shape[0] == 1):
+                axis = 0
+            elif size > 1 and candidates:
+                # ambiguous: read it as batch-first for now; the probe decides
+                self.needs_probe[name] = tuple(tensor.shape)
+                axis = candidates[0]
+            elif len(candidates) == 1:
+                axis = candidates[0]
+            else:
+                axis = None
+            if axis is not None:
+                self.axes[name] = axis
+        if axis is None or tensor.ndim <= axis or tensor.shape[axis] != size:
             raise ValueError(
-                f"Layer {name!r}: its output has shape {tuple(tensor.shape)}, whose first axis "
-                f"is not the batch ({self._batch_size} inputs). LayerEmbedder needs the batch "
-                "first (e.g. batch_first=True for RNNs and nn.MultiheadAttention); pick another "
-                "layer, or pass output= a callable that returns a batch-first tensor.")
-        layout = infer_layout(tensor, module, self.layouts[name])
+                f"Layer {name!r}: its output has shape {tuple(tensor.shape)}, with no batch axis "
+                f"of {size} inputs where the first batch had it. LayerEmbedder reads the batch "
+                f"on the axis the module says (batch_first) or the one that follows the number "
+                f"of inputs {_SEQUENCE_FIRST_HINT}; pick another layer, or pass output= a "
+                "callable that returns a batch-first tensor.")
+        return axis
+
+    def on_output(self, name, module, output):
+        selector, layout_choice, reductions = self.settings(name)
+        tensor = select_tensor(output, selector, name)
+        if self.probing:
+            self.probe_shapes[name] = tuple(tensor.shape)
+            return
+        if tensor.ndim == 0:
+            raise ValueError(f"Layer {name!r} gives a scalar, not one value per input; pick "
+                             "another layer.")
+        axis = self._batch_axis(name, module, tensor)
+        if axis:
+            tensor = tensor.movedim(axis, 0)
+        layout = infer_layout(tensor, module, layout_choice)
         mask = token_mask(tensor, self._mask, name, self._warned) if layout == "tokens" else None
         # (no detach needed: the pass runs under no_grad)
         values = tensor if tensor.dtype == self.dtype else tensor.to(self.dtype)
         if self.unit == "dataset":
-            reduced = self.project(pool(values, layout, self.reduce, mask, name), name)
+            project_all = self.n_components is not None and len(reductions) == 1
+            for reduction in reductions:
+                if reduction == "project":
+                    reduced = self.project(pool(values, layout, "flatten", mask, name), name)
+                else:
+                    reduced = pool(values, layout, reduction, mask, name)
+                    if project_all:
+                        reduced = self.project(reduced, name)
+                self._keep(name, reduction, reduced, tensor, None)
         else:
-            reduced = self.project(points(values, layout, name), name)
+            self._keep(name, None, self.project(points(values, layout, name), name), tensor,
+                       mask)
+
+    def _keep(self, name, reduction, reduced, tensor, mask):
+        key = (name, reduction)
         if reduced.device.type == "cpu":
             # Copied now, before a later in-place op (ReLU(inplace=True)) can change a view.
             into_buffer = self.unit == "dataset" and self.n_inputs is not None
-            self._store(name, reduced, mask,
+            self._store(key, reduced, mask,
                         copy=not into_buffer and _shares_storage(reduced, tensor))
         else:
             # A view of the module's output would change under later in-place ops before
             # the copy to the host, so copy it on the device now.
             if _shares_storage(reduced, tensor):
                 reduced = reduced.clone()
-            self._pending[name] = (reduced, mask)
+            self._pending[key] = (reduced, mask)
 
     def end_batch(self):
-        for name, (reduced, mask) in self._pending.items():
-            self._store(name, reduced, mask, copy=False)
+        for key, (reduced, mask) in self._pending.items():
+            self._store(key, reduced, mask, copy=False)
         self._pending = {}
         self._offset += self._batch_size
 
-    def _store(self, name, reduced, mask, copy):
+    def discard_batch(self):
+        """Forget what the current batch stored (it is run again with the right batch axes)."""
+        self._pending = {}
+        for key, parts in self.parts.items():
+            if self.unit == "sample":
+                del parts[self._offset:]
+            elif key not in self.buffers:
+                kept, total = [], 0
+                for part in parts:
+                    if total >= self._offset:
+                        break
+                    kept.append(part)
+                    total += part.shape[0]
+                self.parts[key] = kept
+        for rows in self.bad.values():
+            rows[:] = [row for row in rows if row < self._offset]
+
+    def _nonfinite(self, key, finite):
+        """Record (or raise for) inputs whose values are not all finite; ``finite`` (B,) bool."""
+        if bool(finite.all()):
+            return
+        rows = (torch.nonzero(~finite).flatten() + self._offset).tolist()
+        name = key[0] if key[1] is None or not self.multi else f"{key[0]} ({key[1]})"
+        if self.nonfinite == "raise":
+            raise ValueError(
+                f"LayerEmbedder: layer {name!r} gives NaN or infinite values for "
+                f"{len(rows)} input(s) of {self._batch_label}. Check those inputs (values "
+                "beyond float32's range become inf when cast to a float32 model), or pass "
+                "nonfinite='warn' to get the clouds anyway.")
+        self.bad.setdefault(name, []).extend(rows)
+
+    def _store(self, key, reduced, mask, copy):
         if self.unit == "dataset":
-            buffer = self.buffers.get(name)
+            buffer = self.buffers.get(key)
             if buffer is None and self.n_inputs is not None:
                 buffer = torch.empty((self.n_inputs, *reduced.shape[1:]), dtype=self.dtype)
-                self.buffers[name] = buffer
+                self.buffers[key] = buffer
             if buffer is None:
-                self.parts[name].append(reduced.to("cpu", copy=copy))
-                return
-            if reduced.shape[1:] != buffer.shape[1:]:
-                raise ValueError(
-                    f"Layer {name!r} gives points of shape {tuple(reduced.shape[1:])} for the "
-                    f"inputs from {self._offset} on, but {tuple(buffer.shape[1:])} before; "
-                    "all inputs must give the same number of features (use reduce='mean').")
-            buffer[self._offset:self._offset + self._batch_size].copy_(reduced)
+                stored = reduced.to("cpu", copy=copy)
+                self.parts.setdefault(key, []).append(stored)
+            else:
+                if reduced.shape[1:] != buffer.shape[1:]:
+                    raise ValueError(
+                        f"Layer {key[0]!r} gives points of shape {tuple(reduced.shape[1:])} for "
+                        f"the inputs from {self._offset} on, but {tuple(buffer.shape[1:])} "
+                        "before; all inputs must give the same number of features (use "
+                        "reduce='mean').")
+                stored = buffer[self._offset:self._offset + self._batch_size]
+                stored.copy_(reduced)
+            self._nonfinite(key, torch.isfinite(stored).reshape(stored.shape[0], -1).all(1))
             return
         # With a mask, the boolean indexing below copies each input's tokens anyway.
-        array = reduced.to("cpu", copy=copy and mask is None).numpy()
-        if mask is None:
-            self.parts[name].extend(array[i] for i in range(array.shape[0]))
+        stored = reduced.to("cpu", copy=copy and mask is None)
+        finite = torch.isfinite(stored).all(-1)
+        keep = None if mask is None else mask.to("cpu")
+        self._nonfinite(key, (finite if keep is None else finite | ~keep).all(1))
+        array = stored.numpy()
+        parts = self.parts.setdefault(key, [])
+        if keep is None:
+            parts.extend(array[i] for i in range(array.shape[0]))
         else:
-            keep = mask.to("cpu").numpy()
-            self.parts[name].extend(array[i][keep[i]] for i in range(array.shape[0]))
+            keep = keep.numpy()
+            parts.extend(array[i][keep[i]] for i in range(array.shape[0]))
 
     def result(self, names, index):
         if self.unit == "dataset":
-            cells = np.empty(len(names), dtype=object)
-            for k, name in enumerate(names):
-                if name in self.buffers:
-                    cells[k] = self.buffers[name].numpy()
+            keys = [(name, reduction) for name in names
+                    for reduction in self.settings(name)[2]]
+            cells = np.empty(len(keys), dtype=object)
+            for k, key in enumerate(keys):
+                if key in self.buffers:
+                    cells[k] = self.buffers[key].numpy()
                 else:
-                    cells[k] = torch.cat(self.parts[name]).numpy()
-            return pd.Series(cells, index=pd.Index(names, name="layer"), dtype=object)
+                    cells[k] = torch.cat(self.parts[key]).numpy()
+            if self.multi:
+                labels = pd.MultiIndex.from_tuples(keys, names=["layer", "reduce"])
+            else:
+                labels = pd.Index([name for name, _ in keys], name="layer")
+            return pd.Series(cells, index=labels, dtype=object)
         columns = {}
         for name in names:
-            column = np.empty(len(self.parts[name]), dtype=object)
-            for i, cell in enumerate(self.parts[name]):
+            parts = self.parts[(name, None)]
+            column = np.empty(len(parts), dtype=object)
+            for i, cell in enumerate(parts):
                 column[i] = cell
             columns[name] = column
         frame = pd.DataFrame(columns, index=index)
         frame.columns.name = "layer"
         return frame
+
+
+def _multi_reduce(reduce):
+    """Several reductions of one layer: the dataset unit's index is then (layer, reduce)."""
+    if isinstance(reduce, dict):
+        return any(not isinstance(value, str) for value in reduce.values())
+    return not isinstance(reduce, str)
+
+
+def _check_finite_inputs(batch, args, start, bad_inputs, cast_overflow):
+    """Record inputs that are not finite once cast to the model's dtype (positional input)."""
+    if not isinstance(args, torch.Tensor) or not args.is_floating_point():
+        return
+    finite = torch.isfinite(args).reshape(args.shape[0], -1).all(1)
+    if bool(finite.all()):
+        return
+    rows = torch.nonzero(~finite).flatten().cpu()
+    original = batch.args
+    if original is not args and original.is_floating_point():
+        was_finite = torch.isfinite(original[rows.to(original.device)]).reshape(
+            len(rows), -1).all(1).cpu()
+        cast_overflow.extend((rows[was_finite] + start).tolist())
+        rows = rows[~was_finite]
+    bad_inputs.extend((rows + start).tolist())
+
+
+def _explain_forward_error(exc, args, kwargs, float_dtype, label):
+    """A ValueError for torch's dtype and shape errors on the first layer, or None."""
+    message = str(exc)
+    tensors = [args] if isinstance(args, torch.Tensor) else [
+        v for v in kwargs.values() if isinstance(v, torch.Tensor)]
+    if not tensors:
+        return None
+    first = tensors[0]
+    dtype_error = re.search(r"same dtype|expected scalar type|Input type .* and weight type|"
+                            r"should be the same|not implemented for '(Long|Int|Bool|Byte)", message)
+    if dtype_error and float_dtype is not None and not first.is_floating_point():
+        kind = str(first.dtype).removeprefix("torch.")
+        model_kind = str(float_dtype).removeprefix("torch.")
+        return ValueError(
+            f"LayerEmbedder: the inputs are {kind} but the model computes in {model_kind} "
+            f"(torch: {message.splitlines()[0]}). Pass floating inputs, e.g. "
+            f"X.astype('float32') (integer and bool inputs are passed as they are, for token "
+            "ids); or, if X holds token ids, a model that starts with an embedding.")
+    shapes = re.search(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and "
+                       r"(\d+)x(\d+)\)", message)
+    if shapes:
+        got, wanted = int(shapes.group(2)), int(shapes.group(3))
+        return ValueError(
+            f"LayerEmbedder: the inputs of {label} have shape {tuple(first.shape)}, but a linear "
+            f"layer of the model takes {wanted} features where it got {got} (torch: "
+            f"{message.splitlines()[0]}). Pass inputs with the width the model expects, or "
+            "check that X is the data this model was built for.")
+    channels = re.search(r"expected input\[.*\] to have (\d+) channels, but got (\d+)", message)
+    if channels:
+        return ValueError(
+            f"LayerEmbedder: the inputs of {label} have shape {tuple(first.shape)}, but a "
+            f"convolution of the model expects {channels.group(1)} channels where it got "
+            f"{channels.group(2)} (torch: {message.splitlines()[0]}). Pass inputs shaped "
+            "(n_inputs, channels, height, width) as the model expects.")
+    return None
 
 
 class _SavedModule:
@@ -184,7 +411,11 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         ``*`` stays within one dotted component (``"encoder.layer.*"``: the blocks, not their
         submodules), ``**`` crosses dots (``"**.dense"``: every ``dense`` at any depth), ``?``
         is one character and ``[0-9]`` a class. Order: as given, and registration order inside
-        a pattern or a type. Each selected module must run exactly once per forward pass.
+        a pattern or a type. Patterns are globs, never regular expressions. A module that runs
+        more than once per forward pass (a ReLU reused in a ResNet block) gives one layer per
+        call, named as ``ReLURankRegions`` names them: ``"name"`` for the first call,
+        ``"name#2"``, ``"name#3"``, ... for the next; ``"name#2"`` in ``layers`` selects that
+        call alone, ``"name"`` or ``"name#*"`` every call.
 
     unit : {"dataset", "sample"}, default="dataset"
         - ``"dataset"``: a ``pandas.Series`` indexed by layer name (index name ``"layer"``);
@@ -196,20 +427,27 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
           ``(H * W, C)`` for feature maps ``(B, C, H, W)``. Layers with one vector per input
           are an error in this unit.
 
-    reduce : {"auto", "mean", "flatten"}, default="auto"
+    reduce : {"auto", "mean", "flatten", "project"}, list of these, or dict, default="auto"
         How the dataset unit makes one point of each input's activation.
         ``"mean"``: global average pooling over every axis but the batch and the features
         (feature maps ``(B, C, *spatial)`` -> ``(B, C)``; tokens ``(B, T, D)`` -> mean over
         the valid tokens, respecting the attention mask). ``"flatten"``: all values of the
-        activation (an error for padded token outputs). ``"auto"``: study A's choice, feature
-        maps and tokens mean-pooled, vectors kept as they are (today the same as ``"mean"``).
-        Vectors ``(B, D)`` are never changed. Ignored by the sample unit.
+        activation (an error for padded token outputs). ``"project"``: the flattened activation
+        through the random projection of ``n_components`` (never materialised in float64).
+        ``"auto"``: study A's choice, feature maps and tokens mean-pooled, vectors kept as they
+        are (today the same as ``"mean"``). Vectors ``(B, D)`` are never pooled.
+        A list (``["mean", "flatten", "project"]``) computes several reductions in ONE forward
+        pass; the output is then indexed by ``(layer, reduce)``. A dict maps layer names or
+        glob patterns to a reduction or a list (layers it does not name use ``"auto"``).
+        Ignored by the sample unit.
 
     n_components : int, default=None
-        If set, a seeded Gaussian random projection of each point to this many dimensions
-        (entries N(0, 1/n_components), fixed per layer by ``random_state``), applied batch by
-        batch on the device so memory stays bounded. In the sample unit it projects the
-        features of every token or position.
+        Dimension of a seeded Gaussian random projection (entries N(0, 1/n_components), fixed
+        per layer by ``random_state``), applied batch by batch on the device so memory stays
+        bounded. With one reduction per layer, its points are projected (``"mean"`` then a
+        projection; ``"flatten"`` is then the same as ``"project"``); with several reductions
+        per layer, only ``"project"`` is projected. In the sample unit it projects the features
+        of every token or position.
 
     layout : {"auto", "tokens", "channels"} or dict, default="auto"
         How to read outputs with 3 or more axes: ``"tokens"`` is ``(B, T, D)``,
@@ -228,8 +466,10 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
 
     device : str or torch.device, default="auto"
         Where the forward pass runs: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
-        ``"cuda"``, ``"cuda:1"``, or a ``torch.device``. The model is moved there for the
-        extraction and moved back afterwards.
+        ``"cuda"``, ``"cuda:1"``, ``"mps"``/``"xpu"`` where available, or a ``torch.device``;
+        anything else (``"meta"``) is refused before the model is touched. The model is moved
+        there for the extraction and moved back afterwards (exactly: a move between devices does
+        not change values).
 
     batch_size : int, default=256
         Inputs per forward pass (for arrays, tensors, Datasets and texts; a DataLoader keeps
@@ -258,16 +498,33 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         runs in full: it learns which selected layer runs last and checks that each runs
         exactly once.
 
+    nonfinite : {"warn", "raise"}, default="warn"
+        What to do when a layer gives NaN or infinite values (a diverged model, or float64
+        inputs beyond float32's range cast to inf): ``"warn"`` once per call, naming the layers
+        and the inputs' positions in ``X``, and return the clouds; ``"raise"``: a ValueError at
+        the first such batch.
+
+    n_threads : int, default=None
+        torch intra-op threads during the forward passes (restored afterwards); None keeps
+        torch's setting. Small models on a busy machine run fastest with 1.
+
     random_state : int, RandomState instance or None, default=None
         Seeds the input subsample (``max_inputs``) and the random projections.
 
     verbose : int, default=0
         If positive, a progress bar over batches.
 
+    Notes
+    -----
+    Extraction is thread-safe: sktopo holds a lock per model while it hooks, moves and
+    switches a model to eval mode, so calls from several threads over the same model run one at
+    a time and every module's train/eval flag is restored.
+
     Attributes
     ----------
     layer_names_ : list of str
-        Names of the selected layers, in output order.
+        Names of the selected modules (``"name#k"`` for one call), in output order; the output
+        has one entry per call of a module that runs several times.
 
     layers_ : list of torch.nn.Module
         The selected modules, aligned with ``layer_names_``.
@@ -296,7 +553,7 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         "model": [torch.nn.Module],
         "layers": [str, type, tuple, list, torch.nn.Module],
         "unit": [StrOptions({"dataset", "sample"})],
-        "reduce": [StrOptions({"auto", "mean", "flatten"})],
+        "reduce": [StrOptions(set(_REDUCTIONS)), list, tuple, dict],
         "n_components": [None, Interval(Integral, 1, None, closed="left")],
         "layout": [StrOptions({"auto", "tokens", "channels"}), dict],
         "output": [None, Integral, str, tuple, list, callable, dict],
@@ -307,6 +564,8 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         "tokenizer_kwargs": [None, dict],
         "dtype": "no_validation",
         "stop_early": ["boolean"],
+        "nonfinite": [StrOptions({"warn", "raise"})],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -314,7 +573,7 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
     def __init__(self, model, layers, *, unit="dataset", reduce="auto", n_components=None,
                  layout="auto", output=None, device="auto", batch_size=256, max_inputs=None,
                  tokenizer=None, tokenizer_kwargs=None, dtype="float32", stop_early=True,
-                 random_state=None, verbose=0):
+                 nonfinite="warn", n_threads=None, random_state=None, verbose=0):
         self.model = model
         self.layers = layers
         self.unit = unit
@@ -329,6 +588,8 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         self.tokenizer_kwargs = tokenizer_kwargs
         self.dtype = dtype
         self.stop_early = stop_early
+        self.nonfinite = nonfinite
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -346,12 +607,17 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         self : LayerEmbedder
         """
         _torch_dtype(self.dtype)
-        selected = resolve_layers(self.model, self.layers)
-        self.layer_names_ = [name for name, _ in selected]
-        self.layers_ = [module for _, module in selected]
-        resolve_selectors(self.output, self.layer_names_)
-        self._layouts()
+        # the device first: nothing is done with a model for a device it cannot come back from
         self.device_ = torch.device(resolve_device(self.device, owner="LayerEmbedder"))
+        _check_reduce(self.reduce, self.n_components)
+        selected = resolve_layers(self.model, self.layers)
+        self.layer_names_ = [name for name, _, _ in selected]
+        self.layers_ = [module for _, module, _ in selected]
+        resolve_selectors(self.output, self.layer_names_)
+        for param in ("layout", "reduce"):
+            if isinstance(getattr(self, param), dict):
+                resolve_selectors(getattr(self, param), self.layer_names_, param)
+        self._layouts()
         self.projection_seed_ = None
         if self.n_components is not None:
             self.projection_seed_ = int(
@@ -359,7 +625,7 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         return self
 
     def _layouts(self):
-        layouts = resolve_selectors(self.layout, self.layer_names_)
+        layouts = resolve_selectors(self.layout, self.layer_names_, "layout")
         for name, layout in layouts.items():
             if layout is None:
                 layouts[name] = "auto"
@@ -388,48 +654,106 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         """
         check_is_fitted(self, "layer_names_")
         named = dict(self.model.named_modules())
-        missing = [name for name in self.layer_names_ if name not in named]
-        if missing:
-            raise ValueError(f"Layers {missing} are no longer in the model (was it replaced "
-                             "after fit?); call fit again.")
-        layers = [(name, named[name]) for name in self.layer_names_]
+        selections = []
+        for selection in self.layer_names_:
+            name, call = split_call(selection) if selection not in named else (selection, None)
+            if name not in named:
+                raise ValueError(f"LayerEmbedder: layer {name!r} is no longer in the model (was "
+                                 "it replaced after fit?); call fit again.")
+            selections.append((selection, named[name], call))
         inputs = Inputs(X, batch_size=self.batch_size, tokenizer=self.tokenizer,
                         tokenizer_kwargs=self.tokenizer_kwargs, max_inputs=self.max_inputs,
                         random_state=self.random_state)
-        collector = _Collector(
-            self.unit, self.reduce, resolve_selectors(self.output, self.layer_names_),
-            self._layouts(), Projections(self.n_components, self.projection_seed_),
-            _torch_dtype(self.dtype),
-            None if inputs.positions is None else len(inputs.positions))
-
-        batches = inputs
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(inputs, total=inputs.n_batches, desc="LayerEmbedder", unit="batch")
-        model = self.model
-        with prepared_model(model, self.device_) as float_dtype, \
-                LayerHooks(layers, collector.on_output, stop_early=self.stop_early) as hooks, \
-                torch.no_grad():
+        collector = _Collector(self, None if inputs.positions is None else len(inputs.positions))
+        batches = progress(inputs, verbose=self.verbose, total=inputs.n_batches,
+                           desc="LayerEmbedder", unit="batch")
+        bad_inputs, cast_overflow = [], []
+        with prepared_model(self.model, self.device_, owner="LayerEmbedder") as model, \
+                LayerHooks(selections, collector.on_output, stop_early=self.stop_early) as hooks, \
+                torch_threads(self.n_threads), torch.no_grad():
             # no_grad rather than inference_mode: tensors a model caches during the pass
             # (rotary tables, buffers) must stay usable for training afterwards.
+            float_dtype = floating_dtype(model)
             start = 0
             for batch in batches:
                 args, kwargs = batch.to(self.device_, float_dtype)
-                collector.start_batch(batch.size, batch.mask)
+                _check_finite_inputs(batch, args, start, bad_inputs, cast_overflow)
                 label = _batch_label(inputs.positions, start, batch.size)
-                if args is None:
-                    hooks.run(lambda: model(**kwargs), label)
-                else:
-                    hooks.run(lambda: model(args, **kwargs), label)
+                collector.start_batch(batch.size, batch.mask, label)
+                self._forward(hooks, model, args, kwargs, label, float_dtype)
+                if start == 0 and collector.needs_probe:
+                    if self._probe(hooks, collector, model, batch, float_dtype, label):
+                        collector.discard_batch()
+                        collector.start_batch(batch.size, batch.mask, label)
+                        self._forward(hooks, model, args, kwargs, label, float_dtype)
                 collector.end_batch()
                 start += batch.size
-        result = collector.result(self.layer_names_, inputs.index)
+        result = collector.result(hooks.names(), inputs.index)
         # Not an array: pandas compares attrs with == when concatenating.
         positions = inputs.positions
         result.attrs["inputs"] = (range(len(positions)) if positions[-1] == len(positions) - 1
                                   else tuple(positions.tolist()))
+        if collector.bad:
+            self._warn_nonfinite(collector.bad, positions, bad_inputs, cast_overflow)
         return result
+
+    def _forward(self, hooks, model, args, kwargs, label, float_dtype):
+        """One forward pass through the hooks; torch's dtype and shape errors explained."""
+        try:
+            if args is None:
+                hooks.run(lambda: model(**kwargs), label)
+            else:
+                hooks.run(lambda: model(args, **kwargs), label)
+        except RuntimeError as exc:
+            explained = _explain_forward_error(exc, args, kwargs, float_dtype, label)
+            if explained is None:
+                raise
+            raise explained from exc
+
+    def _probe(self, hooks, collector, model, batch, float_dtype, label):
+        """Find the batch axis of ambiguous outputs with a smaller batch; True if a layer's
+        batch axis is not the one its first-batch output was read with."""
+        size = 1 if batch.size == 2 else 2
+        probe = batch.head(size)
+        args, kwargs = probe.to(self.device_, float_dtype)
+        collector.probing = True
+        try:
+            self._forward(hooks, model, args, kwargs, f"a probe of {size} input(s) of {label}",
+                          float_dtype)
+        finally:
+            collector.probing = False
+        wrong = False
+        for name, shape in collector.needs_probe.items():
+            small = collector.probe_shapes.get(name, ())
+            moved = [i for i, (n, m) in enumerate(zip(shape, small)) if n != m]
+            if len(small) != len(shape) or len(moved) != 1 or small[moved[0]] != size:
+                raise ValueError(
+                    f"LayerEmbedder: cannot tell which axis of layer {name!r}'s output is the "
+                    f"batch: its shape is {shape} for {batch.size} inputs and {small} for "
+                    f"{size}. Pass output= a callable that returns a batch-first tensor "
+                    f"{_SEQUENCE_FIRST_HINT}.")
+            if collector.axes[name] != moved[0]:
+                collector.axes[name] = moved[0]
+                wrong = True
+        collector.needs_probe = {}
+        return wrong
+
+    def _warn_nonfinite(self, bad, positions, bad_inputs, cast_overflow):
+        lines = []
+        for name, rows in bad.items():
+            at = _listed(positions[sorted(set(rows))])
+            lines.append(f"layer {name!r}: {len(set(rows))} input(s), at positions [{at}] of X")
+        cause = ""
+        if cast_overflow:
+            cause = (f" Inputs at positions [{_listed(positions[cast_overflow])}] of X are finite "
+                     "but exceed the range of the model's float dtype: the cast made them inf.")
+        elif bad_inputs:
+            cause = (f" X itself holds NaN or inf at positions "
+                     f"[{_listed(positions[bad_inputs])}].")
+        warnings.warn(
+            "LayerEmbedder: NaN or infinite values in the clouds of " + "; ".join(lines) + "."
+            + cause + " Downstream estimators refuse such clouds: remove those inputs, rescale "
+            "X, or pass nonfinite='raise' to stop at the first one.", UserWarning, stacklevel=3)
 
     def __getstate__(self):
         state = dict(super().__getstate__())
@@ -444,7 +768,9 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
             state = {**state, "model": state["model"].load()}
         super().__setstate__(state)
         if "layer_names_" in state and isinstance(self.model, torch.nn.Module):
-            self.layers_ = [self.model.get_submodule(name) for name in self.layer_names_]
+            named = dict(self.model.named_modules())
+            self.layers_ = [named[name] if name in named else named[split_call(name)[0]]
+                            for name in self.layer_names_]
 
     def set_output(self, *, transform=None):
         """No-op kept for Pipeline.set_output: the output is always pandas.
