@@ -221,3 +221,16 @@ def test_clone_and_grid_search(rng):
     assert search.best_score_ > 0.8
     est = DiagramFeatures(p=(1, 3), betti_scales=[0.1])
     assert clone(est).get_params() == est.get_params()
+
+
+@pytest.mark.parametrize("p", [1, 2, 200, 250, 1000])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_total_persistence_is_stable_for_large_p(p, scale):
+    from scipy.special import logsumexp
+
+    lifetimes = scale * np.array([0.02, 0.015, 0.01, 0.001])
+    d = Diagram({1: np.column_stack([np.zeros(4), lifetimes])})
+    got = DiagramFeatures(features=["total_persistence"], p=p).fit_transform([d])[0, 0]
+    expected = np.exp(logsumexp(p * np.log(lifetimes)) / p)  # in log space: no overflow
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert 0 < got < np.inf  # was 0.0 at p=200 and inf at p=250 (scale 1)

@@ -144,3 +144,11 @@ def test_bad_parameters_and_inputs(noisy):
         PersistenceLandscape(n_layers=0).fit([noisy])
     with pytest.raises(TypeError, match="not a Diagram"):
         PersistenceLandscape().fit([noisy, np.zeros((3, 2))])
+
+
+@pytest.mark.parametrize("resolution", [(2.5, 3), (3, 0), (3,), (3, 3, 3), (True, 3), ("3", 3)])
+def test_resolution_must_be_two_positive_whole_numbers(resolution):
+    d = Diagram({1: [[0.0, 1.0], [0.5, 2.0]]})
+    with pytest.raises(ValueError, match="resolution must be two positive integers"):
+        PersistenceImage(resolution=resolution).fit([d])  # (2.5, 3) was truncated to (2, 3)
+    assert PersistenceImage(resolution=(2.0, 3)).fit([d]).transform([d]).shape == (1, 6)

@@ -46,6 +46,21 @@ def _format_number(value: float) -> str:
     return f"{float(value):g}"
 
 
+def total_persistence(lifetimes: np.ndarray, p: float) -> float:
+    """``(sum_i l_i ** p) ** (1 / p)``, computed without overflow or underflow.
+
+    The lifetimes are divided by the largest one first, ``L * (sum_i (l_i / L) ** p) ** (1 / p)``:
+    every term is at most 1 and the largest is exactly 1, so a large ``p`` (200, 1000) neither
+    underflows to 0 nor overflows to inf (it tends to the largest lifetime, as it should).
+    No bars, or all of length zero, give 0.
+    """
+    lifetimes = np.asarray(lifetimes, dtype=float)
+    largest = lifetimes.max() if len(lifetimes) else 0.0
+    if not largest > 0:
+        return 0.0
+    return float(largest * np.sum((lifetimes / largest) ** p) ** (1.0 / p))
+
+
 def persistence_entropy(lifetimes: np.ndarray, normalize: bool = False) -> float:
     """Shannon entropy (in nats) of the lifetimes seen as a probability vector.
 
@@ -111,7 +126,13 @@ class DiagramFeatures(DiagramTransformer):
         ``"default"`` is every feature above except ``std_lifetime``, with
         ``betti`` only when ``betti_scales`` is given.
     p : float or sequence of float, default=(1, 2)
-        Exponents of the total persistence; each must be >= 1.
+        Exponents of the total persistence; each must be >= 1. The same
+        exponent as the Wasserstein ``order`` of :class:`~sktopo.DiagramDistance`
+        (``total_persistence_p{p}`` is ``sqrt(2)`` times the order-``p``
+        distance to the empty diagram) and as :class:`~sktopo.PHDimension`'s
+        ``alpha`` (its ``E_alpha`` is the H0 total persistence to the power
+        ``alpha``). Computed stably for any ``p`` (lifetimes scaled by the
+        largest one).
     betti_scales : sequence of float or None, default=None
         Scales at which to report Betti numbers.
     normalize_entropy : bool, default=False
@@ -234,7 +255,7 @@ class DiagramFeatures(DiagramTransformer):
                 elif feature == "n_infinite":
                     values.append(diagram.n_infinite(q))
                 elif feature == "total_persistence":
-                    values += [float((lifetimes ** p).sum() ** (1.0 / p)) for p in self._p]
+                    values += [total_persistence(lifetimes, p) for p in self._p]
                 elif feature == "max_lifetime":
                     values.append(lifetimes.max() if len(lifetimes) else 0.0)
                 elif feature == "mean_lifetime":

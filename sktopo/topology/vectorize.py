@@ -121,11 +121,14 @@ class PersistenceImage(DiagramTransformer):
 
     def _fit_dims(self, collection) -> None:
         name = type(self).__name__
-        try:
-            n_birth, n_pers = (int(v) for v in self.resolution)
-            valid = n_birth >= 1 and n_pers >= 1 and len(self.resolution) == 2
-        except (TypeError, ValueError):
-            valid = False
+        # whole numbers only: int(2.5) would silently truncate to 2
+        values = list(self.resolution)
+        valid = len(values) == 2 and all(
+            not isinstance(v, bool) and isinstance(v, (Integral, np.integer, Real))
+            and float(v).is_integer() and v >= 1 for v in values
+        )
+        if valid:
+            n_birth, n_pers = (int(v) for v in values)
         if not valid:
             raise ValueError(f"{name}: resolution must be two positive integers, e.g. (20, 20); got {self.resolution!r}.")
         self._resolution = (n_birth, n_pers)
