@@ -120,3 +120,35 @@ def test_load_minilm_offline(monkeypatch):
     enc = tokenizer(["hello world"], return_tensors="pt")
     with torch.no_grad():
         assert model(**enc).last_hidden_state.shape == (1, 4, 384)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": -1}, "epochs must be a number >= 0"), ({"epochs": 2.5}, "epochs"),
+    ({"lr": 0}, "lr must be a number > 0"), ({"batch_size": 0}, "batch_size"),
+    ({"weight_decay": -1e-3}, "weight_decay"), ({"n_threads": 0}, "n_threads"),
+    ({"device": "meta"}, "device")])
+def test_fit_digits_validates_its_parameters(kwargs, match):
+    X, y = _digits()
+    model = DigitsMLP(hidden=(4,), random_state=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=match):
+        fit_digits(model, X[:20], y[:20], **kwargs)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
+def test_fit_digits_trains_on_n_threads_and_restores_them():
+    X, y = _digits()
+    torch.set_num_threads(2)
+    seen = []
+    model = DigitsMLP(hidden=(4,), random_state=0)
+    model.fc1.register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
+    fit_digits(model, X[:20], y[:20], epochs=1)
+    assert set(seen) == {1} and torch.get_num_threads() == 2
+
+
+def test_readme_ten_lines_are_repeatable():
+    """DigitsMLP(random_state=0) + fit_digits(random_state=0): the same weights every run."""
+    X, y = _digits()
+    runs = [fit_digits(DigitsMLP(random_state=0), X[:400], y[:400], epochs=2, random_state=0)
+            for _ in range(2)]
+    assert all(torch.equal(p, q) for p, q in zip(runs[0].parameters(), runs[1].parameters()))
