@@ -8,21 +8,25 @@ column per feature. :func:`tidy` turns any of them into one row per
 
 The naming convention it parses
 -------------------------------
-sktopo names a feature column ``[source__]H{q}__{feature}`` or
-``[source__]{feature}``:
+sktopo names every feature column ``[source__]H{q}__{feature}`` or
+``[source__]{prefix}_{feature}``:
 
 - ``source`` is the DataFrame column (layer) the feature came from, present
   when the transformer got a DataFrame; any prefix that sklearn adds (a
   FeatureUnion's transformer name, ``"union__conv1__H0__n_bars"``) becomes
   part of the source;
 - ``H{q}`` is the homology dimension, for features that have one
-  (``H0__n_bars``); features without one (``PHDimension``'s ``phdim``,
-  distances) have none;
-- ``feature`` is the name of the quantity (``n_bars``, ``betti_3``, ...).
+  (``H0__n_bars``): the part just before the feature;
+- ``{prefix}_{feature}`` names a feature without a homology dimension by its
+  estimator (``phdim``, ``phdim_std``, ``twonn_r2``,
+  ``bottleneck_distance_to_{row}``): the prefixes are listed in
+  :data:`DIMENSIONLESS_PREFIXES` (plus the ``_prefix`` of every cloud
+  estimator), so a source that looks like ``H1`` stays a source
+  (``"H1__phdim"`` is the PH dimension of the layer called ``H1``).
 
-The parts are separated by a double underscore. The homology dimension is the
-last ``H{q}`` part before the feature; with no such part, the last part is the
-feature and everything before it is the source.
+The parts are separated by a double underscore. :func:`feature_name` builds a
+name back from its parts: ``feature_name(*parse_feature_name(name)) == name``
+for every name sktopo emits.
 """
 
 from __future__ import annotations
@@ -34,9 +38,33 @@ import types
 import numpy as np
 import pandas as pd
 
-__all__ = ["tidy", "parse_feature_name"]
+__all__ = ["DIMENSIONLESS_PREFIXES", "feature_name", "parse_feature_name", "tidy"]
 
 _DIM = re.compile(r"H(\d+)")
+
+
+# estimator prefixes of features without a homology dimension ({prefix} or {prefix}_...):
+# the dimension estimators, DiagramDistance, and ReLURankRegions' per-layer columns
+DIMENSIONLESS_PREFIXES = ("phdim", "twonn", "bottleneck_distance", "wasserstein_distance",
+                          "rank", "active", "kernel_dim", "region")
+
+
+def _dimensionless_prefixes() -> set:
+    """The fixed prefixes and the ``_prefix`` of every cloud estimator defined so far."""
+    prefixes = set(DIMENSIONLESS_PREFIXES)
+    base = sys.modules.get("sktopo._base")
+    if base is not None:
+        stack = list(base.CloudTransformer.__subclasses__())
+        while stack:
+            cls = stack.pop()
+            stack.extend(cls.__subclasses__())
+            if getattr(cls, "_prefix", ""):
+                prefixes.add(cls._prefix)
+    return prefixes
+
+
+def _is_dimensionless(feature: str, prefixes) -> bool:
+    return any(feature == p or feature.startswith(p + "_") for p in prefixes)
 
 
 def parse_feature_name(name) -> tuple:
@@ -63,19 +91,49 @@ def parse_feature_name(name) -> tuple:
     (None, 1, 'total_persistence_p1')
     >>> parse_feature_name("layer.3__phdim")
     ('layer.3', None, 'phdim')
+    >>> parse_feature_name("H1__phdim")  # a layer called H1
+    ('H1', None, 'phdim')
     >>> parse_feature_name("phdim")
     (None, None, 'phdim')
     """
     parts = str(name).split("__")
+    feature = parts[-1]
     if len(parts) == 1:
-        return None, None, parts[0]
-    # the last H{q} part that is not the feature itself
-    for k in range(len(parts) - 2, -1, -1):
-        match = _DIM.fullmatch(parts[k])
-        if match:
-            source = "__".join(parts[:k]) or None
-            return source, int(match.group(1)), "__".join(parts[k + 1:])
-    return "__".join(parts[:-1]), None, parts[-1]
+        return None, None, feature
+    match = _DIM.fullmatch(parts[-2])
+    if match and not _is_dimensionless(feature, _dimensionless_prefixes()):
+        return "__".join(parts[:-2]) or None, int(match.group(1)), feature
+    return "__".join(parts[:-1]), None, feature
+
+
+def feature_name(source, homology_dimension, feature) -> str:
+    """The column name of a feature: the inverse of :func:`parse_feature_name`.
+
+    Parameters
+    ----------
+    source : str or None
+        The DataFrame column (layer), or None.
+    homology_dimension : int or None
+        The homology dimension, or None for features without one.
+    feature : str
+        The quantity's name.
+
+    Returns
+    -------
+    name : str
+
+    Examples
+    --------
+    >>> from sktopo.tidy import feature_name
+    >>> feature_name("conv1", 0, "n_bars")
+    'conv1__H0__n_bars'
+    >>> feature_name(None, None, "phdim")
+    'phdim'
+    """
+    parts = [] if source is None or source is pd.NA else [str(source)]
+    if homology_dimension is not None and homology_dimension is not pd.NA:
+        parts.append(f"H{int(homology_dimension)}")
+    return "__".join(parts + [str(feature)])
 
 
 def tidy(table, feature_names=None, *, index=None) -> pd.DataFrame:

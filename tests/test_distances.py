@@ -114,7 +114,7 @@ def test_distance_table(rng):
     np.testing.assert_allclose(square, square.T)
     np.testing.assert_allclose(np.diag(square), 0)
     np.testing.assert_allclose(est.transform(diagrams), square, atol=1e-10)
-    assert list(est.get_feature_names_out()) == [f"wasserstein_to_l{k}" for k in range(1, 5)]
+    assert list(est.get_feature_names_out()) == [f"wasserstein_distance_to_l{k}" for k in range(1, 5)]
     assert est.homology_dimensions_ == (0, 1)
     for i, j in [(0, 1), (2, 3)]:
         expected = sum(diagram_distance(diagrams.iloc[i], diagrams.iloc[j], metric="wasserstein", homology_dimensions=q)
@@ -155,8 +155,8 @@ def test_frame_and_multiindex_names(rng):
     frame = pd.DataFrame({"train": d[:2], "test": d[2:]}, index=index)
     est = DiagramDistance().fit(frame)
     assert list(est.get_feature_names_out()) == [
-        "train__bottleneck_to_mlp/fc1", "train__bottleneck_to_cnn/conv1",
-        "test__bottleneck_to_mlp/fc1", "test__bottleneck_to_cnn/conv1"]
+        "train__bottleneck_distance_to_mlp/fc1", "train__bottleneck_distance_to_cnn/conv1",
+        "test__bottleneck_distance_to_mlp/fc1", "test__bottleneck_distance_to_cnn/conv1"]
     table = est.transform(frame)
     assert table.shape == (2, 4)
     # each column is compared with the same column of the fitted rows

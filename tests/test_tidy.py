@@ -100,3 +100,81 @@ def test_tidy_is_callable_whatever_was_imported_first():
     long = module(pd.DataFrame({"H0__a": [1.0]}))
     assert long["homology_dimension"].iloc[0] == 0
     assert callable(sktopo.tidy)
+
+
+# ------------------------------------------- every table the library emits (issues 9.4, 11.6, 11.8d)
+def _layer_frame():
+    """Clouds of two layers, one of them named like a homology dimension."""
+    from sktopo.datasets import make_circle
+
+    clouds = {"H1": [make_circle(40, noise=0.05, random_state=i) for i in range(3)],
+              "conv1": [2 * make_circle(40, noise=0.05, random_state=10 + i) for i in range(3)]}
+    return pd.DataFrame(clouds, index=pd.Index(["a", "b", "c"], name="image"))
+
+
+def _emitted_tables():
+    """(name, wide DataFrame, expected (source, homology_dimension) pairs) for every estimator."""
+    import torch
+    from collections import OrderedDict
+
+    from sktopo import (DiagramDistance, PersistenceDiagram, PersistenceImage,
+                        PersistenceLandscape, PHDimension, QuotientPersistence, ReLURankRegions,
+                        TwoNN)
+
+    frame = _layer_frame()
+    diagrams = PersistenceDiagram((0, 1)).fit_transform(frame)
+    layers = ["H1", "conv1"]
+    with_dims = {(layer, q) for layer in layers for q in (0, 1)}
+    without = {(layer, None) for layer in layers}
+    tables = []
+    for est in (DiagramFeatures(), BettiCurve(n_bins=4), PersistenceImage(resolution=(2, 2)),
+                PersistenceLandscape(n_layers=2, n_bins=3)):
+        tables.append((type(est).__name__, est.set_output(transform="pandas").fit_transform(diagrams),
+                       with_dims))
+    tables.append(("DiagramDistance", DiagramDistance().set_output(transform="pandas")
+                   .fit_transform(diagrams), without))
+    tables.append(("PHDimension", PHDimension(random_state=0).set_output(transform="pandas")
+                   .fit_transform(frame), without))
+    tables.append(("TwoNN", TwoNN().set_output(transform="pandas").fit_transform(frame), without))
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(OrderedDict([
+        ("fc", torch.nn.Linear(2, 6)), ("H1", torch.nn.ReLU()), ("out", torch.nn.Linear(6, 2))]))
+    X = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    ranks = ReLURankRegions(model, device="cpu").set_output(transform="pandas").fit_transform(X)
+    tables.append(("ReLURankRegions", ranks, {("H1", None)}))
+    from sktopo.datasets import make_circle
+
+    quotient = QuotientPersistence(model, device="cpu", random_state=0).fit(
+        3 * make_circle(40, random_state=0)).table_
+    tables.append(("QuotientPersistence.table_", quotient, {(None, None), (None, 0), (None, 1)}))
+    return tables
+
+
+def test_tidy_parses_every_table_the_library_emits():
+    from sktopo.tidy import feature_name
+
+    for name, wide, expected in _emitted_tables():
+        long = sktopo.tidy(wide)
+        assert len(long) == wide.size, name
+        found = {(s, None if pd.isna(q) else int(q))
+                 for s, q in zip(long["source"], long["homology_dimension"])}
+        # no row lost its homology dimension, and the layer "H1" stayed a source
+        assert found == expected, (name, found)
+        # every name round-trips: parse, then build back
+        for column in wide.columns:
+            assert feature_name(*parse_feature_name(column)) == column, (name, column)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("H1__phdim", ("H1", None, "phdim")),             # a layer named H1 stays a source
+    ("H1__twonn_r2", ("H1", None, "twonn_r2")),
+    ("H1__H0__n_bars", ("H1", 0, "n_bars")),
+    ("H2__bottleneck_distance_to_H1", ("H2", None, "bottleneck_distance_to_H1")),
+    ("union__H1__phdim_std", ("union__H1", None, "phdim_std")),
+])
+def test_sources_that_look_like_dimensions_survive(name, expected):
+    assert parse_feature_name(name) == expected
+    long = sktopo.tidy(pd.DataFrame({name: [1.0]}))
+    assert long.loc[0, "source"] == expected[0]
+    assert pd.isna(long.loc[0, "homology_dimension"]) == (expected[1] is None)

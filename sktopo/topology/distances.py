@@ -231,8 +231,8 @@ class DiagramDistance(DiagramTransformer):
     combined by ``combine``. For DataFrame inputs each column (source) is
     compared with the same column of the fitted rows and the tables are
     concatenated. Column names follow the ``{prefix}_{feature}`` convention
-    that :func:`sktopo.tidy` parses: ``"{metric}_to_{row}"`` (the distance to
-    fitted row ``row``), ``"{column}__{metric}_to_{row}"`` for DataFrames.
+    that :func:`sktopo.tidy` parses: ``"{metric}_distance_to_{row}"`` (the distance to
+    fitted row ``row``), ``"{column}__{metric}_distance_to_{row}"`` for DataFrames.
 
     Infinite bars follow the policy of :mod:`sktopo.diagram`: distances use
     :meth:`Diagram.finite` bars (clipped to a finite threshold, else left out).
@@ -290,7 +290,7 @@ class DiagramDistance(DiagramTransformer):
            [1. , 0. , 1.5],
            [1. , 1.5, 0. ]])
     >>> list(DiagramDistance().fit(diagrams).get_feature_names_out())
-    ['bottleneck_to_a', 'bottleneck_to_b', 'bottleneck_to_c']
+    ['bottleneck_distance_to_a', 'bottleneck_distance_to_b', 'bottleneck_distance_to_c']
     """
 
     _parameter_constraints = {
@@ -348,7 +348,7 @@ class DiagramDistance(DiagramTransformer):
             )
 
     def _cell_names(self):
-        return [f"{self.metric}_to_{label}" for label in self.fitted_labels_]
+        return [f"{self.metric}_distance_to_{label}" for label in self.fitted_labels_]
 
     def _compute(self, pairs):
         """Distances of ``pairs`` (list of (bars_a, bars_b)), batched over joblib."""
@@ -425,7 +425,7 @@ class DiagramDistance(DiagramTransformer):
         Returns
         -------
         distances : ndarray of shape (n_rows, n_cols * n_fitted_rows)
-            Column ``"{metric}_to_{row}"`` (``"{column}__{metric}_to_{row}"`` for
+            Column ``"{metric}_distance_to_{row}"`` (prefixed ``"{column}__"`` for
             DataFrames) holds the distance to that fitted row.
         """
         check_is_fitted(self, "homology_dimensions_")
