@@ -466,73 +466,33 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         return _Analysis(self, index, hashes, active, region_hash, first, inverse, region_ranks)
 
     def _region_ranks(self, tracer, reps, rep_words, progress):
-        """(R, L) ranks of A_l on each region, from forward-mode tangents with frozen masks.
+        """(R, L) ranks of A_l on each region (one representative input per row of ``reps``).
 
-        ``torch.func.vmap(jvp)`` pushes the d basis vectors through the network with every
-        ReLU replaced by its region's 0/1 mask: the primal runs once per region, the tangents
-        (the columns of A_l, biases never enter) once per basis vector.
+        Carried layer to layer by :class:`sktopo.nn._relu_engine.RankEngine` (a factor with the
+        singular values of ``A_l``, never a full ``units x d`` product per region); the rank
+        rule is numpy's on the full product (see that module).
         """
-        import torch
-        from torch.func import jvp, vmap
+        from sktopo.nn._relu_engine import RankEngine
 
-        d = self.n_features_in_
-        n_regions = reps.shape[0]
-        units = self.n_units_.to_numpy()
-        ranks = np.zeros((n_regions, len(units)), dtype=np.int64)
-        chunk = max(1, self.batch_size // d)
-        eye = torch.eye(d, dtype=reps.dtype, device=reps.device).reshape(d, *self.input_shape_)
-        for start in progress(range(0, n_regions, chunk), desc="ranks per region"):
-            stop = min(start + chunk, n_regions)
-            x = reps[start:stop]
-            masks = [torch.as_tensor(unpack_pattern(w[start:stop], m), device=reps.device)
-                     .to(reps.dtype) for w, m in zip(rep_words, units)]
-
-            def layer_outputs(z, masks=masks):
-                outputs = []
-                tracer.frozen(z, masks, lambda call, y: outputs.append(y))
-                return tuple(outputs)
-
-            with _quiet_jit_warning():
-                tangents = vmap(lambda e, x=x, f=layer_outputs: jvp(
-                    f, (x,), (e.expand_as(x),))[1])(eye)
-            for call, tangent in enumerate(tangents):
-                # tangent: (d, k, units) -> A_l^T per region, (k, d, units).
-                jac = tangent.reshape(d, stop - start, -1).transpose(0, 1)
-                ranks[start:stop, call] = self._matrix_rank(jac).cpu().numpy()
-        return ranks
+        engine = RankEngine(tracer.model, self._relu_module_names, self.n_units_.to_numpy(),
+                            self.input_shape_, rank_tol=self.rank_tol,
+                            batch_size=self.batch_size, progress=progress)
+        return engine.ranks(reps, rep_words)
 
     def _matrix_rank(self, matrices):
-        """Batched numpy-style matrix rank of (k, M, N) matrices.
+        """Batched numpy-style matrix rank of (k, M, N) matrices (``rank_tol`` or numpy's tol).
 
-        The rank is decided by singular values (``svdvals``), as numpy does. A cheap screen
-        first settles the clearly full-rank matrices: the eigenvalues of the small Gram matrix
-        are within ``M N eps sigma_max^2`` of the squared singular values, so a smallest
-        eigenvalue far above that bound (and above the tolerance) proves full rank. The others
-        go to the SVD.
+        A Cholesky certificate settles the clearly full-rank matrices; the others go to the
+        SVD (see :func:`sktopo.nn._relu_engine.matrix_rank`).
         """
         import torch
 
+        from sktopo.nn._relu_engine import matrix_rank
+
         k, rows, cols = matrices.shape
-        eps = torch.finfo(matrices.dtype).eps
-        small = min(rows, cols)
-        ranks = torch.zeros(k, dtype=torch.int64, device=matrices.device)
-        gram = (matrices @ matrices.transpose(1, 2) if rows <= cols
-                else matrices.transpose(1, 2) @ matrices)
-        eig = torch.linalg.eigvalsh(gram)
-        bound = 10 * rows * cols * eps * eig[:, -1]
-        tol = (eig[:, -1].clamp_min(0).sqrt() * (max(rows, cols) * eps)
-               if self.rank_tol is None else torch.full_like(eig[:, -1], self.rank_tol))
-        full = (eig[:, 0] > bound) & (eig[:, 0] > (2 * tol) ** 2) & (eig[:, -1] > 0)
-        ranks[full] = small
-        unsure = torch.nonzero(~full).reshape(-1)
-        if unsure.numel():
-            s = torch.linalg.svdvals(matrices[unsure])
-            if self.rank_tol is None:
-                threshold = s[:, :1] * (max(rows, cols) * eps)
-            else:
-                threshold = self.rank_tol
-            ranks[unsure] = (s > threshold).sum(dim=1)
-        return ranks
+        full = torch.full((k,), rows, dtype=torch.int64, device=matrices.device)
+        return matrix_rank(matrices, full, torch.full_like(full, cols), (rows, cols),
+                           self.rank_tol)
 
     def _check_consistency(self, tracer, x, words, first, inverse, n):
         """Raise when merged regions are not affine: hidden (functional) nonlinearities.

@@ -1,0 +1,385 @@
+"""Exact cumulative ranks of a ReLU network's linear map, carried from layer to layer.
+
+Private engine of :class:`sktopo.nn.relu_rank.ReLURankRegions`.
+
+On the linear region of an input, the map from the input to the output of ReLU call l is
+linear with matrix ``A_l`` (``units_l x d``). Pushing all ``d`` input directions through the
+whole network for every region costs ``d`` forward passes per region and a ``units x d`` rank
+per layer. This engine instead carries a small factor from layer to layer.
+
+The carried factor
+------------------
+For every layer it keeps ``B_l`` (active units of l x ``r_l``) with
+
+    A_l = B_l Q_l^T,   Q_l a ``d x r_l`` matrix with orthonormal columns (never formed),
+
+so the nonzero singular values of ``A_l`` and ``B_l`` are the same. At the input ``B`` is the
+identity (``r = d``). When the pre-activation of layer l depends on the input only through the
+output of an earlier ReLU call p (its *parent*; the previous call in a chain, the block input
+in a residual block), ``A_l = D_l G_{p->l} A_p = (D_l G_{p->l} B_p) Q_p^T``: the raw factor of
+layer l is ``G_{p->l}`` applied to the columns of ``B_p``, rows restricted to the active units.
+When it is wide (fewer active units than columns) it is compacted losslessly by an LQ
+(Householder QR) factorisation, ``B = L Q'^T``, keeping ``L``: the carried factor never has
+more columns than the smallest number of active units seen so far, and no direction is ever
+dropped, so no rank is ever decided on a truncated basis.
+
+The parent of every layer is found per chunk of regions with one forward-mode pass per
+candidate: the input tangent is cut (made zero) at the output of call p, and l's parent is the
+latest p after which l's tangent is exactly zero for every region of the chunk (paths around p,
+such as a skip connection from the input, give a nonzero tangent; the input is the fallback
+parent and always valid). ``G_{p->l}`` is applied by ``torch.func.vmap(jvp)`` through the
+network itself with every ReLU frozen to its region's mask, so every module torch can
+differentiate in forward mode works (Linear, Conv, pooling, BatchNorm, ...). When no ReLU call
+sits between p and l (``l = p + 1``), ``G_{p->l}`` does not depend on the region: it is
+materialised once when small enough and applied as a gathered dense product.
+
+The rank rule
+-------------
+The rank of ``A_l`` is decided by numpy's rule for the full ``M x N = units_l x d`` product:
+the number of singular values above ``tol = sigma_max * max(M, N) * eps`` (or above
+``rank_tol``). ``B_l`` has the same singular values in exact arithmetic, and it is formed with
+the same backward-stable operations (products, Householder QR) as the full product, so the two
+agree except for singular values within rounding (``~ n eps`` times the norms of the factors) of
+the threshold, where the full product's own float64 rank is decided by rounding too.
+
+Per matrix the decision is made in two steps:
+
+1. A Cholesky certificate of full rank: with ``G`` the Gram matrix of ``B`` on its smaller side
+   (size s) and ``F = ||B||_F^2`` (an upper bound of ``sigma_max^2``), Cholesky of
+   ``G - c I`` with ``c = (sqrt(F) max(M, N) eps)^2 + 2 (m + s + 2) eps F`` (m the larger side)
+   succeeds only if ``lambda_min(G) > tol^2``: the rounding of the Gram product is at most
+   ``gamma_m F`` and a successful floating-point Cholesky is the exact one of a matrix within
+   ``gamma_{s+1} trace`` of its input. So success proves ``sigma_min > tol``: full rank s.
+2. Every matrix the certificate does not settle goes to ``torch.linalg.svdvals`` and the rule is
+   applied to its singular values, as numpy does.
+"""
+
+import numpy as np
+import torch
+from torch.func import jvp, vmap
+
+from sktopo.nn._relu_network import ReLUTracer
+from sktopo.nn._relu_patterns import unpack_pattern
+
+# Largest region-independent segment map (entries) that is materialised as a dense matrix.
+_DENSE_LIMIT = 1 << 22
+
+
+def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
+    """Batched rank of (k, R, C) zero-padded matrices by numpy's rule for a given full shape.
+
+    Parameters
+    ----------
+    B : torch.Tensor of shape (k, R, C)
+        Matrix i occupies ``B[i, :rows[i], :cols[i]]``; the rest is zero.
+    rows, cols : torch.Tensor of shape (k,), int64
+        True sizes.
+    full_shape : (int, int)
+        Shape ``(M, N)`` of the matrix whose rank is wanted (same nonzero singular values as B):
+        the default tolerance is ``sigma_max * max(M, N) * eps``.
+    rank_tol : float or None
+        Absolute tolerance (numpy's ``tol``) instead of the default.
+
+    Returns
+    -------
+    ranks : torch.Tensor of shape (k,), int64
+    """
+    k, R, C = B.shape
+    ranks = torch.zeros(k, dtype=torch.int64, device=B.device)
+    if k == 0 or R == 0 or C == 0:
+        return ranks
+    eps = torch.finfo(B.dtype).eps
+    big = max(full_shape)
+    fro2 = B.square().sum(dim=(1, 2))
+    small = torch.minimum(rows, cols)
+    live = (fro2 > 0) & (small > 0)
+    certified = torch.zeros(k, dtype=torch.bool, device=B.device)
+    for wide in (True, False):
+        # Gram on the smaller side of each matrix: rows <= cols -> B B^T, else B^T B.
+        group = live & ((rows <= cols) if wide else (rows > cols))
+        if not bool(group.any()):
+            continue
+        idx = torch.nonzero(group).reshape(-1)
+        sub = B[idx]
+        n = int(small[idx].max())
+        if wide:
+            sub = sub[:, :n, :]
+            gram = sub @ sub.transpose(1, 2)
+        else:
+            sub = sub[:, :, :n]
+            gram = sub.transpose(1, 2) @ sub
+        f = fro2[idx]
+        larger = torch.maximum(rows[idx], cols[idx]).to(B.dtype)
+        s = small[idx]
+        tol2 = (f * (big * eps) ** 2 if rank_tol is None
+                else torch.full_like(f, float(rank_tol) ** 2))
+        shift = tol2 + 2 * (larger + s.to(B.dtype) + 2) * eps * f
+        eye = torch.arange(n, device=B.device)
+        pad = eye[None, :] >= s[:, None]  # padded indices: an identity block keeps PD-ness
+        diag = gram.diagonal(dim1=1, dim2=2)
+        diag.sub_(shift[:, None])
+        diag.masked_fill_(pad, 1.0)
+        _, info = torch.linalg.cholesky_ex(gram)
+        ok = info == 0
+        certified[idx[ok]] = True
+        ranks[idx[ok]] = s[ok]
+    unsure = torch.nonzero(live & ~certified).reshape(-1)
+    if unsure.numel():
+        sv = torch.linalg.svdvals(B[unsure])
+        if rank_tol is None:
+            threshold = sv[:, :1] * (big * eps)
+        else:
+            threshold = rank_tol
+        ranks[unsure] = (sv > threshold).sum(dim=1)
+    return ranks
+
+
+def _compact(B, rows, cols):
+    """LQ-compact the wide matrices of a padded batch: same singular values, ``rows`` columns.
+
+    Returns ``(B_new, cols_new)``: matrices with ``rows < cols`` are replaced by their
+    (rows x rows) L factor from a Householder QR of ``B^T``; the others are kept (trailing
+    all-zero columns dropped).
+    """
+    wide = rows < cols
+    new_cols = torch.where(wide, rows, cols)
+    width = int(new_cols.max()) if new_cols.numel() else 0
+    if not bool(wide.any()):
+        return B[:, :, :width], new_cols
+    out = B.new_zeros(B.shape[0], B.shape[1], width)
+    keep = torch.nonzero(~wide).reshape(-1)
+    if keep.numel():
+        out[keep] = B[keep][:, :, :width]
+    idx = torch.nonzero(wide).reshape(-1)
+    n = int(rows[idx].max())
+    if n > 0:
+        # Zero padded rows of B are zero columns of B^T: they give zero rows and columns in R.
+        r = torch.linalg.qr(B[idx][:, :n, :].transpose(1, 2), mode="r")[1]
+        out[idx, :n, :n] = r.transpose(1, 2)
+    return out, new_cols
+
+
+def _active_index(mask):
+    """(k, units) bool -> (index (k, a_max) int64 padded with ``units``, counts (k,))."""
+    k, units = mask.shape
+    counts = mask.sum(dim=1)
+    a_max = int(counts.max()) if k else 0
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :a_max]
+    pad = torch.arange(a_max, device=mask.device)[None, :] >= counts[:, None]
+    return order.masked_fill(pad, units), counts
+
+
+class RankEngine:
+    """Cumulative ranks of every ReLU call on each region; see the module docstring.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Prepared (device, dtype, eval mode).
+    relu_names : list of str
+        nn.ReLU modules to trace (ReLUTracer's).
+    units : sequence of int
+        Units per ReLU call.
+    input_shape : tuple of int
+    rank_tol : float or None
+    batch_size : int
+        Tangent rows per forward pass: a chunk holds ``max(1, batch_size // d)`` regions.
+    progress : callable
+        ``progress(iterable, desc=...)``.
+    """
+
+    def __init__(self, model, relu_names, units, input_shape, *, rank_tol, batch_size,
+                 progress):
+        self.model, self.relu_names = model, relu_names
+        self.units = [int(u) for u in units]
+        self.input_shape = tuple(input_shape)
+        self.d = int(np.prod(self.input_shape))
+        self.rank_tol = rank_tol
+        self.batch_size = int(batch_size)
+        self.progress = progress
+        self.n_layers = len(self.units)
+        self._dense = {}
+        self._shapes = None
+
+    # ------------------------------------------------------------------ driver
+    def ranks(self, reps, rep_words):
+        """(R, L) int64 ranks of the regions represented by the rows of ``reps``."""
+        n_regions, L = reps.shape[0], self.n_layers
+        ranks = np.zeros((n_regions, L), dtype=np.int64)
+        chunk = max(1, self.batch_size // self.d)
+        for start in self.progress(range(0, n_regions, chunk), desc="ranks per region"):
+            stop = min(start + chunk, n_regions)
+            # A copy, not a view: a tangent over a view spans the view's whole base.
+            x = reps[start:stop].clone()
+            masks = [torch.as_tensor(unpack_pattern(w[start:stop], m), device=reps.device)
+                     for w, m in zip(rep_words, self.units)]
+            ranks[start:stop] = self._chunk_ranks(x, masks).cpu().numpy()
+        return ranks
+
+    def _chunk_ranks(self, x, masks):
+        k, L = x.shape[0], self.n_layers
+        if self._shapes is None:
+            self._shapes = self._layer_shapes(x[:1], [m[:1] for m in masks])
+        fmasks = [m.to(x.dtype) for m in masks]
+        parents = self._parents(x, fmasks)
+        children = {p: [l for l in range(L) if parents[l] == p] for p in range(-1, L)}
+        ranks = torch.zeros(k, L, dtype=torch.int64, device=x.device)
+        carried = {}
+        active = [_active_index(m) for m in masks]
+        for p in range(-1, L - 1):
+            if not children[p]:
+                continue
+            raws = self._push(x, masks, fmasks, active, carried, p, children[p])
+            for l, raw in zip(children[p], raws):
+                rows = active[l][1]
+                cols = (torch.full_like(rows, self.d) if p < 0 else carried[p][1])
+                ranks[:, l] = matrix_rank(raw, rows, cols, (self.units[l], self.d),
+                                          self.rank_tol)
+                if children.get(l):
+                    carried[l] = _compact(raw, rows, cols)
+            carried.pop(p, None)  # every child of p is done
+        return ranks
+
+    # ------------------------------------------------------------------ structure
+    def _run(self, x, stop, forward_for):
+        """model(x) with ReLU call c replaced by ``forward_for(c, z)``; stops after ``stop``."""
+        tracer = ReLUTracer(self.model, self.relu_names, n_calls=stop)
+        return tracer._run(x, lambda index, call, z: forward_for(call, z))
+
+    def _layer_shapes(self, x, masks):
+        shapes = {}
+
+        def record(call, z):
+            shapes[call] = tuple(z.shape[1:])
+            return z * masks[call].reshape(z.shape).to(z.dtype)
+
+        with torch.no_grad():
+            self._run(x, self.n_layers, record)
+        return [shapes[c] for c in range(self.n_layers)]
+
+    def _parents(self, x, fmasks):
+        """Parent call of every layer for this chunk (-1: the input); see the module docstring."""
+        import torch.autograd.forward_ad as fwAD
+
+        L = self.n_layers
+        parents = [-1] * L
+        if L == 1:
+            return parents
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        tangent = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+        for p in range(L - 1):
+            zero = {}
+
+            def cut(call, z, p=p, zero=zero):
+                y = z * fmasks[call].reshape(z.shape)
+                if call == p:
+                    return fwAD.unpack_dual(y).primal
+                if call > p:
+                    t = fwAD.unpack_dual(y).tangent
+                    zero[call] = t is None or not bool(t.any())
+                return y
+
+            from sktopo.nn.relu_rank import _dual_level
+
+            with torch.no_grad(), _dual_level():
+                self._run(fwAD.make_dual(x, tangent), L, cut)
+            for l, is_zero in zero.items():
+                if is_zero:
+                    parents[l] = p  # p increases: the latest valid parent wins
+        return parents
+
+    # ------------------------------------------------------------------ pushes
+    def _push(self, x, masks, fmasks, active, carried, p, children):
+        """Raw factors ``D_l G_{p->l} B_p`` of the children of p, (k, a_l, r) each."""
+        out = [None] * len(children)
+        pushed = []
+        for i, l in enumerate(children):
+            dense = self._dense_map(x, fmasks, p, l) if l == p + 1 else None
+            if dense is None:
+                pushed.append(i)
+                continue
+            J = dense  # (units_l + 1, cols + 1), zero last row and column
+            act_l = active[l][0]
+            if p < 0:
+                out[i] = J[act_l][:, :, :self.d]
+            else:
+                B, _ = carried[p]
+                act_p = active[p][0]
+                out[i] = J[act_l[:, :, None], act_p[:, None, :]] @ B
+        if pushed:
+            ls = [children[i] for i in pushed]
+            tangents = self._tangents(x, fmasks, carried, active, p)
+            raws = self._jvp(x, fmasks, p, ls, tangents)
+            for i, l, raw in zip(pushed, ls, raws):
+                out[i] = self._gather_rows(raw, active[l][0])
+        return out
+
+    def _gather_rows(self, tangent, act):
+        """(r, k, units) tangents -> (k, a_max, r) rows of the active units."""
+        r, k, units = tangent.shape
+        padded = torch.cat([tangent, tangent.new_zeros(r, k, 1)], dim=2)
+        rows = torch.gather(padded, 2, act[None].expand(r, -1, -1))
+        return rows.permute(1, 2, 0)
+
+    def _tangents(self, x, fmasks, carried, active, p):
+        """Tangents (r, k, *shape_p) that carry B_p (the identity for the input)."""
+        k = x.shape[0]
+        if p < 0:
+            eye = torch.eye(self.d, dtype=x.dtype, device=x.device)
+            return eye.reshape(self.d, 1, *self.input_shape).expand(
+                self.d, k, *self.input_shape)
+        B, _ = carried[p]
+        act = active[p][0]
+        r = B.shape[2]
+        full = B.new_zeros(k, self.units[p] + 1, r)
+        full.scatter_(1, act[:, :, None].expand(-1, -1, r), B)
+        return full[:, :-1].permute(2, 0, 1).reshape(r, k, *self._shapes[p])
+
+    def _jvp(self, x, fmasks, p, ls, tangents):
+        """Push tangents injected after call p (or at the input) to the pre-activations of ls.
+
+        Returns (r, k, units_l) tangents per l in ``ls``; every ReLU is frozen to its mask.
+        """
+        from sktopo.nn.relu_rank import _quiet_jit_warning
+
+        stop = max(ls) + 1
+        wanted = set(ls)
+        zero = torch.zeros_like(tangents[0])
+
+        def f(v):
+            seen = {}
+
+            def frozen(call, z):
+                if call in wanted:
+                    seen[call] = z.reshape(z.shape[0], -1)
+                y = z * fmasks[call].reshape(z.shape)
+                return y + v if call == p else y
+
+            self._run(x + v if p < 0 else x, stop, frozen)
+            return tuple(seen[l] for l in ls)
+
+        r = tangents.shape[0]
+        # vmap over the tangent columns in slices that keep ``batch_size`` rows per pass.
+        step = max(1, self.batch_size // max(1, x.shape[0]))
+        parts = []
+        with torch.no_grad(), _quiet_jit_warning():
+            for s in range(0, r, step):
+                parts.append(vmap(lambda t: jvp(f, (zero,), (t,))[1])(tangents[s:s + step]))
+        return [torch.cat([part[i] for part in parts]) for i in range(len(ls))]
+
+    def _dense_map(self, x, fmasks, p, l):
+        """Region-independent map y_p -> pre-activation of l = p + 1, padded by a zero row and
+        column for gathers; None when too large (then pushed with jvp)."""
+        if (p, l) in self._dense:
+            return self._dense[(p, l)]
+        cols = self.d if p < 0 else self.units[p]
+        J = None
+        if self.units[l] * cols <= _DENSE_LIMIT:
+            x1, masks1 = x[:1], [m[:1] for m in fmasks]
+            shape = self.input_shape if p < 0 else self._shapes[p]
+            eye = torch.eye(cols, dtype=x.dtype, device=x.device).reshape(cols, 1, *shape)
+            (cols_t,) = self._jvp(x1, masks1, p, [l], eye)  # (cols, 1, units_l)
+            J = x.new_zeros(self.units[l] + 1, cols + 1)
+            J[:-1, :-1] = cols_t[:, 0, :].T
+        self._dense[(p, l)] = J
+        return J

@@ -1,0 +1,270 @@
+"""The carried-factor rank engine of ReLURankRegions against independent float64 references.
+
+References: per-input float64 Jacobians with ``numpy.linalg.matrix_rank`` (any network), and
+``numpy.linalg.matrix_rank`` of the explicit weight product when every unit is active.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.autograd.functional import jacobian
+
+from sktopo.nn._relu_engine import _compact, matrix_rank
+from sktopo.nn.random_networks import random_relu_mlp
+from sktopo.nn.relu_rank import ReLURankRegions
+
+
+def jacobian_ranks(model, X, rank_tol=None):
+    """(n, L) ranks of the float64 Jacobian of every nn.ReLU module's output, one input at a
+    time (each ReLU module must run once)."""
+    model = copy.deepcopy(model).double().eval()
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float64)
+
+    def outputs(x):
+        out = []
+        handles = [r.register_forward_hook(lambda m, i, o: out.append(o.reshape(-1)))
+                   for r in relus]
+        try:
+            model(x[None])
+        finally:
+            for h in handles:
+                h.remove()
+        return tuple(out)
+
+    ranks = np.zeros((X.shape[0], len(relus)), dtype=int)
+    for i, x in enumerate(X):
+        jacs = jacobian(outputs, x)
+        for layer, J in enumerate(jacs):
+            ranks[i, layer] = np.linalg.matrix_rank(J.reshape(J.shape[0], -1).numpy(),
+                                                    tol=rank_tol)
+    return ranks
+
+
+def engine_ranks(model, X, all_active=False, **params):
+    est = ReLURankRegions(model, **params)
+    features = np.asarray(est.fit_transform(X))
+    if all_active:
+        np.testing.assert_array_equal(features[:, 1::4], np.tile(est.n_units_, (len(X), 1)))
+    return features[:, 0::4]
+
+
+class Residual(nn.Module):
+    """conv -> relu -> [conv -> relu -> conv] + skip -> relu, twice; then a linear head."""
+
+    def __init__(self, c=3):
+        super().__init__()
+        self.stem, self.relu0 = nn.Conv2d(1, c, 3, padding=1), nn.ReLU()
+        self.a1, self.r1, self.b1, self.o1 = (nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
+                                              nn.Conv2d(c, c, 3, padding=1), nn.ReLU())
+        self.bn = nn.BatchNorm2d(c)
+        self.a2, self.r2, self.b2, self.o2 = (nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
+                                              nn.Conv2d(c, c, 3, padding=1), nn.ReLU())
+        self.head, self.relu_head = nn.Linear(c * 16, 5), nn.ReLU()
+
+    def forward(self, x):
+        h = self.relu0(self.stem(x))
+        h = self.o1(self.b1(self.r1(self.a1(h))) + h)
+        h = self.bn(h)
+        h = self.o2(self.b2(self.r2(self.a2(h))) + h)
+        return self.relu_head(self.head(h.flatten(1)))
+
+
+class InputSkip(nn.Module):
+    """A later layer sees the input directly (a DenseNet-like concatenation)."""
+
+    def __init__(self, d=6):
+        super().__init__()
+        self.fc1, self.r1 = nn.Linear(d, 3), nn.ReLU()
+        self.fc2, self.r2 = nn.Linear(3, 2), nn.ReLU()
+        self.fc3, self.r3 = nn.Linear(2 + d, 7), nn.ReLU()
+
+    def forward(self, x):
+        h = self.r2(self.fc2(self.r1(self.fc1(x))))
+        return self.r3(self.fc3(torch.cat([h, x], dim=1)))
+
+
+@pytest.mark.parametrize("d, widths, scale", [
+    (128, [64, 32, 16, 8, 4], 25.0),   # deep and narrow: many rank-deficient regions
+    (12, [30, 6, 30, 30], 3.0),        # a bottleneck, then wide again
+    (20, [50, 50], 1.0),               # full rank throughout
+    (9, [4, 9, 2, 9], 5.0),
+])
+def test_mlp_ranks_equal_float64_jacobian_ranks(d, widths, scale):
+    model = random_relu_mlp(d, widths, 3, random_state=2)
+    X = np.random.default_rng(1).uniform(-scale, scale, size=(25, d))
+    got = engine_ranks(model, X, batch_size=3 * d)  # several chunks
+    np.testing.assert_array_equal(got, jacobian_ranks(model, X))
+    assert len(np.unique(got)) > 1
+
+
+def test_residual_conv_net_ranks_equal_jacobian_ranks():
+    torch.manual_seed(0)
+    model = Residual()
+    model.bn.running_mean.uniform_(-1, 1)
+    model.bn.running_var.uniform_(0.5, 2)
+    X = np.random.default_rng(0).normal(size=(12, 1, 4, 4))
+    got = engine_ranks(model, X, batch_size=40)
+    np.testing.assert_array_equal(got, jacobian_ranks(model, X))
+
+
+def test_skip_from_the_input_falls_back_to_the_input_basis():
+    torch.manual_seed(1)
+    model = InputSkip()
+    X = np.random.default_rng(0).normal(size=(40, 6)) * 3
+    got = engine_ranks(model, X)
+    want = jacobian_ranks(model, X)
+    np.testing.assert_array_equal(got, want)
+    # The third layer's rank exceeds the second's: only the input basis gets it right.
+    assert (got[:, 2] > got[:, 1]).any()
+
+
+def test_parents_follow_the_network_structure():
+    from sktopo.nn._relu_engine import RankEngine
+
+    torch.manual_seed(0)
+    for model, x, want in [
+        (Residual().double().eval(), torch.randn(3, 1, 4, 4, dtype=torch.float64),
+         [-1, 0, 0, 2, 2, 4]),
+        (InputSkip().double().eval(), torch.randn(3, 6, dtype=torch.float64), [-1, 0, -1]),
+    ]:
+        names = [n for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+        est = ReLURankRegions(model).fit(x.numpy())
+        engine = RankEngine(model, names, est.n_units_.to_numpy(), est.input_shape_,
+                            rank_tol=None, batch_size=64, progress=lambda it, desc=None: it)
+        masks = [torch.ones(3, u, dtype=torch.float64) for u in est.n_units_]
+        assert engine._parents(x, masks) == want
+
+
+def _weights_with_singular_values(rng, shape, s):
+    u, _ = np.linalg.qr(rng.normal(size=(shape[0], shape[0])))
+    v, _ = np.linalg.qr(rng.normal(size=(shape[1], shape[1])))
+    m = np.zeros(shape)
+    m[:len(s), :len(s)] = np.diag(s)
+    return u @ m @ v.T
+
+
+def _all_active_net(weights):
+    """Linear layers with the given weights; biases put every pre-activation at 100 at x = 0,
+    so every unit is active near 0 and the Jacobian is the plain weight product."""
+    layers, h = [], np.zeros(weights[0].shape[1])
+    for w in weights:
+        lin = nn.Linear(w.shape[1], w.shape[0]).double()
+        with torch.no_grad():
+            lin.weight.copy_(torch.as_tensor(w))
+            lin.bias.copy_(torch.as_tensor(100.0 - w @ h))
+        layers += [lin, nn.ReLU()]
+        h = np.full(w.shape[0], 100.0)
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("rank_tol", [None, 1e-9])
+@pytest.mark.parametrize("seed", range(4))
+def test_nearly_singular_products_match_numpy_on_the_full_product(seed, rank_tol):
+    # Singular values spread around the tolerance (1e-12 ... 1e-17 relative); layer shapes
+    # make the carried factor wide (compacted), tall and square. Reference: numpy's
+    # matrix_rank of the explicit float64 product W_l ... W_1 (all units active).
+    rng = np.random.default_rng(seed)
+    d = 8
+    spectra = [[1, 1e-3, 1e-6, 1e-10, 1e-12, 1e-14, 1e-17, 0.0],
+               [1, 1, 1e-2, 1e-5, 1e-11, 1e-13, 1e-16, 1e-18, 0, 0],
+               [1, 1e-1, 1e-9, 1e-15, 1e-16, 0]]
+    shapes = [(8, d), (10, 8), (6, 10)]
+    weights = [_weights_with_singular_values(rng, sh, rng.permutation(s)[:min(sh)] * 3.0)
+               for sh, s in zip(shapes, spectra)]
+    model = _all_active_net(weights)
+    X = rng.normal(size=(4, d)) * 1e-3
+    got = engine_ranks(model, X, all_active=True, rank_tol=rank_tol)
+    product, want = np.eye(d), []
+    for w in weights:
+        product = w @ product
+        want.append(np.linalg.matrix_rank(product, tol=rank_tol))
+    np.testing.assert_array_equal(got, np.tile(want, (4, 1)))
+
+
+def test_rank_can_grow_with_depth_by_the_full_product_rule():
+    # Layer 1 has a singular value below its tolerance (rank 1); layer 2 scales it up above
+    # the tolerance of its own, smaller, product (rank 2). A basis truncated at layer 1 would
+    # say 1; the carried factor never drops a direction.
+    rng = np.random.default_rng(0)
+    u, _ = np.linalg.qr(rng.normal(size=(2, 2)))
+    v, _ = np.linalg.qr(rng.normal(size=(2, 2)))
+    w1 = u @ np.diag([1.0, 1e-17]) @ v.T
+    w2 = np.diag([1e-4, 1e14]) @ u.T
+    model = _all_active_net([w1, w2])
+    X = rng.normal(size=(1, 2)) * 1e-3  # one input: biases of 1e16 defeat the affinity check
+    want = [np.linalg.matrix_rank(w1), np.linalg.matrix_rank(w2 @ w1)]
+    assert want == [1, 2]
+    np.testing.assert_array_equal(engine_ranks(model, X, all_active=True), [want])
+
+
+@pytest.mark.parametrize("rank_tol", [None, 1e-8])
+def test_padded_batched_rank_equals_numpy(rank_tol):
+    rng = np.random.default_rng(0)
+    full_shape = (30, 12)
+    mats = []
+    for rows, cols in [(5, 12), (12, 5), (7, 7), (0, 4), (3, 0), (9, 11), (11, 2), (1, 1)]:
+        s = np.geomspace(1.0, 10.0 ** rng.uniform(-18, -2), min(rows, cols))
+        m = _weights_with_singular_values(rng, (rows, cols), s) if min(rows, cols) else \
+            np.zeros((rows, cols))
+        mats.append(m)
+    mats.append(np.zeros((4, 6)))
+    R, C = max(m.shape[0] for m in mats), max(m.shape[1] for m in mats)
+    batch = np.zeros((len(mats), R, C))
+    for i, m in enumerate(mats):
+        batch[i, :m.shape[0], :m.shape[1]] = m
+    rows = torch.tensor([m.shape[0] for m in mats])
+    cols = torch.tensor([m.shape[1] for m in mats])
+    got = matrix_rank(torch.as_tensor(batch), rows, cols, full_shape, rank_tol).numpy()
+    eps = np.finfo(np.float64).eps
+    want = []
+    for m in mats:
+        s = np.linalg.svd(m, compute_uv=False) if m.size else np.zeros(0)
+        tol = rank_tol if rank_tol is not None else (s.max(initial=0) * max(full_shape) * eps)
+        want.append(int((s > tol).sum()))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_compaction_keeps_singular_values():
+    rng = np.random.default_rng(0)
+    mats = [rng.normal(size=(3, 7)), rng.normal(size=(6, 4)), rng.normal(size=(5, 7))]
+    batch = np.zeros((3, 6, 7))
+    for i, m in enumerate(mats):
+        batch[i, :m.shape[0], :m.shape[1]] = m
+    rows, cols = torch.tensor([3, 6, 5]), torch.tensor([7, 4, 7])
+    out, new_cols = _compact(torch.as_tensor(batch), rows, cols)
+    assert new_cols.tolist() == [3, 4, 5]
+    for i, m in enumerate(mats):
+        kept = out[i].numpy()
+        assert not kept[m.shape[0]:].any() and not kept[:, new_cols[i]:].any()
+        np.testing.assert_allclose(np.linalg.svd(kept, compute_uv=False)[:min(m.shape)],
+                                   np.linalg.svd(m, compute_uv=False), rtol=1e-12)
+
+
+def test_batch_size_does_not_change_ranks():
+    model = random_relu_mlp(16, [12, 6, 10], 2, random_state=0)
+    X = np.random.default_rng(0).uniform(-4, 4, size=(50, 16))
+    runs = [engine_ranks(model, X, batch_size=b) for b in (1, 17, 100000)]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(runs[0], other)
+
+
+def test_conv_net_avgpool_ranks_equal_jacobian_ranks_with_dense_and_pushed_segments():
+    from sktopo.nn import _relu_engine
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                          nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(6 * 9, 12), nn.ReLU(), nn.Linear(12, 3))
+    X = np.random.default_rng(2).normal(size=(10, 1, 6, 6))
+    want = jacobian_ranks(model, X)
+    np.testing.assert_array_equal(engine_ranks(model, X), want)
+    limit = _relu_engine._DENSE_LIMIT
+    try:
+        _relu_engine._DENSE_LIMIT = 0  # every segment pushed through the modules
+        np.testing.assert_array_equal(engine_ranks(model, X), want)
+    finally:
+        _relu_engine._DENSE_LIMIT = limit
