@@ -363,8 +363,38 @@ def _column_or_level(table, name, where):
     )
 
 
+_WORDS = {
+    "phdim": "PH dimension", "twonn": "TwoNN dimension", "n_bars": "number of bars",
+    "n_infinite": "number of infinite bars", "total_persistence_p1": "lifespans sum",
+    "total_persistence_p2": "total persistence (p = 2)", "max_lifetime": "longest bar",
+    "entropy": "persistent entropy", "mean_rank": "mean cumulative rank",
+    "min_rank": "minimum cumulative rank", "n_features": "number of features",
+    "n_inputs": "number of inputs", "r2": "R² of the fit",
+}
+
+
+def _column_words(name):
+    """A column name in words for axis labels: ``"H1__total_persistence_p1"`` -> ``"H1
+    lifespans sum"``; unknown names are returned as they are."""
+    name = str(name)
+    source, _, feature = name.rpartition("__")
+    words = _WORDS.get(feature, feature.replace("_", " ") if source else feature)
+    if source:
+        return f"{source.replace('__', ' ')} {words}"
+    if name.endswith("_std") and name[:-4] in _WORDS:
+        return f"standard deviation of the {_WORDS[name[:-4]]}"
+    return words
+
+
+def _error_words(yerr):
+    if str(yerr).endswith("_std"):
+        return f"error bars: ± 1 s.d. ({yerr})"
+    return f"error bars: ± {yerr}"
+
+
 def plot_layer_profile(table, y="phdim", yerr="auto", x=None, ax=None, *, hue=None, label=None,
-                       marker="o", capsize=3, rotate_labels=None, title=None, **kwargs):
+                       marker="o", capsize=3, rotate_labels=None, title=None, ylabel=None,
+                       **kwargs):
     """Plot a per-layer quantity (with error bars) along the network's depth.
 
     Parameters
@@ -393,7 +423,7 @@ def plot_layer_profile(table, y="phdim", yerr="auto", x=None, ax=None, *, hue=No
     hue : str, optional
         Column or index level whose values get one line each.
     label : str, optional
-        Legend label of the line when there is no ``hue``; defaults to ``y``.
+        Legend label of the line when there is no ``hue``; defaults to ``y`` in words.
     marker : str, default="o"
         Marker of the points.
     capsize : float, default=3
@@ -403,6 +433,10 @@ def plot_layer_profile(table, y="phdim", yerr="auto", x=None, ax=None, *, hue=No
         when there are more than 6 of them.
     title : str, optional
         Axes title.
+    ylabel : str, optional
+        Label of the y axis; None writes ``y`` in words (``"phdim"`` -> ``"PH dimension"``,
+        ``"H0__total_persistence_p1"`` -> ``"H0 lifespans sum"``). When error bars are drawn,
+        the legend says what they show (``"error bars: ± 1 s.d. (phdim_std)"``).
     **kwargs
         Passed to ``Axes.errorbar``.
 
@@ -446,7 +480,7 @@ def plot_layer_profile(table, y="phdim", yerr="auto", x=None, ax=None, *, hue=No
         hue = 0  # (model, layer): one line per model
     if hue is None:
         groups = np.zeros(len(table), dtype=int)
-        group_labels = [label if label is not None else y]
+        group_labels = [label if label is not None else _column_words(y)]
     else:
         if isinstance(hue, int) and isinstance(table.index, pd.MultiIndex):
             hue_values = table.index.get_level_values(hue)
@@ -481,14 +515,22 @@ def plot_layer_profile(table, y="phdim", yerr="auto", x=None, ax=None, *, hue=No
         rotation = rotate_labels if rotate_labels is not None else (45 if len(categories) > 6 else 0)
         ax.set_xticklabels([str(c) for c in categories], rotation=rotation,
                            ha="right" if rotation else "center")
-    ax.set_xlabel(x if x is not None else (table.index.names[-1] or "layer"))
-    ax.set_ylabel(y)
+    ax.set_xlabel(_column_words(x) if x is not None else (table.index.names[-1] or "layer"))
+    ax.set_ylabel(ylabel if ylabel is not None else _column_words(y))
     if title is not None:
         ax.set_title(title)
-    if hue is not None or label is not None:
+    note = None if errs is None else _error_words(yerr)
+    if hue is not None or label is not None or note is not None:
         hue_name = hue if isinstance(hue, str) else (
             table.index.names[hue] if isinstance(hue, int) and table.index.nlevels > 1 else None)
-        ax.legend(title=hue_name)
+        handles, labels = ax.get_legend_handles_labels()
+        if note is not None:  # a legend entry that says what the error bars show
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], color="0.4", marker="|", markersize=12,
+                                  linestyle="None"))
+            labels.append(note)
+        ax.legend(handles, labels, title=hue_name)
     return ax
 
 
@@ -604,7 +646,7 @@ def plot_rank_histogram(ranks, ax=None, layers=None, *, weights=None, full_rank=
     if full_rank is not None:
         ax.axvline(full_rank, color="0.3", ls=":", lw=1)
     ax.set_xlabel("cumulative rank")
-    ax.set_ylabel("fraction" if density else (weights or "count"))
+    ax.set_ylabel("fraction" if density else (_column_words(weights) if weights else "count"))
     if hi - lo <= 20:
         ax.set_xticks(np.arange(lo, hi + 1))
     if title is not None:

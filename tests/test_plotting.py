@@ -167,7 +167,10 @@ def test_plot_layer_profile_with_error_bars(profile, tmp_path):
     np.testing.assert_array_equal(line.get_xdata(), [0, 1, 2, 3])
     np.testing.assert_array_equal(line.get_ydata(), [8, 12, 5, 2.5])
     assert [t.get_text() for t in ax.get_xticklabels()] == list(profile.index)
-    assert ax.get_xlabel() == "layer" and ax.get_ylabel() == "phdim"
+    assert ax.get_xlabel() == "layer" and ax.get_ylabel() == "PH dimension"  # in words
+    # the legend says what the error bars are
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "PH dimension", "error bars: ± 1 s.d. (phdim_std)"]
     _save(ax, tmp_path, "profile")
 
 
@@ -186,7 +189,8 @@ def test_plot_layer_profile_one_line_per_model():
     table = pd.DataFrame({"phdim": np.arange(6.0), "phdim_std": 0.1}, index=index)
     ax = plot_layer_profile(table)
     assert len(ax.containers) == 2
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["mlp", "cnn"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "mlp", "cnn", "error bars: ± 1 s.d. (phdim_std)"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["l1", "l2", "l3"]
 
 
@@ -205,7 +209,9 @@ def test_plot_layer_profile_long_table_with_hue_and_numeric_x():
 
 def test_plot_layer_profile_series_and_bad_input():
     ax = plot_layer_profile(pd.Series([1.0, 2.0], index=["a", "b"], name="twonn"))
-    assert ax.get_ylabel() == "twonn"
+    assert ax.get_ylabel() == "TwoNN dimension"
+    assert plot_layer_profile(pd.Series([1.0, 2.0], index=["a", "b"], name="H0__total_persistence_p1"),
+                              ).get_ylabel() == "H0 lifespans sum"
     with pytest.raises(TypeError, match="DataFrame or Series"):
         plot_layer_profile(np.ones((3, 2)))
     with pytest.raises(ValueError, match="no rows"):
@@ -241,7 +247,7 @@ def test_plot_rank_histogram_weights_and_errors(ranks):
     regions = pd.DataFrame({"n_inputs": [5, 1], "a__rank": [3, 1]})
     ax = plot_rank_histogram(regions, weights="n_inputs", histtype="bar")
     assert sorted(p.get_height() for p in ax.patches if p.get_height()) == [1.0, 5.0]
-    assert ax.get_ylabel() == "n_inputs"
+    assert ax.get_ylabel() == "number of inputs"
     with pytest.raises(ValueError, match="no '\\{layer\\}__rank' columns"):
         plot_rank_histogram(ranks[["0__active"]])
     with pytest.raises(ValueError, match=r"layer\(s\) \['9'\]"):
