@@ -1,0 +1,294 @@
+"""Many small clouds at once: PH dimension and TwoNN of equally sized clouds as one batch.
+
+A per-input study (one cloud of tokens or patches per input) has thousands of
+clouds of tens of points. Cloud by cloud, each estimate is a handful of tiny
+numpy / scipy calls and the Python overhead dominates. Here clouds of the same
+shape are stacked ``(b, n, d)``:
+
+- their distance matrices are one batched matrix product
+  (:func:`sktopo._distance.batched_squared_euclidean_distances`);
+- PHDimension's minimum spanning trees of every (cloud, rerun, size) are one
+  vectorised Prim pass per subsample size (:func:`sktopo._mst.batched_mst_edge_lengths`);
+- TwoNN's two nearest neighbours are one partial sort
+  (:func:`sktopo.dimension._neighbors.batched_knn_distances`), its fit one
+  vectorised least-squares through the origin.
+
+Nothing changes in the results: subsamples are drawn cloud by cloud from the
+cloud's own seed exactly as the per-cloud functions draw them, and every
+arithmetic step of a cloud depends on that cloud alone, so a cloud gets the same
+numbers in any batch (of one or of thousands). Clouds the batch does not handle
+(duplicated points, other metrics, large clouds, pooled subsampling, a torch
+device) go to the per-cloud functions, which warn as before.
+
+:func:`compute_cells` groups the clouds by shape, cuts the groups into chunks of
+bounded memory and runs chunks and single clouds through
+:func:`sktopo._parallel.run_parallel` (``n_jobs``, ``verbose``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import numpy as np
+
+from sktopo._parallel import effective_jobs, run_parallel
+from sktopo.dimension._neighbors import DENSE_MAX_POINTS, batched_knn_distances, unit_scale
+
+__all__ = ["compute_cells", "phdim_batch", "phdim_batch_key", "twonn_batch", "twonn_batch_key"]
+
+# A chunk's stacked clouds hold at most this many float64 numbers (32 MiB), so a
+# chunk's temporaries stay small whatever the number of clouds.
+_CHUNK_ENTRIES = 1 << 22
+# Chunks per worker, so that joblib can balance uneven chunks.
+_CHUNKS_PER_WORKER = 4
+# PHDimension batches clouds up to this many points: above it scipy's compiled
+# single linkage, cloud by cloud, is as fast as the vectorised Prim.
+PHDIM_BATCH_MAX_POINTS = 256
+
+
+# --------------------------------------------------------------------------- driver
+def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, single: Callable,
+                  settings: dict, n_jobs=None, verbose=0, desc=None) -> list:
+    """``(values, messages)`` of every cloud, in order, batching clouds of one shape.
+
+    Parameters
+    ----------
+    clouds, seeds, labels : sequence
+        The validated clouds, their seeds (:func:`sktopo._seeding.cloud_seeds`) and labels.
+    key : callable
+        ``key(cloud, **settings)``: a hashable batch key (clouds with equal keys are
+        stacked together), or None for a cloud computed on its own.
+    batch : callable
+        ``batch(clouds, seeds, labels, **settings)`` for clouds of one key: a list of
+        ``(values, messages)``.
+    single : callable
+        ``single(cloud, seed, label, **settings)``: ``(values, messages)`` of one cloud.
+    settings : dict
+        Keyword arguments of the three callables.
+    n_jobs, verbose, desc
+        As in :func:`sktopo._parallel.run_parallel`; a progress step is a chunk or a cloud.
+
+    Returns
+    -------
+    results : list of (dict, list)
+    """
+    n = len(clouds)
+    groups: dict = {}
+    tasks = []
+    for i, cloud in enumerate(clouds):
+        k = key(cloud, **settings)
+        if k is None:
+            tasks.append((False, [i]))
+        else:
+            groups.setdefault(k, []).append(i)
+    workers = effective_jobs(n_jobs)
+    for members in groups.values():
+        size = max(1, _CHUNK_ENTRIES // max(1, clouds[members[0]].size))
+        if workers > 1:
+            size = min(size, -(-len(members) // (workers * _CHUNKS_PER_WORKER)))
+        for start in range(0, len(members), size):
+            tasks.append((True, members[start:start + size]))
+    run = partial(_run_task, batch=batch, single=single, settings=settings)
+    outputs = run_parallel(
+        run,
+        [(is_batch, [clouds[i] for i in idx], [seeds[i] for i in idx], [labels[i] for i in idx])
+         for is_batch, idx in tasks],
+        n_jobs=n_jobs, verbose=verbose, desc=desc, unit="chunk",
+    )
+    results = [None] * n
+    for (_, idx), output in zip(tasks, outputs):
+        for i, result in zip(idx, output):
+            results[i] = result
+    return results
+
+
+def _run_task(is_batch, clouds, seeds, labels, *, batch, single, settings):
+    if is_batch:
+        return batch(clouds, seeds, labels, **settings)
+    return [single(clouds[0], seeds[0], labels[0], **settings)]
+
+
+def _stack_unit_scale(clouds) -> np.ndarray:
+    """Stack equally shaped clouds, each times its :func:`unit_scale` (exact powers of two)."""
+    X = np.stack(clouds).astype(np.float64, copy=False)
+    peaks = np.maximum(X.max(axis=(1, 2)), -X.min(axis=(1, 2)))  # no |X| temporary
+    scales = np.array([unit_scale(p) for p in peaks])
+    if np.any(scales != 1.0):
+        X = X * scales[:, None, None]
+    return X
+
+
+def _has_zero_offdiagonal(d2_first: np.ndarray) -> np.ndarray:
+    """Per cloud: does some point have a neighbour at distance 0 (a duplicate)?"""
+    return (d2_first == 0).any(axis=1)
+
+
+# ----------------------------------------------------------------------- PH dimension
+def _phdim_plan(n_points, *, protocol, min_points, max_points, n_sizes, n_draws, n_reruns):
+    from sktopo.dimension._protocols import make_plan
+
+    return make_plan(n_points, protocol=protocol, min_points=min_points, max_points=max_points,
+                     n_sizes=n_sizes, n_draws=n_draws, n_reruns=n_reruns)
+
+
+def phdim_batch_key(cloud, *, alpha, protocol, min_points, max_points, n_sizes, n_draws,
+                    n_reruns, metric, device):
+    """The shape of a cloud PHDimension can batch, or None (computed on its own)."""
+    from sktopo.dimension._protocols import MIN_N_SIZES
+
+    n_points = cloud.shape[0]
+    if device != "cpu" or metric != "euclidean" or n_points > PHDIM_BATCH_MAX_POINTS:
+        return None
+    plan = _phdim_plan(n_points, protocol=protocol, min_points=min_points,
+                       max_points=max_points, n_sizes=n_sizes, n_draws=n_draws,
+                       n_reruns=n_reruns)
+    if (not plan.nested or plan.pool_size != n_points or plan.dropped_sizes
+            or len(plan.sizes) < MIN_N_SIZES):
+        return None
+    return cloud.shape
+
+
+def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_points, n_sizes,
+                n_draws, n_reruns, metric, device):
+    """PH dimension of equally shaped Euclidean clouds (a :func:`phdim_batch_key` group).
+
+    The same numbers as :func:`sktopo.dimension.phdim._estimate_cloud` on each
+    cloud (same subsamples, same float32 squared distances, the same MST edge
+    lengths summed in the same ascending order).
+    """
+    from sktopo._distance import batched_squared_euclidean_distances
+    from sktopo._mst import batched_mst_edge_lengths
+    from sktopo.dimension.phdim import (_draw_subsets, _estimate_cloud, _fit_results,
+                                        _infinite_length_message, _nan_result)
+
+    settings = dict(alpha=alpha, protocol=protocol, min_points=min_points,
+                    max_points=max_points, n_sizes=n_sizes, n_draws=n_draws,
+                    n_reruns=n_reruns, metric=metric, device=device)
+    c, n_points, _ = len(clouds), *clouds[0].shape
+    plan = _phdim_plan(n_points, protocol=protocol, min_points=min_points,
+                       max_points=max_points, n_sizes=n_sizes, n_draws=n_draws,
+                       n_reruns=n_reruns)
+    X = _stack_unit_scale(clouds)
+    X -= X.mean(axis=1, keepdims=True)  # as the per-cloud path: less cancellation
+    D2 = batched_squared_euclidean_distances(X)
+    del X
+    idx = np.arange(n_points)
+    D2[:, idx, idx] = np.inf
+    duplicated = _has_zero_offdiagonal(D2.min(axis=2))
+    D2[:, idx, idx] = 0.0
+    D = D2.astype(np.float32)  # what the per-cloud path feeds its MSTs
+    del D2
+    power = alpha * 0.5  # squared distances: E = sum(edge2 ** (alpha / 2))
+
+    def length_sums(blocks):
+        lengths = batched_mst_edge_lengths(blocks).astype(np.float64)
+        return np.sum(lengths ** power, axis=1)
+
+    n_sizes_used = len(plan.sizes)
+    E = np.empty((c, plan.n_reruns, n_sizes_used, plan.n_draws))
+    if plan.sizes[-1] >= plan.pool_size:
+        E[:, :, -1, :] = length_sums(D)[:, None, None]
+    jobs = [_draw_subsets(plan, np.random.default_rng(seed)) for seed in seeds]
+    if jobs[0]:
+        # nested plan: job j = (rerun r, draw k), j = r * n_draws + k, one order for all sizes
+        orders = np.stack([np.stack([order for order, _ in cloud_jobs]) for cloud_jobs in jobs])
+        n_jobs_per_cloud, longest = orders.shape[1:]
+        rows = np.arange(c)[:, None, None, None]
+        blocks = D[rows, orders[:, :, :, None], orders[:, :, None, :]]
+        blocks = blocks.reshape(c * n_jobs_per_cloud, longest, longest)
+        for _, s, _, m in jobs[0][0][1]:
+            sums = length_sums(blocks[:, :m, :m])
+            E[:, :, s, :] = sums.reshape(c, plan.n_reruns, plan.n_draws)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logE = np.log(E)
+    finite = np.isfinite(logE).all(axis=(1, 2, 3))
+    fit = np.flatnonzero(finite & ~duplicated)
+    fitted = dict(zip(fit, _fit_results(plan, logE[fit], alpha, [labels[i] for i in fit])))
+    results = []
+    for i in range(c):
+        if duplicated[i]:  # the per-cloud path counts them, warns and decides
+            results.append(_estimate_cloud(clouds[i], seeds[i], labels[i], **settings))
+        elif not finite[i]:
+            results.append((_nan_result(), [_infinite_length_message(labels[i])]))
+        else:
+            values, message = fitted[i]
+            results.append((values, [message] if message else []))
+    return results
+
+
+# ------------------------------------------------------------------------------ TwoNN
+def twonn_batch_key(cloud, *, discard_fraction, metric, max_points):
+    """The shape (after ``max_points``) of a cloud TwoNN can batch, or None."""
+    n_points = cloud.shape[0]
+    if max_points is not None:
+        n_points = min(n_points, max_points)
+    if metric != "euclidean" or not 3 <= n_points <= DENSE_MAX_POINTS:
+        return None
+    return n_points, cloud.shape[1]
+
+
+def twonn_batch(clouds, seeds, labels, *, discard_fraction, metric, max_points):
+    """TwoNN of Euclidean clouds of one :func:`twonn_batch_key` (dense two nearest neighbours).
+
+    Clouds with duplicated points, or whose fit is undefined, go to
+    :func:`sktopo.dimension.twonn._twonn_cloud`, which removes the duplicates and warns.
+    """
+    from sktopo.dimension.twonn import _twonn_cloud
+
+    settings = dict(discard_fraction=discard_fraction, metric=metric, max_points=max_points)
+    sampled = []
+    for cloud, seed in zip(clouds, seeds):
+        n_points = cloud.shape[0]
+        if max_points is not None and n_points > max_points:
+            keep = np.sort(np.random.default_rng(seed).choice(n_points, max_points, replace=False))
+            cloud = cloud[keep]
+        sampled.append(cloud)
+    d2 = batched_knn_distances(_stack_unit_scale(sampled), 2)
+    dimension, r2_fit, n_used, ok = twonn_fit(np.sqrt(d2), discard_fraction)
+    results = []
+    for i in range(len(clouds)):
+        if not ok[i]:
+            results.append(_twonn_cloud(clouds[i], seeds[i], labels[i], **settings))
+        else:
+            results.append(({"twonn": float(dimension[i]), "r2": float(r2_fit[i]),
+                             "n_used": float(n_used)}, []))
+    return results
+
+
+def twonn_fit(r, discard_fraction):
+    """Facco et al.'s fit through the origin for clouds of one size.
+
+    Parameters
+    ----------
+    r : ndarray of shape (b, n, 2)
+        Distances of every point to its first and second nearest neighbours.
+    discard_fraction : float
+        Fraction of the largest ratios left out.
+
+    Returns
+    -------
+    dimension, r2 : ndarray of shape (b,)
+    n_used : int
+    ok : ndarray of bool, shape (b,)
+        False where the fit is undefined (a duplicate, too few ratios, all ratios 1).
+    """
+    b, n, _ = r.shape
+    ok = (r[:, :, 0] > 0).all(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.sort(r[:, :, 1] / r[:, :, 0], axis=1)
+    # the largest ratio has F = 1 and log(1 - F) = -inf: it never enters the fit
+    n_used = min(int(np.floor(n * (1 - discard_fraction))), n - 1)
+    if n_used < 2:
+        return np.full(b, np.nan), np.full(b, np.nan), n_used, np.zeros(b, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log(mu[:, :n_used])
+    y = -np.log(1 - np.arange(1, n_used + 1) / n)  # empirical F(mu_i) = i / n
+    xx = (x * x).sum(axis=1)
+    ok &= xx > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dimension = (x * y).sum(axis=1) / xx
+        residuals = y - dimension[:, None] * x
+        total = ((y - y.mean()) ** 2).sum()
+        r2 = 1 - (residuals ** 2).sum(axis=1) / total if total > 0 else np.full(b, np.nan)
+    return dimension, r2, n_used, ok

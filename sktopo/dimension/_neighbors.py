@@ -1,0 +1,113 @@
+"""Nearest-neighbour distances of small clouds, many at once, for the dimension estimators.
+
+TwoNN needs each point's two nearest neighbours, the Levina-Bickel MLE its ``k``
+nearest. On a small cloud (tens to a few thousand points) one dense distance
+matrix and a partial sort per row beat a tree or scikit-learn's chunked
+``kneighbors`` (whose OpenMP reduction costs tens of milliseconds per call on a
+tiny cloud and competes with joblib workers for the cores). Equally sized clouds
+are stacked ``(b, n, d)`` and handled by one batched matrix product
+(:func:`sktopo._distance.batched_squared_euclidean_distances`), so a thousand
+clouds cost a few numpy calls, not a thousand.
+
+Each cloud's numbers depend on that cloud alone (the batched product computes
+every matrix on its own), so a cloud gives the same distances in any batch.
+
+Scale. Ratios of distances (TwoNN, MLE) and the PH dimension are scale-invariant,
+but squared distances overflow for coordinates near 1e160 and underflow near
+1e-160. :func:`unit_scale` gives the power of two that brings a cloud's largest
+coordinate near 1; multiplying by a power of two is exact, so a cloud already in
+a safe range is left alone and a rescaled one gives the numbers its unscaled
+arithmetic would give without overflow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["DENSE_MAX_POINTS", "SCALE_FREE_METRICS", "batched_knn_distances", "unit_scale",
+           "rescaled"]
+
+# Clouds up to this many points get a dense (n, n) float64 matrix (32 MiB at 2048).
+DENSE_MAX_POINTS = 2048
+
+# Metrics with d(s x, s y) = s^p d(x, y) for s > 0 (or invariant): rescaling the
+# coordinates rescales every distance alike, so ratios and log-log slopes stay.
+SCALE_FREE_METRICS = frozenset({
+    "euclidean", "l2", "sqeuclidean", "minkowski", "manhattan", "cityblock", "l1",
+    "chebyshev", "infinity", "cosine", "correlation", "braycurtis", "canberra",
+})
+
+# A cloud whose largest |coordinate| lies in [2^-_SAFE_EXP, 2^_SAFE_EXP] is used as it
+# is: its squared distances (even summed over thousands of coordinates, even in float32)
+# neither overflow nor underflow.
+_SAFE_EXP = 40
+
+
+def unit_scale(max_abs: float) -> float:
+    """The power of two ``s`` with ``max_abs * s`` in ``[0.5, 1)``, or 1 in the safe range.
+
+    Parameters
+    ----------
+    max_abs : float
+        The largest absolute coordinate (or distance) of a cloud.
+
+    Returns
+    -------
+    scale : float
+        1.0 when ``max_abs`` is 0, not finite, or within ``[2**-40, 2**40]``.
+    """
+    max_abs = float(max_abs)
+    if not np.isfinite(max_abs) or max_abs == 0.0:
+        return 1.0
+    if 2.0 ** -_SAFE_EXP <= max_abs <= 2.0 ** _SAFE_EXP:
+        return 1.0
+    return float(np.ldexp(1.0, -int(np.frexp(max_abs)[1])))
+
+
+def rescaled(cloud: np.ndarray, metric) -> np.ndarray:
+    """``cloud`` times :func:`unit_scale` of its largest entry when the metric allows it.
+
+    Points (or a precomputed distance matrix) of a scale-free metric are
+    rescaled by an exact power of two; other metrics (callables, ``"hamming"``
+    ...) are returned unchanged.
+    """
+    if not (metric == "precomputed" or (isinstance(metric, str) and metric in SCALE_FREE_METRICS)):
+        return cloud
+    if cloud.size == 0:
+        return cloud
+    finite = cloud[np.isfinite(cloud)] if metric == "precomputed" else cloud
+    if finite.size == 0:
+        return cloud
+    scale = unit_scale(np.abs(finite).max())
+    return cloud if scale == 1.0 else cloud * scale
+
+
+def batched_knn_distances(X: np.ndarray, k: int) -> np.ndarray:
+    """Squared Euclidean distances of every point to its ``k`` nearest other points.
+
+    Parameters
+    ----------
+    X : ndarray of shape (b, n, d)
+        ``b`` clouds of ``n`` points each (``n > k``), in a safe scale
+        (see :func:`rescaled`).
+    k : int
+        Number of neighbours.
+
+    Returns
+    -------
+    d2 : ndarray of shape (b, n, k)
+        Ascending along the last axis; duplicates of a point give exact zeros.
+    """
+    from sktopo._distance import batched_squared_euclidean_distances
+
+    b, n, _ = X.shape
+    D2 = batched_squared_euclidean_distances(X)
+    idx = np.arange(n)
+    D2[:, idx, idx] = np.inf  # a point is not its own neighbour
+    if k == n - 1:
+        near = D2
+    else:
+        near = np.partition(D2, k - 1, axis=2)[:, :, :k]
+    if k > 2 or k == n - 1:
+        near = np.sort(near, axis=2)[:, :, :k]
+    return np.ascontiguousarray(near)
