@@ -23,6 +23,7 @@ from sklearn.utils._param_validation import Interval
 
 from sktopo._base import CellMessage, CloudTransformer, one_cloud
 from sktopo._parallel import N_JOBS
+from sktopo.dimension._neighbors import rescaled
 
 __all__ = ["TwoNN", "twonn"]
 
@@ -108,6 +109,15 @@ class TwoNN(CloudTransformer):
         return _twonn_cloud, dict(discard_fraction=float(self.discard_fraction),
                                   metric=self.metric, max_points=self.max_points)
 
+    def _compute_cells(self, clouds, seeds, labels):
+        # many small Euclidean clouds of one shape: one batched product and partial sort
+        from sktopo.dimension._batched import compute_cells, twonn_batch, twonn_batch_key
+
+        function, settings = self._cell_task()
+        return compute_cells(clouds, seeds, labels, key=twonn_batch_key, batch=twonn_batch,
+                             single=function, settings=settings, n_jobs=self.n_jobs,
+                             verbose=self.verbose, desc=type(self).__name__)
+
 
 def twonn(X, **params) -> pd.Series:
     """TwoNN intrinsic dimension of one cloud.
@@ -147,6 +157,9 @@ def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
         keep = np.sort(np.random.default_rng(seed).choice(n_points, max_points, replace=False))
         cloud = _take(cloud, keep, precomputed)
     n_sampled = cloud.shape[0]
+    # ratios are scale-invariant: bring a cloud far from unit scale (1e200, 1e-300) near 1
+    # by an exact power of two, so its squared distances neither overflow nor vanish
+    cloud = rescaled(cloud, metric)
     if precomputed:
         distinct = _distinct_by_distance(cloud)
     else:
@@ -180,11 +193,9 @@ def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
         ))
         return nan, messages
 
-    r1, r2 = distances[:, 0], distances[:, 1]
-    mu = np.sort(r2 / r1)
-    n = len(mu)
-    # the largest ratio has F = 1 and log(1 - F) = -inf: it never enters the fit
-    n_used = min(int(np.floor(n * (1 - discard_fraction))), n - 1)
+    from sktopo.dimension._batched import twonn_fit  # the one fit, shared with the batches
+
+    dimension, r2_fit, n_used, ok = twonn_fit(distances[None], discard_fraction)
     if n_used < 2:
         messages.append(CellMessage(
             f"the cloud at {label} leaves {n_used} ratio(s) after discarding; its dimension is NaN.",
@@ -192,18 +203,14 @@ def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
             advice="Give more points per cloud or lower discard_fraction.",
         ))
         return nan, messages
-    x = np.log(mu[:n_used])
-    y = -np.log(1 - np.arange(1, n_used + 1) / n)  # empirical F(mu_i) = i / n
-    if not (x @ x > 0):
-        messages.append(
-            f"the cloud at {label} has r2 = r1 for every point (a lattice?); TwoNN is undefined, NaN."
-        )
+    if not ok[0]:
+        messages.append(CellMessage(
+            f"the cloud at {label} has r2 = r1 for every point (a lattice?); TwoNN is "
+            f"undefined, NaN.",
+            kind="have r2 = r1 for every point (a lattice?), where TwoNN is undefined",
+        ))
         return nan, messages
-    dimension = float(x @ y / (x @ x))
-    residuals = y - dimension * x
-    total = ((y - y.mean()) ** 2).sum()
-    r2_fit = float(1 - (residuals ** 2).sum() / total) if total > 0 else np.nan
-    return {"twonn": dimension, "r2": r2_fit, "n_used": float(n_used)}, messages
+    return {"twonn": float(dimension[0]), "r2": float(r2_fit[0]), "n_used": float(n_used)}, messages
 
 
 def _take(cloud, rows, precomputed):
