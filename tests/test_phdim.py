@@ -322,3 +322,60 @@ def test_many_too_small_clouds_give_one_summary_warning():
     # one cloud alone keeps its own, detailed message
     with pytest.warns(UserWarning, match=r"the cloud at row 0 has 5 points, too few"):
         PHDimension(random_state=0).fit_transform([clouds.iloc[0]])
+
+
+# ------------------------------------------------------ "tulchinskii" preset (issue 9.8)
+def _tulchinskii_reference(X, rng):
+    """A transcription of Tulchinskii et al.'s PHD (GPTID, IntrinsicDim.py) with alpha = 1.
+
+    Per rerun (3), per size n in range(50, 512, 40): 3 draws if the cloud has at most 2 n
+    points, else 7; the median of their MST lengths (cdist + an MST); their closed-form
+    least-squares slope of log(median) on log(n); phdim = 1 / (1 - mean slope). The draws come
+    from ``rng`` in their loop order (rerun, size, draw), as sktopo draws them.
+    """
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial import distance
+
+    slopes = []
+    sizes = list(range(50, 512, 40))
+    for _ in range(3):
+        lengths = []
+        for n in sizes:
+            restarts = 3 if X.shape[0] <= 2 * n else 7
+            draws = []
+            for _ in range(restarts):
+                sample = X[np.sort(rng.choice(X.shape[0], n, replace=False))]
+                draws.append(minimum_spanning_tree(distance.cdist(sample, sample)).sum())
+            lengths.append(np.median(draws))
+        x, y = np.log(sizes), np.log(lengths)
+        N = len(x)
+        slopes.append((N * (x * y).sum() - x.sum() * y.sum()) / (N * (x ** 2).sum() - x.sum() ** 2))
+    return 1 / (1 - np.mean(slopes))
+
+
+def test_tulchinskii_preset_matches_a_transcription_of_their_code():
+    from sktopo._seeding import cloud_seeds
+
+    X = make_sphere(600, 2, random_state=4)  # < 980 points: 3 draws at sizes 330..490
+    plan = make_plan(len(X), protocol="tulchinskii", min_points=None, max_points=None,
+                     n_sizes=None, n_draws=None, n_reruns=None)
+    assert plan.draws == (7,) * 7 + (3,) * 5
+    jobs = _draw_subsets(plan, np.random.default_rng(0))
+    assert len(jobs) == 3 * (7 * 7 + 5 * 3)
+    got = ph_dimension(X, protocol="tulchinskii", random_state=11)["phdim"]
+    seed = cloud_seeds(11, [X])[0]
+    expected = _tulchinskii_reference(X, np.random.default_rng(seed))
+    assert got == pytest.approx(expected, rel=1e-5)
+    # a cloud of 1000 points takes 7 draws at every size
+    assert make_plan(1000, protocol="tulchinskii", min_points=None, max_points=None,
+                     n_sizes=None, n_draws=None, n_reruns=None).draws == (7,) * 12
+
+
+def test_pad_draws_keeps_the_median_of_the_used_draws():
+    plan = make_plan(600, protocol="tulchinskii", min_points=None, max_points=None,
+                     n_sizes=None, n_draws=None, n_reruns=None)
+    E = np.random.default_rng(0).uniform(size=(3, len(plan.sizes), 7))
+    expected = [np.median(E[:, s, :plan.draws_at(s)], axis=-1) for s in range(len(plan.sizes))]
+    padded = plan.pad_draws(E.copy())
+    for s in range(len(plan.sizes)):
+        np.testing.assert_array_equal(np.median(padded[:, s], axis=-1), expected[s])

@@ -10,8 +10,12 @@ preset             sizes                        draws  reruns  points drawn from
 =================  ===========================  =====  ======  ==================
 ``"study_a"``      500, 850, ... while < n       1      1      the whole cloud
 ``"birdal"``       200, 250, ..., 950            1      1      the whole cloud
-``"tulchinskii"``  50, 90, ..., 490 (< 512)      7      3      the whole cloud
+``"tulchinskii"``  50, 90, ..., 490 (< 512)      7 (3)  3      the whole cloud
 =================  ===========================  =====  ======  ==================
+
+(3): Tulchinskii et al.'s code (``IntrinsicDim.PHD``: ``n_points=7``,
+``n_points_min=3``) takes 3 draws instead of 7 at every size ``n`` where the
+cloud has at most ``2 n`` points (``W.shape[0] <= 2 * n``).
 
 All three fit ``log E`` against ``log n`` by least squares and used ``alpha = 1``.
 """
@@ -49,7 +53,7 @@ class Plan:
     """What to compute for one cloud of ``n`` points."""
 
     sizes: np.ndarray  # increasing subsample sizes
-    n_draws: int
+    n_draws: int  # draws per size (the most, when sizes differ: see draws)
     n_reruns: int
     pool_size: int  # points whose distance matrix is computed
     dropped_sizes: tuple = ()  # preset sizes larger than the cloud
@@ -57,6 +61,26 @@ class Plan:
     # the pool, so one sub-matrix serves every size (the default); otherwise each
     # size gets its own independent subsample (the published protocols)
     nested: bool = True
+    # draws at each size when they differ (independent plans only); None: n_draws everywhere
+    draws: tuple | None = None
+
+    def draws_at(self, s: int) -> int:
+        """Number of draws at the size of position ``s``."""
+        return self.n_draws if self.draws is None else self.draws[s]
+
+    def pad_draws(self, E: np.ndarray) -> np.ndarray:
+        """Fill the unused draw slots of ``E`` (..., sizes, n_draws) so that the median over the
+        last axis is the median of the used draws: as many copies of their smallest as of
+        their largest value (``n_draws - draws_at(s)`` is even, checked in :func:`make_plan`)."""
+        if self.draws is None:
+            return E
+        for s, k in enumerate(self.draws):
+            if k < self.n_draws:
+                used = E[..., s, :k]
+                half = (self.n_draws - k) // 2
+                E[..., s, k:k + half] = used.min(axis=-1, keepdims=True)
+                E[..., s, k + half:] = used.max(axis=-1, keepdims=True)
+        return E
 
 
 @dataclass(frozen=True)
@@ -70,9 +94,17 @@ class Preset:
     stop: int | None  # None: below the number of points of the cloud
     n_draws: int
     n_reruns: int
+    # draws at the sizes n where the cloud has at most 2 n points (None: n_draws)
+    n_draws_large: int | None = None
 
     def sizes(self, n_points: int) -> np.ndarray:
         return np.arange(self.start, n_points if self.stop is None else self.stop, self.step)
+
+    def draws(self, sizes: np.ndarray, n_points: int) -> tuple | None:
+        """Draws per size for a cloud of ``n_points``, or None when they are all ``n_draws``."""
+        if self.n_draws_large is None:
+            return None
+        return tuple(self.n_draws_large if n_points <= 2 * int(n) else self.n_draws for n in sizes)
 
 
 PRESETS = {
@@ -91,9 +123,9 @@ PRESETS = {
     "tulchinskii": Preset(
         "tulchinskii",
         "Tulchinskii et al., 'Intrinsic dimension estimation for robust detection of "
-        "AI-generated texts', NeurIPS 2023 (range(50, 512, 40), median of 7 draws, "
-        "mean slope of 3 reruns)",
-        start=50, step=40, stop=512, n_draws=7, n_reruns=3,
+        "AI-generated texts', NeurIPS 2023 (range(50, 512, 40), median of 7 draws, or of 3 "
+        "at sizes n with n_points <= 2 n, mean slope of 3 reruns)",
+        start=50, step=40, stop=512, n_draws=7, n_reruns=3, n_draws_large=3,
     ),
 }
 
@@ -130,11 +162,16 @@ def make_plan(n_points: int, *, protocol, min_points, max_points, n_sizes, n_dra
     preset = PRESETS[protocol]
     sizes = preset.sizes(n_points)
     dropped = tuple(int(s) for s in sizes[sizes > n_points])
+    sizes = sizes[sizes <= n_points]
+    draws = preset.draws(sizes, n_points)
+    # pad_draws keeps the median only when the unused slots split evenly
+    assert draws is None or all((preset.n_draws - k) % 2 == 0 for k in draws)
     return Plan(
-        sizes=sizes[sizes <= n_points],
+        sizes=sizes,
         n_draws=preset.n_draws,
         n_reruns=preset.n_reruns,
         pool_size=n_points,
         dropped_sizes=dropped,
         nested=False,
+        draws=draws,
     )

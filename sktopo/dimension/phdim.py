@@ -87,7 +87,8 @@ class PHDimension(CloudTransformer):
           subsample per size.
         - ``"birdal"``: sizes 200, 250, ..., 950, one subsample per size.
         - ``"tulchinskii"``: sizes 50, 90, ..., 490, median of 7 subsamples
-          per size, slopes of 3 reruns averaged.
+          per size (of 3 at the sizes ``n`` where the cloud has at most ``2 n``
+          points, as their code does), slopes of 3 reruns averaged.
 
         Subsamples are drawn from the whole cloud (no pool). A preset fixes
         ``min_points``, ``max_points``, ``n_sizes``, ``n_draws`` and
@@ -315,6 +316,7 @@ def _estimate_cloud(cloud, seed, label, *, alpha, protocol, min_points, max_poin
 
     rng = np.random.default_rng(seed)
     E = _length_sums(cloud, plan, rng, alpha=alpha, metric=metric, device=device, label=label)
+    E = plan.pad_draws(E)  # sizes with fewer draws: unused slots keep their median
     with np.errstate(divide="ignore", invalid="ignore"):
         logE = np.log(E)
     if not np.isfinite(logE).all():
@@ -356,7 +358,7 @@ def _draw_subsets(plan, rng):
                 jobs.append((order, [(r, s, k, m) for s, m in below]))
         else:
             for s, m in below:
-                for k in range(plan.n_draws):
+                for k in range(plan.draws_at(s)):  # fewer at some sizes ("tulchinskii")
                     order = np.sort(rng.choice(plan.pool_size, m, replace=False))
                     jobs.append((order, [(r, s, k, m)]))
     return jobs
