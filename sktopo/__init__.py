@@ -20,6 +20,7 @@ _PUBLIC = {
     "DiagramDistance": "sktopo.topology.distances",
     "diagram_distance": "sktopo.topology.distances",
     "QuotientPersistence": "sktopo.nn.quotient",
+    "CloudScaler": "sktopo.preprocessing",
     "PHDimension": "sktopo.dimension.phdim",
     "ph_dimension": "sktopo.dimension.phdim",
     "TwoNN": "sktopo.dimension.twonn",

@@ -61,3 +61,34 @@ def test_precomputed_and_metric_agree():
     assert a[1] == pytest.approx(b[1])
     idx, eps = greedy_landmarks(X, 15, metric="manhattan", random_state=1)
     assert eps == pytest.approx(brute_covering_radius(X, idx, "cityblock"))
+
+
+def test_near_points_far_from_the_origin_use_the_refinement():
+    # |x|^2 + |y|^2 - 2 x.y leaves ~1e-4 of noise at norms ~1e6: once every distinct
+    # point is a landmark the covering radius must be exactly 0 (duplicates at 0)
+    grid = np.array([[i, j, 0.0] for i in range(4) for j in range(4)]) * 1e-3
+    X = np.vstack([grid, grid[:5]]) + 1e6
+    idx, eps = greedy_landmarks(X, 16, random_state=0)
+    assert eps == 0.0
+    assert len(set(map(tuple, X[idx]))) == 16  # no duplicate picked before every distinct point
+    # fewer landmarks: the radius is the true one (was 0.0 for a true 0.003)
+    idx, eps = greedy_landmarks(X, 6, random_state=0)
+    assert eps == pytest.approx(cdist(X, X[idx]).min(axis=1).max(), rel=1e-6)
+    assert eps > 5e-4
+
+
+def test_precomputed_matrix_is_not_modified():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    D = cdist(X, X)
+    before = D.copy()
+    greedy_landmarks(D, 10, metric="precomputed", random_state=0)
+    np.testing.assert_array_equal(D, before)
+
+
+@pytest.mark.parametrize("factor", [1e200, 1e-300])
+def test_extreme_scales(factor):
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    idx, eps = greedy_landmarks(X, 10, random_state=0)
+    idx_s, eps_s = greedy_landmarks(X * factor, 10, random_state=0)
+    np.testing.assert_array_equal(idx, idx_s)
+    assert eps_s / factor == pytest.approx(eps, rel=1e-9)

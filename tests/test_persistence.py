@@ -340,3 +340,197 @@ def test_device_options_without_gpu():
             PersistenceDiagram((0,), device="cuda").fit(X)
     with pytest.raises(ValueError, match="device"):
         PersistenceDiagram((0,), device="abacus").fit(X)
+
+
+# ---------------------------------------------------- landmarks of distance matrices
+BACKENDS_ALL = ["auto", "mst", "ripser"] + (["giotto"] if engines.giotto_available() else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS_ALL)
+def test_precomputed_landmarks_equal_the_cloud(backend):
+    # was: one H0 bar with "auto", "not symmetric" errors with the other engines
+    # (greedy_landmarks updated a row of the user's matrix in place)
+    from sktopo.datasets import make_sphere
+
+    X = make_sphere(400, random_state=0)
+    D = cdist(X, X)
+    D_before = D.copy()
+    dims = (0,) if backend == "mst" else (0, 1)
+    a = PersistenceDiagram(dims, n_landmarks=60, backend=backend, random_state=0).fit_transform([X])[0]
+    b = PersistenceDiagram(dims, n_landmarks=60, backend=backend, random_state=0,
+                           metric="precomputed").fit_transform([D])[0]
+    np.testing.assert_array_equal(D, D_before)
+    assert b.n_landmarks == a.n_landmarks == 60 and b.n_points == 400
+    assert b.covering_radius == pytest.approx(a.covering_radius, rel=1e-12)
+    assert len(b[0]) == 60
+    for q in dims:
+        np.testing.assert_allclose(sorted_bars(b[q]), sorted_bars(a[q]), rtol=1e-6, atol=1e-9)
+    if 1 in dims:
+        assert len(b[1]) > 10
+
+
+def test_same_cloud_same_landmarks_in_any_row():
+    X = clouds(4)
+    forward = PersistenceDiagram(n_landmarks=15, random_state=3).fit_transform(X)
+    backward = PersistenceDiagram(n_landmarks=15, random_state=3).fit_transform(X[::-1])
+    assert forward == backward[::-1]
+    twice = PersistenceDiagram(n_landmarks=15, random_state=3).fit_transform([X[1], X[1]])
+    assert twice[0] == twice[1] == forward[1]
+
+
+# ------------------------------------------------------------- many small clouds
+def _many_clouds(rng, sizes, d=6):
+    return [rng.normal(size=(n, d)) for n in sizes]
+
+
+@pytest.mark.parametrize("backend, dims", [("auto", (0,)), ("ripser", (0, 1))]
+                         + ([("giotto", (0, 1))] if engines.giotto_available() else []))
+def test_batched_path_equals_one_cloud_engine(rng, backend, dims):
+    # unequal sizes: several buckets, never padded
+    X = _many_clouds(rng, [12, 30, 12, 30, 7, 30, 12, 2])
+    X[3][5] = X[3][6]  # a duplicate point
+    est = PersistenceDiagram(dims, backend=backend).fit(X)
+    got = est.transform(X)
+    for cloud, d in zip(X, got):
+        ref = engines.compute_bars(cloud, engine=est.engine_, homology_dimensions=dims)
+        for q in dims:
+            np.testing.assert_allclose(sorted_bars(d[q]), sorted_bars(ref[q]), rtol=1e-6, atol=1e-9)
+        ref = ripser.ripser(cdist(cloud, cloud), distance_matrix=True, maxdim=max(dims))["dgms"]
+        for q in dims:
+            np.testing.assert_allclose(sorted_bars(d[q]), sorted_bars(ref[q][ref[q][:, 1] > ref[q][:, 0]]),
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_batched_path_does_not_depend_on_chunk_mates(rng, monkeypatch):
+    from sktopo.topology import persistence as module
+
+    X = _many_clouds(rng, [20] * 9)
+    whole = PersistenceDiagram((0,)).fit_transform(X)
+    monkeypatch.setattr(module, "_CHUNK_ENTRIES", 20 * 20 * 2)  # chunks of two clouds
+    chunked = PersistenceDiagram((0,)).fit_transform(X[::-1])[::-1]
+    alone = [PersistenceDiagram((0,)).fit_transform([x])[0] for x in X]
+    for a, b, c in zip(whole, chunked, alone):
+        for q in (0,):
+            np.testing.assert_array_equal(a[q], b[q])
+            np.testing.assert_array_equal(a[q], c[q])
+
+
+def test_batched_path_parallel_equals_serial(rng):
+    X = _many_clouds(rng, [15] * 6 + [25] * 5)
+    serial = PersistenceDiagram((0, 1), backend="ripser").fit_transform(X)
+    parallel = PersistenceDiagram((0, 1), backend="ripser", n_jobs=2).fit_transform(X)
+    assert serial == parallel
+
+
+def test_batched_path_precomputed_threshold_and_metric(rng):
+    X = _many_clouds(rng, [18] * 4)
+    Ds = [cdist(x, x) for x in X]
+    for dims in ((0,), (0, 1)):
+        a = PersistenceDiagram(dims, max_edge_length=2.0).fit_transform(X)
+        b = PersistenceDiagram(dims, max_edge_length=2.0, metric="precomputed").fit_transform(Ds)
+        for da, db in zip(a, b):
+            assert da.allclose(db, rtol=1e-6)
+        ref = ripser.ripser(Ds[0], distance_matrix=True, maxdim=max(dims), thresh=2.0)["dgms"]
+        for q in dims:
+            np.testing.assert_allclose(sorted_bars(a[0][q]), sorted_bars(ref[q]), rtol=1e-5, atol=1e-6)
+    man = PersistenceDiagram((0, 1), metric="manhattan").fit_transform(X)[1]
+    ref = ripser.ripser(cdist(X[1], X[1], "cityblock"), distance_matrix=True, maxdim=1)["dgms"]
+    for q in (0, 1):
+        np.testing.assert_allclose(sorted_bars(man[q]), sorted_bars(ref[q]), rtol=1e-5, atol=1e-6)
+
+
+def test_batched_path_torch_on_cpu_tensors(rng):
+    pytest.importorskip("torch")
+    from sktopo.topology.persistence import PersistenceSettings, _chunk_bars_torch
+
+    X = np.stack(_many_clouds(rng, [16] * 3))
+    settings = PersistenceSettings(homology_dimensions=(0,), engine="mst", device="cpu")
+    got = _chunk_bars_torch(X, np.ones(3), np.full(3, np.inf), settings)
+    ref = PersistenceDiagram((0,), device="cpu").fit_transform(list(X))
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(sorted_bars(g[0]), r[0], rtol=1e-5)
+
+
+# ------------------------------------------------------------------ extreme scales
+@pytest.mark.parametrize("factor", [1e200, 1e-300, 1e150])
+@pytest.mark.parametrize("n_points", [40, 600])  # the batched and the one-cloud paths
+def test_extreme_scales_give_scaled_bars(factor, n_points):
+    X = make_circle(n_points, noise=0.05, random_state=0)
+    dims = (0, 1) if n_points < 100 else (0,)
+    ref = sktopo.persistence(X, homology_dimensions=dims, backend="ripser" if dims == (0, 1) else "auto")
+    got = sktopo.persistence(X * factor, homology_dimensions=dims,
+                             backend="ripser" if dims == (0, 1) else "auto")
+    for q in dims:
+        assert np.isfinite(got[q][:-1 if q == 0 else None]).all() and len(got[q]) == len(ref[q])
+        np.testing.assert_allclose(got[q] / factor, ref[q], rtol=1e-6)
+
+
+def test_extreme_scales_precomputed_and_landmarks():
+    X = make_circle(120, noise=0.05, random_state=0)
+    D = cdist(X, X)
+    ref = sktopo.persistence(D, metric="precomputed")
+    for factor in (1e200, 1e-300):
+        got = sktopo.persistence(D * factor, metric="precomputed")
+        for q in (0, 1):
+            assert len(got[q]) == len(ref[q])
+            np.testing.assert_allclose(got[q] / factor, ref[q], rtol=1e-6)
+        from sktopo.topology.landmarks import greedy_landmarks
+
+        idx, eps = greedy_landmarks(X * factor, 30, random_state=0)
+        idx_ref, eps_ref = greedy_landmarks(X, 30, random_state=0)
+        np.testing.assert_array_equal(idx, idx_ref)
+        assert eps / factor == pytest.approx(eps_ref, rel=1e-9)
+        # the content key of a scaled cloud differs (other landmarks), the diagram stays sane
+        sub = sktopo.persistence(X * factor, n_landmarks=30, random_state=0)
+        assert np.isfinite(sub.covering_radius) and sub.covering_radius > 0
+        assert len(sub[0]) == 30 and np.isfinite(sub[1]).all()
+
+
+def test_overflowing_metric_raises_clearly():
+    X = [make_circle(30, random_state=0) * 1e200]
+    with pytest.raises(ValueError, match=r"row 0.*overflow"):
+        PersistenceDiagram(metric=lambda a, b: float(np.sum((a - b) ** 2))).fit_transform(X)
+
+
+# ------------------------------------------------------------------------ coeff
+def test_coeff_range_edges():
+    X = [make_circle(20, random_state=0)]
+    ref = PersistenceDiagram(backend="ripser").fit_transform(X)[0]
+    for backend in BACKENDS_H1:
+        top = PersistenceDiagram(backend=backend, coeff=127).fit_transform(X)[0]
+        np.testing.assert_allclose(top[1], ref[1], rtol=1e-6)  # a circle: any field agrees
+    import time
+
+    for p in (131, 251, 65521, 65537, 2**61 - 1):
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match=r"coeff=\d+ is outside.*primes 2 to 127"):
+            PersistenceDiagram(coeff=p).fit(X)
+        assert time.perf_counter() - start < 1.0  # no primality test of a huge number
+    with pytest.raises(ValueError, match="prime"):
+        PersistenceDiagram(coeff=121).fit(X)
+    with pytest.raises(ValueError, match="outside"):
+        engines.check_coeff(131)
+
+
+# --------------------------------------------------------------------- settings
+def test_one_settings_object_and_error_context():
+    settings = engines.PersistenceSettings(homology_dimensions=(1, 0), engine="ripser",
+                                           memory_limit=10 * 2**20, estimator="MyEstimator")
+    assert settings.homology_dimensions == (0, 1) and settings.maxdim == 1
+    with pytest.raises(Exception):
+        settings.coeff = 3  # frozen
+    with pytest.raises(MemoryError) as info:
+        engines.compute_bars(np.zeros((3000, 2)), settings, label="the cloud at row 'conv1'")
+    assert str(info.value).startswith("MyEstimator: Vietoris-Rips persistence of the cloud at row 'conv1'")
+
+
+def test_keyword_only_and_device_default():
+    import inspect
+
+    params = inspect.signature(PersistenceDiagram).parameters
+    assert params["homology_dimensions"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in params.items()
+               if name != "homology_dimensions")
+    assert PersistenceDiagram().device == "auto"
+    with pytest.raises(TypeError):
+        PersistenceDiagram((0,), "euclidean")

@@ -47,13 +47,24 @@ it grows; otherwise a :class:`MemoryError` states the estimate and what to do.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 import numpy as np
 
-from .._distance import _REFINE_RELATIVE, check_memory, pairwise_distances
+from .._distance import (
+    check_memory,
+    exact_squared,
+    pairwise_distances,
+    power_of_two_scale,
+    unresolved,
+)
 
 __all__ = [
     "ENGINES",
+    "MAX_COEFF",
+    "PersistenceSettings",
+    "check_coeff",
     "compute_bars",
     "dense_bytes_per_entry",
     "giotto_available",
@@ -61,6 +72,113 @@ __all__ = [
 ]
 
 ENGINES = ("mst", "ripser", "giotto")
+
+# Largest prime field each engine computes correctly (probed in subprocesses on
+# a 20-point circle): ripser.py hangs at coeff=131 and 251, aborts the process
+# at 65521 and returns H1 bars that never die at 65537; giotto-ph gives a wrong
+# H1 death at 131 and 197 and hangs at 241 and 251 (it refuses 255 and above).
+# H0 does not depend on the field, so the MST engine shares the bound.
+MAX_COEFF = 127
+
+# Metrics with d(s x, s y) = s d(x, y): a cloud scaled by a power of two gives
+# exactly scaled bars. Scale-invariant ones (d(s x, s y) = d(x, y)) give the
+# same bars.
+_HOMOGENEOUS = {"euclidean", "l2", "manhattan", "cityblock", "l1", "chebyshev", "minkowski",
+                "infinity", "p"}
+_SCALE_INVARIANT = {"cosine", "correlation", "braycurtis", "canberra"}
+
+
+@dataclass(frozen=True)
+class PersistenceSettings:
+    """Everything one persistence computation needs, fixed for a whole collection.
+
+    Built once per :meth:`~sktopo.PersistenceDiagram.transform` (or per call of
+    :func:`compute_bars`) and passed whole to every cloud, instead of a dozen
+    keyword arguments threaded by hand.
+
+    Parameters
+    ----------
+    homology_dimensions : tuple of int
+        Dimensions to return, sorted.
+    engine : {"mst", "ripser", "giotto"}
+        Engine (see :func:`resolve_engine` for ``"auto"``).
+    metric : str or callable
+        Metric of :func:`sklearn.metrics.pairwise_distances`, or ``"precomputed"``.
+    metric_params : mapping or None
+        Extra arguments of the metric.
+    threshold : float
+        Largest edge length of the filtration (``max_edge_length``).
+    coeff : int
+        Prime field of coefficients (irrelevant for H0).
+    n_landmarks : int or None
+        Greedy max-min landmarks per cloud (used by the caller, not the engines).
+    memory_limit : int or None
+        Bytes one cloud's computation may take; ``None`` disables the check.
+    device : str or None
+        Torch device of the MST engine; ``None`` uses numpy.
+    n_threads : int
+        Threads of giotto-ph per cloud.
+    estimator : str
+        Name that starts error messages (e.g. ``"PersistenceDiagram"``).
+    """
+
+    homology_dimensions: tuple = (0, 1)
+    engine: str = "ripser"
+    metric: Any = "euclidean"
+    metric_params: Mapping | None = field(default=None, hash=False)
+    threshold: float = np.inf
+    coeff: int = 2
+    n_landmarks: int | None = None
+    memory_limit: int | None = None
+    device: str | None = None
+    n_threads: int = 1
+    estimator: str = ""
+
+    def __post_init__(self):
+        dims = tuple(sorted(int(q) for q in self.homology_dimensions))
+        object.__setattr__(self, "homology_dimensions", dims)
+        object.__setattr__(self, "threshold", float(self.threshold))
+
+    @property
+    def maxdim(self) -> int:
+        return self.homology_dimensions[-1]
+
+    @property
+    def precomputed(self) -> bool:
+        return isinstance(self.metric, str) and self.metric == "precomputed"
+
+    @property
+    def params(self) -> dict:
+        return dict(self.metric_params or {})
+
+    @property
+    def plain_euclidean(self) -> bool:
+        return isinstance(self.metric, str) and self.metric == "euclidean" and not self.metric_params
+
+    def lead(self) -> str:
+        """Start of an error message: ``"PersistenceDiagram: "`` or nothing."""
+        return f"{self.estimator}: " if self.estimator else ""
+
+    def with_(self, **changes) -> "PersistenceSettings":
+        return replace(self, **changes)
+
+
+def check_coeff(coeff, estimator: str = "PersistenceDiagram") -> int:
+    """``coeff`` if it is a prime in the range every engine computes correctly, else ValueError.
+
+    The range is checked before primality, so a huge number is refused at
+    once (a trial division up to ``sqrt(2**61 - 1)`` would stall).
+    """
+    p = int(coeff)
+    if not 2 <= p <= MAX_COEFF:
+        raise ValueError(
+            f"{estimator}: coeff={p} is outside the range the engines compute correctly "
+            f"(primes 2 to {MAX_COEFF}): ripser.py hangs or aborts the Python process and "
+            f"giotto-ph returns wrong deaths for larger fields. Use a prime up to {MAX_COEFF}."
+        )
+    if any(p % k == 0 for k in range(2, int(math.isqrt(p)) + 1)):
+        raise ValueError(f"{estimator}: coeff must be a prime number (the field Z/pZ); got {p}.")
+    return p
 
 # Bytes per undirected edge of the sparse path: our (row, col, value) arrays
 # plus the engine's own copy.
@@ -123,20 +241,8 @@ def dense_bytes_per_entry(engine: str, maxdim: int, *, precomputed: bool, device
     return matrix + copies + reduction
 
 
-def compute_bars(
-    data: np.ndarray,
-    *,
-    engine: str,
-    homology_dimensions,
-    metric="euclidean",
-    metric_params=None,
-    threshold: float = np.inf,
-    coeff: int = 2,
-    n_threads: int = 1,
-    device=None,
-    memory_limit=None,
-    where: str = "the cloud",
-) -> dict:
+def compute_bars(data: np.ndarray, settings: PersistenceSettings | None = None, *,
+                 label: str = "the cloud", where: str | None = None, **keywords) -> dict:
     """Vietoris-Rips persistence of one cloud.
 
     Parameters
@@ -144,53 +250,60 @@ def compute_bars(
     data : ndarray of shape (n_points, n_features) or (n_points, n_points)
         The cloud, or its distance matrix when ``metric="precomputed"``
         (infinite entries mean "no edge").
-    engine : {"mst", "ripser", "giotto"}
-        Engine to use (see :func:`resolve_engine` for ``"auto"``).
-    homology_dimensions : sequence of int
-        Dimensions to return.
-    metric : str or callable, default="euclidean"
-        Metric of :func:`sklearn.metrics.pairwise_distances`, or "precomputed".
-    metric_params : dict, optional
-        Extra arguments of the metric.
-    threshold : float, default=inf
-        Largest edge length of the filtration.
-    coeff : int, default=2
-        Prime field of coefficients (irrelevant for H0).
-    n_threads : int, default=1
-        Threads of giotto-ph.
-    device : str or torch.device, optional
-        Run the MST engine in torch on this device; ``None`` uses numpy.
-    memory_limit : int, optional
-        Bytes; ``None`` disables the check.
-    where : str
-        Names the cloud in error messages, e.g. ``"PersistenceDiagram: the
-        cloud at row 'conv1'"``; text before a ``": "`` starts the message.
+    settings : PersistenceSettings, optional
+        What to compute and how. Without it, the keyword arguments
+        (``engine``, ``homology_dimensions``, ``metric``, ``metric_params``,
+        ``threshold``, ``coeff``, ``n_threads``, ``device``, ``memory_limit``,
+        ``estimator``) build one.
+    label : str, default="the cloud"
+        Names the cloud in error messages, e.g. ``"the cloud at row 'conv1'"``;
+        the settings' ``estimator`` starts the message.
+    where : str, optional
+        Older spelling of ``label`` (kept for callers that pass one string).
+    **keywords
+        Fields of :class:`PersistenceSettings` when ``settings`` is not given.
 
     Returns
     -------
     bars : dict of int to ndarray of shape (k, 2)
     """
-    dims = tuple(sorted(int(q) for q in homology_dimensions))
-    maxdim = dims[-1]
-    precomputed = metric == "precomputed"
-    metric_params = dict(metric_params or {})
+    if settings is None:
+        settings = PersistenceSettings(**keywords)
+    elif keywords:
+        settings = settings.with_(**keywords)
+    if where is not None:
+        label = where
+    data, scale = _rescaled(data, settings, label)
+    if scale != 1.0:
+        # a power of two: every distance (and every bar) scales exactly
+        bars = _bars(data, settings.with_(threshold=settings.threshold * scale), label)
+        return {q: b / scale for q, b in bars.items()}
+    return _bars(data, settings, label)
+
+
+def _bars(data, settings, label):
+    engine = settings.engine
+    dims = settings.homology_dimensions
+    maxdim = settings.maxdim
+    precomputed = settings.precomputed
+    threshold = settings.threshold
+    memory_limit = settings.memory_limit
     n = data.shape[0]
     has_inf = precomputed and not np.isfinite(data).all()
 
-    dense_bytes = n * n * dense_bytes_per_entry(engine, maxdim, precomputed=precomputed, device=device)
+    dense_bytes = dense_bytes_of(data, settings)
     fits = memory_limit is None or dense_bytes <= memory_limit
     use_sparse = (np.isfinite(threshold) and not fits) or (has_inf and engine != "mst")
     if not use_sparse:
-        _check_dense_memory(dense_bytes, memory_limit, n, where, engine, maxdim, precomputed, device)
+        _check_dense_memory(dense_bytes, n, settings, label)
 
     if engine == "mst":
         if use_sparse:
-            lengths, n_components = _sparse_mst(data, metric, metric_params, threshold,
-                                                memory_limit, where)
+            lengths, n_components = _sparse_mst(data, settings, label)
         else:
-            lengths = _dense_mst(data, metric, metric_params, device)
+            lengths = _dense_mst(data, settings, label)
             n_components = 1
-        return {0: _h0_bars(lengths, threshold, n_components)}
+        return {0: h0_bars(lengths, threshold, n_components)}
 
     if engine == "giotto":
         try:
@@ -198,29 +311,100 @@ def compute_bars(
         except ImportError:
             raise ImportError(_GIOTTO_MISSING) from None
     if use_sparse:
-        edges = _sparse_edges(data, metric, metric_params, threshold, memory_limit, where)
-        dgms = _run_sparse(engine, edges, n, maxdim, threshold, coeff, n_threads)
-    elif engine == "ripser":
-        dgms = _ripser_dense(data, metric, metric_params, maxdim, threshold, coeff)
+        edges = _sparse_edges(data, settings, label)
+        dgms = _run_sparse(engine, edges, n, maxdim, threshold, settings.coeff, settings.n_threads)
     else:
-        # our distances, not giotto-ph's: they are exact for duplicate points
-        # (sklearn's leave ~1e-8 there, i.e. spurious tiny bars)
-        D = data if precomputed else pairwise_distances(data, metric, **metric_params)
-        dgms = ripser_parallel(D, metric="precomputed", maxdim=maxdim, thresh=threshold,
-                               coeff=coeff, n_threads=n_threads)["dgms"]
+        D = data if precomputed else _checked_distances(data, settings, label)
+        if engine == "ripser":
+            dgms = ripser_dense(D, maxdim, threshold, settings.coeff)
+        else:
+            # our distances, not giotto-ph's: they are exact for duplicate points
+            # (sklearn's leave ~1e-8 there, i.e. spurious tiny bars)
+            dgms = ripser_parallel(D, metric="precomputed", maxdim=maxdim, thresh=threshold,
+                                   coeff=settings.coeff, n_threads=settings.n_threads)["dgms"]
     return {q: _clean(dgms[q]) if q < len(dgms) else np.empty((0, 2)) for q in dims}
 
 
+# ------------------------------------------------------------------- scales
+def scale_of(data, settings) -> float:
+    """Power of two that brings a cloud's values (or a matrix's distances) near 1; 1 if fine.
+
+    Squared distances overflow float64 above about 1e154 and underflow below
+    about 1e-154; ripser.py and giotto-ph store float32 (1e38, 1e-38). A power of
+    two is exact in floating point, so the rescaled cloud gives exactly rescaled
+    bars.
+    """
+    if settings.precomputed:
+        finite = data[np.isfinite(data) & (data > 0)]
+        if finite.size == 0:
+            return 1.0
+        low, high = float(finite.min()), float(finite.max())
+        s = power_of_two_scale(high)
+        if s == 1.0 and low < 2.0**-60:
+            s = power_of_two_scale(high, low=2.0**60)  # bring the largest near 1 anyway
+            if high * s > 2.0**60:  # pragma: no cover - both ends far apart: leave it
+                return 1.0
+        return s
+    if not isinstance(settings.metric, str) or settings.metric not in (_HOMOGENEOUS | _SCALE_INVARIANT):
+        return 1.0
+    max_abs = float(np.max(np.abs(data))) if data.size else 0.0
+    return power_of_two_scale(max_abs)
+
+
+def _rescaled(data, settings, label):
+    """``(data * s, s)`` with ``s`` from :func:`scale_of`; ``s = 1`` for scale-invariant metrics."""
+    s = scale_of(data, settings)
+    if s == 1.0:
+        return data, 1.0
+    scaled = data * s
+    if isinstance(settings.metric, str) and settings.metric in _SCALE_INVARIANT:
+        return scaled, 1.0  # the distances do not change: only their computation is safer
+    return scaled, s
+
+
+def _checked_distances(data, settings, label):
+    """Dense distances of a cloud; a clear error if the metric produced NaN or inf."""
+    D = pairwise_distances(data, settings.metric, **settings.params)
+    if not settings.plain_euclidean and not np.isfinite(D).all():
+        raise ValueError(
+            f"{settings.lead()}the metric {_metric_name(settings.metric)!r} gave NaN or infinite "
+            f"distances on {label} (finite input: the values overflow or underflow in this "
+            f"metric). Rescale the cloud (e.g. divide it by its largest absolute value) or use "
+            f"metric='euclidean', which sktopo rescales internally."
+        )
+    return D
+
+
+def _metric_name(metric):
+    return metric if isinstance(metric, str) else getattr(metric, "__name__", "callable")
+
+
+def dense_bytes_of(data, settings) -> int:
+    """Peak bytes of the dense computation of ``data``, temporaries included."""
+    n = data.shape[0]
+    per_entry = dense_bytes_per_entry(settings.engine, settings.maxdim,
+                                      precomputed=settings.precomputed, device=settings.device)
+    total = n * n * per_entry
+    if not settings.precomputed:
+        d = data.shape[1] if data.ndim == 2 else 1
+        # the product formula's two (n, d + 2) operands, or the metric's copy of the cloud
+        total += 2 * n * (d + 2) * 8
+        if not settings.plain_euclidean:
+            total += 2 * n * n * 8  # sklearn's metrics keep a second n x n temporary
+    return int(total)
+
+
 # --------------------------------------------------------------------- memory
-def _check_dense_memory(estimate, limit, n, where, engine, maxdim, precomputed, device):
+def _check_dense_memory(estimate, n, settings, label):
+    limit = settings.memory_limit
     if limit is None or estimate <= limit:
         return
-    per_entry = dense_bytes_per_entry(engine, maxdim, precomputed=precomputed, device=device)
-    fitting = int(math.isqrt(int(limit // max(per_entry, 1))))
+    per_entry = max(1, estimate // max(n * n, 1))
+    fitting = int(math.isqrt(int(limit // per_entry)))
     check_memory(
         estimate, limit,
-        f"{_lead(where)}Vietoris-Rips persistence of {_tail(where)} ({n} points, engine {engine!r}, "
-        f"about n^2 x {per_entry} bytes)",
+        f"{settings.lead()}Vietoris-Rips persistence of {label} ({n} points, engine "
+        f"{settings.engine!r}, about n^2 x {per_entry} bytes)",
         f"Subsample with n_landmarks (greedy max-min landmarks; about {fitting} fit in the "
         f"limit, and the diagram records the covering radius that bounds the error), or set a "
         f"finite max_edge_length (edges longer than it are left out and a sparse edge list "
@@ -228,16 +412,8 @@ def _check_dense_memory(estimate, limit, n, where, engine, maxdim, precomputed, 
     )
 
 
-def _lead(where):
-    return where.rsplit(": ", 1)[0] + ": " if ": " in where else ""
-
-
-def _tail(where):
-    return where.rsplit(": ", 1)[-1]
-
-
 # ------------------------------------------------------------------------ H0
-def _h0_bars(lengths, threshold, n_components):
+def h0_bars(lengths, threshold, n_components=1):
     """H0 bars from the edge lengths of a minimum spanning tree (or forest)."""
     lengths = np.asarray(lengths, dtype=np.float64)
     kept = np.isfinite(lengths) & (lengths <= threshold)
@@ -249,18 +425,22 @@ def _h0_bars(lengths, threshold, n_components):
     return bars
 
 
-def _dense_mst(data, metric, metric_params, device):
-    precomputed = metric == "precomputed"
+_h0_bars = h0_bars  # older private name
+
+
+def _dense_mst(data, settings, label):
+    precomputed = settings.precomputed
+    device = settings.device
     if device is None:
         from .._distance import squared_euclidean_distances
         from .._mst import mst_edge_lengths
 
-        if metric == "euclidean" and not metric_params:
+        if settings.plain_euclidean:
             # the tree only compares lengths: build it on squared distances and
             # take n - 1 roots instead of n^2
             lengths = mst_edge_lengths(squared_euclidean_distances(data))
             return np.sqrt(np.maximum(lengths, 0.0))
-        D = data if precomputed else pairwise_distances(data, metric, **metric_params)
+        D = data if precomputed else _checked_distances(data, settings, label)
         return mst_edge_lengths(D)
     import torch
 
@@ -269,21 +449,21 @@ def _dense_mst(data, metric, metric_params, device):
 
     if precomputed:
         D = torch.as_tensor(data, dtype=torch.float32, device=device)
-    elif metric == "euclidean" and not metric_params:
+    elif settings.plain_euclidean:
         D = torch_pairwise_distances(torch.as_tensor(data, dtype=torch.float32, device=device))
     else:
-        D = torch.as_tensor(pairwise_distances(data, metric, **metric_params),
+        D = torch.as_tensor(_checked_distances(data, settings, label),
                             dtype=torch.float32, device=device)
     return torch_mst_edge_lengths(D).cpu().numpy().astype(np.float64)
 
 
-def _sparse_mst(data, metric, metric_params, threshold, memory_limit, where):
+def _sparse_mst(data, settings, label):
     """Minimum spanning forest of the thresholded graph: lengths and component count."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
     n = data.shape[0]
-    rows, cols, values = _sparse_edges(data, metric, metric_params, threshold, memory_limit, where)
+    rows, cols, values = _sparse_edges(data, settings, label)
     graph = sp.csr_matrix((values, (rows, cols)), shape=(n, n))
     # explicit zeros (duplicate points) count as edges for the components;
     # they are zero-length bars, dropped anyway, so losing them in the tree is harmless
@@ -293,18 +473,20 @@ def _sparse_mst(data, metric, metric_params, threshold, memory_limit, where):
 
 
 # ---------------------------------------------------------------- sparse path
-def _sparse_edges(data, metric, metric_params, threshold, memory_limit, where, chunk=1024):
+def _sparse_edges(data, settings, label, chunk=1024):
     """Edges ``i < j`` of length ``<= threshold`` (finite), built in chunks of rows.
 
     Zero-length edges (duplicate points) are kept explicitly: they connect.
     """
+    metric, metric_params = settings.metric, settings.params
+    threshold, memory_limit = settings.threshold, settings.memory_limit
     n = data.shape[0]
     if memory_limit is not None:
         # a chunk of rows can hold at most chunk * n edges: keep that well inside the limit
         chunk = int(max(1, min(chunk, memory_limit // (4 * _SPARSE_BYTES_PER_EDGE * n))))
     rows, cols, values = [], [], []
     n_edges = 0
-    precomputed = metric == "precomputed"
+    precomputed = settings.precomputed
     if not precomputed:
         from sklearn.neighbors import NearestNeighbors
 
@@ -312,8 +494,7 @@ def _sparse_edges(data, metric, metric_params, threshold, memory_limit, where, c
         nn.fit(data)
         # sklearn's brute-force search (many features) uses |x|^2 + |y|^2 - 2 x.y,
         # which leaves ~1e-6 between identical points: spurious tiny bars
-        sq_norms = (np.einsum("ij,ij->i", data, data)
-                    if metric == "euclidean" and not metric_params else None)
+        sq_norms = np.einsum("ij,ij->i", data, data) if settings.plain_euclidean else None
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         if precomputed:
@@ -339,7 +520,7 @@ def _sparse_edges(data, metric, metric_params, threshold, memory_limit, where, c
         n_edges += len(d)
         check_memory(
             n_edges * _SPARSE_BYTES_PER_EDGE, memory_limit,
-            f"{_lead(where)}the edge list of {_tail(where)} ({n} points, max_edge_length={threshold:.4g}; "
+            f"{settings.lead()}the edge list of {label} ({n} points, max_edge_length={threshold:.4g}; "
             f"{n_edges} edges after {stop} of {n} rows)",
             "Lower max_edge_length, subsample with n_landmarks, or raise memory_limit "
             "(None disables this check).",
@@ -350,13 +531,12 @@ def _sparse_edges(data, metric, metric_params, threshold, memory_limit, where, c
 def _refine_close_pairs(X, sq_norms, i, j, d):
     """Recompute from the differences the Euclidean distances too small for the product formula.
 
-    The same rule as :func:`sktopo._distance.squared_euclidean_distances`:
-    duplicate points come out at exactly 0.
+    The one rule of :func:`sktopo._distance.unresolved`: duplicate points come
+    out at exactly 0.
     """
-    close = d * d < _REFINE_RELATIVE * (sq_norms[i] + sq_norms[j])
+    close = unresolved(d * d, sq_norms[i] + sq_norms[j])
     if close.any():
-        diff = X[i[close]] - X[j[close]]
-        d[close] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        d[close] = np.sqrt(exact_squared(X, i[close], j[close]))
     return d
 
 
@@ -393,9 +573,21 @@ def _condensed_float32(D):
     return out
 
 
-def _ripser_dense(data, metric, metric_params, maxdim, threshold, coeff):
-    precomputed = metric == "precomputed"
-    D = data if precomputed else pairwise_distances(data, metric, **metric_params)
+def enclosing_radius(D) -> float:
+    """``min_i max_j D[i, j]``: above it the Rips complex is a cone (contractible).
+
+    Every class of dimension 1 and above dies by this scale and the graph is
+    connected, so a filtration cut there gives exactly the same diagram; giotto-ph
+    does the same. ``inf`` for a matrix with infinite entries in every row.
+    """
+    return float(np.min(np.max(D, axis=1))) if D.shape[0] else 0.0
+
+
+def ripser_dense(D, maxdim, threshold, coeff):
+    """ripser.py's compiled core on a dense matrix: ``[H0, H1, ...]`` arrays of pairs."""
+    if maxdim > 0:
+        # exact (see enclosing_radius) and 1.5-2x faster: ripser.py does not cut there itself
+        threshold = min(threshold, enclosing_radius(D))
     try:
         from pyRipser import doRipsFiltrationDM
     except ImportError:  # pragma: no cover - ripser.py's layout changed: use its public API
@@ -403,10 +595,22 @@ def _ripser_dense(data, metric, metric_params, maxdim, threshold, coeff):
 
         return ripser(D, distance_matrix=True, maxdim=maxdim, thresh=threshold, coeff=coeff)["dgms"]
     condensed = _condensed_float32(D)
-    del D  # ours (not the caller's) is freed before ripser copies the triangle
     result = doRipsFiltrationDM(condensed, maxdim, thresh=threshold, coeff=coeff, do_cocycles=0)
     return [np.reshape(np.asarray(flat, dtype=np.float64), (-1, 2))
             for flat in result["births_and_deaths_by_dim"]]
+
+
+def giotto_dense(D, maxdim, threshold, coeff, n_threads=1):
+    """giotto-ph's compiled core on a dense matrix (no Python-level checks): ``[H0, H1, ...]``."""
+    from gph.python.ripser_interface import _compute_ph_vr_dense
+
+    if maxdim > 0:
+        threshold = min(threshold, enclosing_radius(D))
+    condensed = _condensed_float32(D)
+    diagonal = np.zeros(D.shape[0], dtype=np.float32)
+    result = _compute_ph_vr_dense(condensed, diagonal, maxdim, threshold, coeff, n_threads)
+    return [np.reshape(np.asarray(flat, dtype=np.float64), (-1, 2))
+            for flat in result.births_and_deaths_by_dim()]
 
 
 def _clean(pairs) -> np.ndarray:

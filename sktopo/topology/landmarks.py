@@ -29,16 +29,23 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._distance import exact_squared, power_of_two_scale, unresolved
+
 __all__ = ["greedy_landmarks"]
 
 
 def _distances_to(X, sq_norms, i, metric, metric_params):
-    """Distances from point ``i`` to every row of ``X``."""
+    """Distances from point ``i`` to every row of ``X`` (a new array, never a view of ``X``)."""
     if metric == "precomputed":
-        return np.asarray(X[i], dtype=np.float64)
+        # a copy: the caller updates it in place, which must not touch the user's matrix
+        return np.array(X[i], dtype=np.float64)
     if metric == "euclidean" and not metric_params:
-        # |x|^2 + |y|^2 - 2 x.y: one matrix-vector product per landmark
+        # |x|^2 + |y|^2 - 2 x.y: one matrix-vector product per landmark, with the
+        # package's refinement rule for the pairs that formula cannot resolve
         d2 = sq_norms + sq_norms[i] - 2.0 * (X @ X[i])
+        close = np.flatnonzero(unresolved(d2, sq_norms + sq_norms[i]))
+        if close.size:
+            d2[close] = exact_squared(X, close, np.full_like(close, i))
         np.maximum(d2, 0.0, out=d2)
         d = np.sqrt(d2, out=d2)
         d[i] = 0.0
@@ -86,7 +93,14 @@ def greedy_landmarks(X, n_landmarks, *, metric="euclidean", metric_params=None, 
     n = X.shape[0]
     m = int(min(n_landmarks, n))
     rng = check_random_state(random_state)
-    sq_norms = np.einsum("ij,ij->i", X, X) if metric == "euclidean" and metric != "precomputed" else None
+    scale = 1.0
+    if metric == "euclidean" and not metric_params and X.size:
+        # squared norms of extreme clouds overflow or underflow: work on an
+        # exactly rescaled copy (a power of two) and scale the radius back
+        scale = power_of_two_scale(np.max(np.abs(X)))
+        if scale != 1.0:
+            X = X * scale
+    sq_norms = np.einsum("ij,ij->i", X, X) if metric == "euclidean" and not metric_params else None
 
     indices = np.empty(m, dtype=np.intp)
     first = int(rng.randint(n))
@@ -103,5 +117,5 @@ def greedy_landmarks(X, n_landmarks, *, metric="euclidean", metric_params=None, 
         chosen[i] = True
         np.minimum(nearest, _distances_to(X, sq_norms, i, metric, metric_params), out=nearest)
     nearest[chosen] = 0.0
-    covering_radius = float(nearest.max()) if m < n else 0.0
+    covering_radius = float(nearest.max()) / scale if m < n else 0.0
     return indices, covering_radius

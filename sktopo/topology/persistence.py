@@ -18,16 +18,26 @@ landmark guarantee):
    ``memory_limit``;
 4. the engine (``backend``) computes the bars.
 
+Many small clouds (one per input, as ``LayerEmbedder(unit="sample")`` makes)
+are not looped over one by one: clouds of up to ``BATCH_MAX_POINTS`` points are
+bucketed by shape, and each bucket is cut into chunks that get one batched
+distance product (:func:`sktopo._distance.batched_squared_euclidean_distances`)
+and, for H0, one batched minimum-spanning-tree pass
+(:func:`sktopo._mst.batched_mst_edge_lengths`); H1 and above go to the engine's
+compiled core cloud by cloud inside the chunk, with no Python-level checks
+per cloud. Chunks run on all ``n_jobs``. Buckets never pad: a cloud's bars do
+not depend on which other clouds share its chunk.
+
 Clouds are processed in parallel with joblib (``n_jobs``); the result does not
-depend on ``n_jobs`` nor on the other rows: each cloud's landmark seed is
-derived from ``random_state`` and a hash of the cloud's own values with
-:class:`numpy.random.SeedSequence`, so a cloud gets the same landmarks in any
-collection, row order or cross-validation split.
+depend on ``n_jobs`` nor on the other rows: each cloud's landmark seed comes
+from ``random_state`` and the cloud's content (:func:`sktopo._seeding.cloud_seeds`),
+so a cloud gets the same landmarks in any collection, row order or
+cross-validation split, and a cloud and its distance matrix pick the same
+landmarks.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from functools import partial
 from numbers import Integral, Real
@@ -41,9 +51,21 @@ from sklearn.utils.validation import check_is_fitted
 from .._collections import Collection, check_cloud, check_collection, check_distance_matrix
 from .._device import resolve_device
 from .._parallel import effective_jobs, run_parallel
+from .._seeding import cloud_seeds
 from ..diagram import Diagram
 from ._base import check_homology_dimensions
-from .engines import ENGINES, compute_bars, resolve_engine
+from .engines import (
+    ENGINES,
+    PersistenceSettings,
+    check_coeff,
+    compute_bars,
+    dense_bytes_of,
+    giotto_dense,
+    h0_bars,
+    resolve_engine,
+    ripser_dense,
+    scale_of,
+)
 from .landmarks import greedy_landmarks
 
 __all__ = ["PersistenceDiagram", "persistence", "parse_memory"]
@@ -73,13 +95,22 @@ def parse_memory(value, name: str = "memory_limit"):
     return int(value)
 
 
-def _is_prime(p: int) -> bool:
-    return p >= 2 and all(p % k for k in range(2, int(p**0.5) + 1))
+# Clouds of at most this many points go through the batched path.
+BATCH_MAX_POINTS = 512
+# Entries of the (b, n, max(n, d)) arrays one chunk of the batched path may hold.
+_CHUNK_ENTRIES = 1 << 22
 
 
-def _check_device(device, engine: str):
-    """The torch device of the MST engine, or None for the numpy path."""
-    resolved = resolve_device(device, owner="PersistenceDiagram")
+def _check_device(device, engine: str, owner: str = "PersistenceDiagram"):
+    """The torch device of the MST engine, or None for the numpy path.
+
+    The shared rule of :func:`sktopo._device.resolve_device`; only the MST
+    engine runs on a torch device, so for the other engines ``"auto"`` means
+    the CPU without importing torch (other values are still checked).
+    """
+    if engine != "mst" and isinstance(device, str) and device == "auto":
+        return None
+    resolved = resolve_device(device, owner=owner)
     if resolved == "cpu" or engine != "mst":
         return None
     return resolved
@@ -107,7 +138,9 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         also lets the engines work from a sparse edge list when the dense
         matrix would not fit in ``memory_limit``.
     coeff : int, default=2
-        Prime field of coefficients Z/pZ.
+        Prime field of coefficients Z/pZ, a prime from 2 to 127 (the range
+        ripser.py and giotto-ph compute correctly; larger fields hang,
+        crash or give wrong deaths there, so they are refused up front).
     n_landmarks : int, default=None
         Compute the diagram of a greedy max-min subsample of this many points
         instead of the whole cloud (clouds with fewer points are used whole).
@@ -125,18 +158,21 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         is allocated; above it a :class:`MemoryError` suggests
         ``n_landmarks`` or ``max_edge_length``. ``None`` disables the check.
         With ``n_jobs`` clouds run at once, each within this limit.
-    device : {"cpu", "auto", "cuda"} or str, default="cpu"
-        Where the MST engine (H0 only) runs: ``"cpu"`` uses numpy (float64);
-        a torch device uses torch distances and Boruvka in float32 there;
-        ``"auto"`` takes CUDA when available. Other engines run on the CPU.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the MST engine (H0 only) runs, by the package's one device rule
+        (:mod:`sktopo._device`): ``"auto"`` takes CUDA when torch sees a GPU,
+        else the CPU; ``"cpu"`` uses numpy (float64); a torch device uses
+        torch distances and minimum spanning trees in float32 there. Other
+        engines run on the CPU (``"auto"`` then never imports torch).
     n_jobs : int, default=None
         Clouds processed in parallel (joblib). When there are fewer clouds
         than workers, the remaining cores go to giotto-ph's own threads.
     random_state : int, RandomState instance or None, default=None
         Seeds the first landmark of each cloud (only used with
-        ``n_landmarks``), together with a hash of the cloud: the same seed
-        gives the same diagram of a cloud for any ``n_jobs`` and whatever
-        the other rows are.
+        ``n_landmarks``), together with the cloud's content
+        (:func:`sktopo._seeding.cloud_seeds`): the same seed gives the same
+        diagram of a cloud for any ``n_jobs``, whatever the other rows are,
+        and whether the cloud comes as points or as its distance matrix.
     verbose : int, default=0
         Show a progress bar over clouds when positive.
 
@@ -160,6 +196,13 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
     per connected component (one for the whole cloud unless
     ``max_edge_length`` cuts it). Values from ripser.py and giotto-ph are
     float32 computations; the MST engine on the CPU is float64.
+
+    Extreme scales are handled exactly: a cloud whose values (or a matrix
+    whose distances) lie far outside ``[2**-60, 2**60]`` is multiplied by a
+    power of two before the computation and its bars divided by it after,
+    which is exact in floating point; squared distances neither overflow nor
+    underflow. A metric other than the Minkowski family and the
+    scale-invariant ones that still overflows raises a ValueError.
 
     Examples
     --------
@@ -199,7 +242,7 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         n_landmarks=None,
         backend="auto",
         memory_limit="4GiB",
-        device="cpu",
+        device="auto",
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -243,13 +286,12 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         name = type(self).__name__
         # None is refused by _parameter_constraints before this
         self.homology_dimensions_ = check_homology_dimensions(self.homology_dimensions, name)
-        if not _is_prime(int(self.coeff)):
-            raise ValueError(f"{name}: coeff must be a prime number (the field Z/pZ); got {self.coeff}.")
+        check_coeff(self.coeff, name)
         if self.metric != "precomputed" and isinstance(self.metric, str):
             _check_metric_name(self.metric, name)
         self.memory_limit_ = parse_memory(self.memory_limit)
         self.engine_ = resolve_engine(self.backend, self.homology_dimensions_)
-        self._device = _check_device(self.device, self.engine_)
+        self._device = _check_device(self.device, self.engine_, name)
 
     def _check_collection(self, X):
         name = type(self).__name__
@@ -301,12 +343,7 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
     def _diagrams(self, collection):
         clouds = collection.flat()
         labels = [collection.cell_label(i, j) for i, j in collection.positions()]
-        seeds = _cloud_seeds(self.random_state, clouds)
-        n_jobs = effective_jobs(self.n_jobs)
-        # cores left over when there are fewer clouds than workers go to giotto-ph's threads
-        n_threads = n_jobs // min(n_jobs, len(clouds))
-        one_cloud = partial(
-            _cloud_diagram,
+        settings = PersistenceSettings(
             homology_dimensions=self.homology_dimensions_,
             engine=self.engine_,
             metric=self.metric,
@@ -316,11 +353,10 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             n_landmarks=self.n_landmarks,
             memory_limit=self.memory_limit_,
             device=self._device,
-            n_threads=n_threads,
             estimator=type(self).__name__,
         )
-        diagrams = run_parallel(one_cloud, zip(clouds, labels, seeds), n_jobs=self.n_jobs,
-                                verbose=self.verbose, desc=type(self).__name__, unit="cloud")
+        diagrams = diagrams_of(clouds, labels, settings, random_state=self.random_state,
+                               n_jobs=self.n_jobs, verbose=self.verbose)
         out = collection.rebuild(diagrams)
         if collection.kind in ("list", "array") and self._output_is_pandas():
             out = pd.Series(diagrams, index=collection.row_index, dtype=object)
@@ -383,62 +419,195 @@ def _check_metric_name(metric: str, estimator: str) -> None:
         )
 
 
-def _cloud_seeds(random_state, clouds) -> list:
-    """One seed per cloud, from ``random_state`` and the cloud's own bytes.
+# ------------------------------------------------------------------ the work
+def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=None,
+                n_jobs=None, verbose=0) -> list:
+    """Diagrams of validated clouds (or distance matrices), in order.
 
-    Seeding from the content (not the position) makes a cloud's landmarks the
-    same whatever else is in the collection: for any ``n_jobs``, any row
-    order, and any cross-validation split.
+    1. landmarks (``settings.n_landmarks``), seeded per cloud by content;
+    2. clouds of at most ``BATCH_MAX_POINTS`` points whose dense computation
+       fits ``memory_limit``: bucketed by shape, chunked, one batched
+       distance product and MST per chunk (:func:`_chunk_bars`);
+    3. the others one by one through :func:`~sktopo.topology.engines.compute_bars`.
     """
-    if random_state is None:
-        return [None] * len(clouds)
-    if isinstance(random_state, np.random.RandomState):
-        entropy = int(random_state.randint(2**31 - 1))
+    n_clouds = len(clouds)
+    if n_clouds == 0:
+        return []
+    metric_params = settings.params or None
+    n_points = [c.shape[0] for c in clouds]
+    subsets = [None] * n_clouds
+    radii = [0.0] * n_clouds
+    if settings.n_landmarks is not None:
+        need = [k for k in range(n_clouds) if settings.n_landmarks < n_points[k]]
+        if need:
+            seeds = cloud_seeds(random_state, [clouds[k] for k in need], metric=settings.metric,
+                                metric_params=metric_params)
+            pick = partial(greedy_landmarks, n_landmarks=settings.n_landmarks,
+                           metric=settings.metric, metric_params=metric_params)
+            picked = run_parallel(_LandmarksTask(pick), [(clouds[k], seed) for k, seed in zip(need, seeds)],
+                                  n_jobs=n_jobs if len(need) > 1 else None, verbose=verbose,
+                                  desc=f"{settings.estimator or 'persistence'} landmarks", unit="cloud")
+            for k, (indices, radius) in zip(need, picked):
+                subsets[k], radii[k] = indices, radius
+    data = [_subset(c, idx, settings.precomputed) for c, idx in zip(clouds, subsets)]
+
+    batched = [k for k in range(n_clouds) if _batchable(data[k], settings)]
+    batched_set = set(batched)
+    single = [k for k in range(n_clouds) if k not in batched_set]
+    bars = [None] * n_clouds
+    workers = effective_jobs(n_jobs)
+
+    if batched:
+        chunks = list(_chunks(data, batched))
+        # single-threaded engines per worker; the chunks keep every worker busy
+        results = run_parallel(partial(_chunk_bars, settings=settings.with_(n_threads=1)),
+                               [([data[k] for k in chunk], [labels[k] for k in chunk])
+                                for chunk in chunks],
+                               n_jobs=n_jobs if len(chunks) > 1 else None, verbose=verbose,
+                               desc=settings.estimator or "persistence", unit="chunk")
+        for chunk, result in zip(chunks, results):
+            for k, b in zip(chunk, result):
+                bars[k] = b
+    if single:
+        # cores left over when there are fewer clouds than workers go to giotto-ph's threads
+        n_threads = workers // min(workers, len(single))
+        one = partial(_one_cloud_bars, settings=settings.with_(n_threads=n_threads))
+        results = run_parallel(one, [(data[k], labels[k]) for k in single], n_jobs=n_jobs,
+                               verbose=verbose, desc=settings.estimator or "persistence",
+                               unit="cloud")
+        for k, b in zip(single, results):
+            bars[k] = b
+    metric_name = settings.metric if isinstance(settings.metric, str) else getattr(
+        settings.metric, "__name__", "callable")
+    return [
+        Diagram(bars[k], n_points=n_points[k], n_landmarks=data[k].shape[0],
+                covering_radius=radii[k], threshold=settings.threshold, coeff=settings.coeff,
+                metric=metric_name, engine=settings.engine)
+        for k in range(n_clouds)
+    ]
+
+
+class _LandmarksTask:
+    """``(cloud, seed) -> (indices, covering radius)``; a class so that it pickles."""
+
+    def __init__(self, pick):
+        self.pick = pick
+
+    def __call__(self, cloud, seed):
+        return self.pick(cloud, random_state=seed)
+
+
+def _subset(data, indices, precomputed):
+    if indices is None:
+        return data
+    return data[np.ix_(indices, indices)] if precomputed else data[indices]
+
+
+def _batchable(data, settings) -> bool:
+    n = data.shape[0]
+    if n > BATCH_MAX_POINTS:
+        return False
+    if settings.device is not None and settings.engine != "mst":  # pragma: no cover - not resolved so
+        return False
+    if settings.precomputed and not np.isfinite(data).all():
+        return False  # missing edges: the engines' sparse path
+    limit = settings.memory_limit
+    return limit is None or dense_bytes_of(data, settings) <= limit
+
+
+def _chunks(data, indices):
+    """Lists of cloud indices of the same shape, each small enough for one batched pass."""
+    buckets = {}
+    for k in indices:
+        buckets.setdefault(data[k].shape, []).append(k)
+    for shape, members in buckets.items():
+        n = shape[0]
+        width = max(n, shape[1]) if len(shape) == 2 else n
+        size = max(1, _CHUNK_ENTRIES // (n * width))
+        for start in range(0, len(members), size):
+            yield members[start:start + size]
+
+
+def _one_cloud_bars(data, label, *, settings):
+    return compute_bars(data, settings, label=label)
+
+
+def _chunk_bars(clouds, labels, *, settings):
+    """Bars of equally shaped small clouds: one distance product and one MST pass for the chunk.
+
+    Each cloud is rescaled by its own power of two when its values are
+    extreme (exact), so a cloud's bars do not depend on its chunk-mates.
+    """
+    from .._distance import batched_pairwise_distances, batched_squared_euclidean_distances
+    from .._mst import batched_mst_edge_lengths
+
+    scales = np.array([scale_of(c, settings) for c in clouds])
+    stack = np.stack(clouds)
+    if (scales != 1.0).any():
+        stack = stack * scales[:, None, None]
+    if isinstance(settings.metric, str) and settings.metric in ("cosine", "correlation",
+                                                                "braycurtis", "canberra"):
+        scales = np.ones_like(scales)  # scale-invariant: the distances do not change
+    thresholds = settings.threshold * scales
+    engine = settings.engine
+
+    if settings.device is not None:
+        return _chunk_bars_torch(stack, scales, thresholds, settings)
+
+    squared = False
+    if settings.precomputed:
+        D = stack
+    elif settings.plain_euclidean:
+        D = batched_squared_euclidean_distances(stack)
+        squared = True
     else:
-        entropy = int(random_state)
-    seeds = []
-    for cloud in clouds:
-        digest = hashlib.blake2b(np.ascontiguousarray(cloud).view(np.uint8), digest_size=8).digest()
-        sequence = np.random.SeedSequence([entropy, int.from_bytes(digest, "little")])
-        seeds.append(int(sequence.generate_state(1)[0]))
-    return seeds
+        D = batched_pairwise_distances(stack, settings.metric, **settings.params)
+        if not np.isfinite(D).all():
+            bad = int(np.flatnonzero(~np.isfinite(D).all(axis=(1, 2)))[0])
+            compute_bars(clouds[bad], settings, label=labels[bad])  # raises the clear error
+    if engine == "mst":
+        lengths = batched_mst_edge_lengths(D)
+        if squared:
+            np.sqrt(lengths, out=lengths)
+        return [{0: h0_bars(lengths[k] / scales[k], thresholds[k] / scales[k])}
+                for k in range(len(clouds))]
+    if squared:
+        np.sqrt(D, out=D)
+    core = ripser_dense if engine == "ripser" else giotto_dense
+    out = []
+    for k in range(len(clouds)):
+        dgms = core(D[k], settings.maxdim, thresholds[k], settings.coeff)
+        out.append({q: _clean(dgms[q]) / scales[k] if q < len(dgms) else np.empty((0, 2))
+                    for q in settings.homology_dimensions})
+    return out
 
 
-def _cloud_diagram(data, label, seed, *, homology_dimensions, engine, metric, metric_params,
-                   threshold, coeff, n_landmarks, memory_limit, device, n_threads, estimator):
-    """Diagram of one validated cloud (or distance matrix)."""
-    n_points = data.shape[0]
-    covering_radius = 0.0
-    n_used = n_points
-    if n_landmarks is not None and n_landmarks < n_points:
-        indices, covering_radius = greedy_landmarks(
-            data, n_landmarks, metric=metric, metric_params=metric_params, random_state=seed
-        )
-        data = data[np.ix_(indices, indices)] if metric == "precomputed" else data[indices]
-        n_used = len(indices)
-    bars = compute_bars(
-        data,
-        engine=engine,
-        homology_dimensions=homology_dimensions,
-        metric=metric,
-        metric_params=metric_params,
-        threshold=threshold,
-        coeff=coeff,
-        n_threads=n_threads,
-        device=device,
-        memory_limit=memory_limit,
-        where=f"{estimator}: the cloud at {label}",
-    )
-    return Diagram(
-        bars,
-        n_points=n_points,
-        n_landmarks=n_used,
-        covering_radius=covering_radius,
-        threshold=threshold,
-        coeff=coeff,
-        metric=metric if isinstance(metric, str) else getattr(metric, "__name__", "callable"),
-        engine=engine,
-    )
+def _chunk_bars_torch(stack, scales, thresholds, settings):
+    """The batched H0 path on a torch device: distances and Prim as a few batched kernels."""
+    import torch
+
+    from .._distance import torch_pairwise_distances
+    from .._mst import torch_batched_mst_edge_lengths
+
+    X = torch.as_tensor(stack, dtype=torch.float32, device=settings.device)
+    if settings.precomputed:
+        D = X
+    elif settings.plain_euclidean:
+        D = torch_pairwise_distances(X)
+    else:
+        from .._distance import batched_pairwise_distances
+
+        D = torch.as_tensor(batched_pairwise_distances(stack, settings.metric, **settings.params),
+                            dtype=torch.float32, device=settings.device)
+    lengths = torch_batched_mst_edge_lengths(D).double().cpu().numpy()
+    lengths.sort(axis=1)
+    return [{0: h0_bars(lengths[k] / scales[k], thresholds[k] / scales[k])}
+            for k in range(len(stack))]
+
+
+def _clean(pairs) -> np.ndarray:
+    pairs = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+    return pairs[pairs[:, 1] > pairs[:, 0]]
 
 
 def persistence(X, homology_dimensions=(0, 1), **params) -> Diagram:
