@@ -43,10 +43,28 @@ from sktopo._seeding import cloud_seeds
 __all__ = [
     "CellMessage",
     "CloudTransformer",
+    "CollectionMapper",
     "CollectionTransformer",
     "one_cloud",
+    "remember_input",
     "warn_cell_messages",
 ]
+
+
+def remember_input(estimator, collection: Collection) -> None:
+    """Store what ``fit`` learns about its input's shape on ``estimator``.
+
+    ``n_features_in_`` (the number of columns: 1 for a list, 3-D array or
+    Series), ``feature_names_in_`` (for a DataFrame whose column labels are all
+    strings; removed otherwise) and, privately, the container kind and columns.
+    """
+    estimator._input_kind = collection.kind
+    estimator._columns = collection.columns
+    estimator.n_features_in_ = collection.n_cols
+    if collection.kind == "frame" and all(isinstance(c, str) for c in collection.columns):
+        estimator.feature_names_in_ = np.asarray(collection.columns, dtype=object)
+    elif hasattr(estimator, "feature_names_in_"):
+        del estimator.feature_names_in_
 
 
 class CollectionTransformer(TransformerMixin, BaseEstimator):
@@ -80,13 +98,7 @@ class CollectionTransformer(TransformerMixin, BaseEstimator):
         """
         collection = self._check_cells(X)
         if reset:
-            self._input_kind = collection.kind
-            self._columns = collection.columns
-            self.n_features_in_ = collection.n_cols
-            if collection.kind == "frame" and all(isinstance(c, str) for c in collection.columns):
-                self.feature_names_in_ = np.asarray(collection.columns, dtype=object)
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            remember_input(self, collection)
         else:
             self._check_same_shape(collection)
         return collection
@@ -153,6 +165,61 @@ class CollectionTransformer(TransformerMixin, BaseEstimator):
         # a collection is a list / 3-D array / Series / DataFrame of cells, never a 2-D table
         tags.input_tags.two_d_array = False
         tags.requires_fit = True
+        return tags
+
+
+class CollectionMapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Base of the transformers that map a collection to a collection of the same shape.
+
+    Their output is not a table: a Series or DataFrame of cells gives a Series or
+    DataFrame with the same index, columns and name; lists and 3-D arrays give a
+    list, or a Series indexed ``0..n-1`` with ``set_output(transform="pandas")``
+    (so a Pipeline configured for pandas keeps its row labels).
+    """
+
+    def set_output(self, *, transform=None):
+        """Configure the output container; cells are objects, so little changes.
+
+        Outputs already follow the input; with ``transform="pandas"`` lists and
+        3-D arrays give a Series too. This method exists so that
+        ``Pipeline.set_output(transform="pandas")`` works on pipelines that hold
+        this transformer.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"}, default=None
+            ``None`` leaves the configuration unchanged.
+
+        Returns
+        -------
+        self : object
+        """
+        if transform is not None:
+            self._output_transform = transform
+        return self
+
+    def _output_is_pandas(self) -> bool:
+        configured = getattr(self, "_output_transform", None)
+        if configured is None or configured == "default":
+            from sklearn import get_config
+
+            configured = (get_config().get("transform_output", "default")
+                          if configured is None else configured)
+        return configured == "pandas"
+
+    def _rebuild(self, collection: Collection, cells: list):
+        """The new cells in the input's container (see the class docstring)."""
+        out = collection.rebuild(cells)
+        if collection.kind in ("list", "array") and self._output_is_pandas():
+            out = pd.Series(cells, index=collection.row_index, dtype=object)
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = []
+        tags.non_deterministic = False
         return tags
 
 
@@ -350,7 +417,9 @@ class CloudTransformer(CollectionTransformer):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True  # (n_clouds, n_points, n_features)
-        tags.input_tags.pairwise = self.metric == "precomputed"
+        # "pairwise" stays False even with metric="precomputed": the matrices are within
+        # clouds, not between samples (cross-validation must not slice them)
+        tags.input_tags.pairwise = False
         tags.non_deterministic = False
         return tags
 

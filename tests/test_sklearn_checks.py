@@ -129,7 +129,8 @@ def _collection_cases():
              (sktopo.PersistenceDiagram((0,), n_landmarks=20, random_state=0), _clouds),
              (sktopo.PHDimension(random_state=0), _clouds),
              (sktopo.PHDimension(protocol="tulchinskii", random_state=0), _big_clouds),
-             (sktopo.TwoNN(max_points=40, random_state=0), _clouds)]
+             (sktopo.TwoNN(max_points=40, random_state=0), _clouds),
+             (sktopo.CloudScaler(), _clouds)]
     for name in ("DiagramFeatures", "BettiCurve", "PersistenceImage", "PersistenceLandscape",
                  "DiagramDistance"):
         cases.append((getattr(sktopo, name)(), _diagrams))
@@ -140,11 +141,18 @@ CASES = _collection_cases()
 CASE_IDS = [f"{_id(e)}-{i}" for i, (e, _) in enumerate(CASES)]
 
 
+def _same_cell(x, y):
+    if isinstance(x, np.ndarray):
+        return np.array_equal(x, y)
+    return x == y
+
+
 def _same(a, b):
     if isinstance(a, (pd.Series, pd.DataFrame)):
-        return a.index.equals(b.index) and all(x == y for x, y in zip(np.ravel(a.values), np.ravel(b.values)))
+        return a.index.equals(b.index) and all(
+            _same_cell(x, y) for x, y in zip(np.ravel(a.values), np.ravel(b.values)))
     if isinstance(a, list):
-        return len(a) == len(b) and all(x == y for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same_cell(x, y) for x, y in zip(a, b))
     return np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), equal_nan=True)
 
 
@@ -221,5 +229,6 @@ def test_collection_tags(name):
 
     tags = get_tags(getattr(sktopo, name)()).input_tags
     assert tags.three_d_array and not tags.two_d_array and not tags.pairwise
-    assert get_tags(getattr(sktopo, name)(metric="precomputed")).input_tags.pairwise
+    # distance matrices are within clouds, not between samples: never "pairwise"
+    assert not get_tags(getattr(sktopo, name)(metric="precomputed")).input_tags.pairwise
     assert not get_tags(sktopo.DiagramFeatures()).input_tags.two_d_array
