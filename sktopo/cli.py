@@ -2,16 +2,25 @@
 
 ``sktopo profile`` turns a network and its data into a per-layer table of
 topology and geometry (persistence features, PH dimension, TwoNN and, for ReLU
-MLPs, the rank profile), written as a tidy CSV or Parquet file with PNG plots.
+networks, the rank profile), written as a tidy CSV or Parquet file with PNG plots.
 ``sktopo manifolds`` computes the persistence features of built-in synthetic
 manifolds: a quick check that everything is installed and works.
+
+Errors: every mistake prints one line ``sktopo: error: ...`` saying what to do and exits
+with status 2 (a wrong argument, found before any computation) or 1 (a failure while
+running); ``--debug`` shows the Python traceback instead. Outputs are checked before
+anything is computed and each file is written atomically (a temporary name, then a
+rename), so an interrupted run leaves no half-written file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib
+import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,48 +30,242 @@ import pandas as pd
 
 __all__ = ["main"]
 
+_USAGE, _RUNTIME = 2, 1
+# every file a command may write, in either format: --overwrite removes exactly these
+_PROFILE_FILES = ("profile.csv", "profile.parquet", "ranks.csv", "ranks.parquet", "profile.png")
+_MANIFOLD_FILES = ("manifolds.csv", "manifolds.parquet")
+_COUNT_SUFFIXES = ("n_bars", "n_infinite", "n_features", "n_inputs", "n_points", "units")
+
+
+class CLIError(Exception):
+    """A mistake reported as one line ``sktopo: error: ...``; ``code`` is the exit status."""
+
+    def __init__(self, message, code=_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and a CLIError (exit status 2)."""
+
+    def error(self, message):
+        raise CLIError(f"{message} (see '{self.prog} --help')", _USAGE)
+
 
 def _log(args, message):
     if not args.quiet:
         print(message, file=sys.stderr, flush=True)
 
 
+# ---------------------------------------------------------------- argument types
+
+
+def _int_at_least(low, what=""):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer{what}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}{what}, got {value}")
+        return value
+    return parse
+
+
+def _n_jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            "0 is not a number of jobs: use a positive count, or -1 for every core")
+    return value
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _prepare_out(args, names):
+    """Check the output folder before any computation; with --overwrite remove ``names``."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {str(out)!r} is a file; give a folder (it is created if "
+                       "missing).")
+    if out.is_dir():
+        present = sorted(p.name for p in out.iterdir())
+        if present and not args.overwrite:
+            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+            raise CLIError(
+                f"--out folder {str(out)!r} is not empty ({shown}); pass --overwrite to "
+                f"replace the files this command writes there ({', '.join(names)}), or "
+                "choose another folder.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".sktopo-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise CLIError(f"cannot write to --out {str(out)!r}: {error.strerror or error}; choose "
+                       "a folder you can write to.") from None
+    if args.overwrite:
+        for name in names:  # stale files of an earlier run must not sit beside new ones
+            with contextlib.suppress(FileNotFoundError):
+                (out / name).unlink()
+    return out
+
+
+@contextlib.contextmanager
+def _atomic(path):
+    """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds."""
+    temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def _write_table(table, path, fmt, index):
+    with _atomic(path) as temporary:
+        if fmt == "parquet":
+            table.to_parquet(temporary, index=index)
+        else:
+            table.to_csv(temporary, index=index)
+    return path
+
+
 # ---------------------------------------------------------------- loading
 
 
+def _existing_file(option, value, suffixes=None):
+    path = Path(value)
+    if not path.exists():
+        raise CLIError(f"{option} {value!r}: no such file.")
+    if path.is_dir():
+        raise CLIError(f"{option} {value!r} is a folder; give a file.")
+    if suffixes and path.suffix not in suffixes:
+        raise CLIError(f"{option} {value!r} must be a {' or '.join(suffixes)} file.")
+    if not os.access(path, os.R_OK):
+        raise CLIError(f"{option} {value!r} cannot be read (permission denied).")
+    return path
+
+
 def _load_factory(spec: str):
-    """``package.module:factory`` -> the callable it names."""
+    """``package.module:factory`` or ``path/to/file.py:factory`` -> the callable it names.
+
+    The current folder is searched AFTER the installed packages (it is appended to
+    ``sys.path`` for this one import and removed again), so a ``matplotlib.py`` or ``torch.py``
+    lying there never shadows the real package.
+    """
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise SystemExit(
-            f"sktopo: --model {spec!r} is neither 'mlp', 'cnn' nor an import path "
-            f"'package.module:factory'."
-        )
-    sys.path.insert(0, str(Path.cwd()))
+        raise CLIError(
+            f"--model {spec!r} is neither 'mlp', 'cnn' nor an import path "
+            "'package.module:factory' (or 'file.py:factory').")
     try:
-        module = importlib.import_module(module_name)
+        if module_name.endswith(".py"):
+            path = _existing_file("--model", module_name)
+            name = f"_sktopo_user_model_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            cwd = str(Path.cwd())
+            added = cwd not in sys.path
+            if added:
+                sys.path.append(cwd)
+            try:
+                module = importlib.import_module(module_name)
+            finally:
+                if added:
+                    sys.path.remove(cwd)
+    except CLIError:
+        raise
     except ImportError as error:
-        raise SystemExit(f"sktopo: cannot import {module_name!r} for --model: {error}") from None
+        raise CLIError(f"cannot import {module_name!r} for --model: {error}. Run sktopo from "
+                       "the folder that holds it, or install it.") from None
+    except Exception as error:
+        raise CLIError(f"importing {module_name!r} for --model raised "
+                       f"{type(error).__name__}: {error}", _RUNTIME) from error
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise CLIError(f"module {module_name!r} has no attribute {attr!r} (--model {spec!r}).")
+    if not callable(factory):
+        raise CLIError(f"--model {spec!r} names a {type(factory).__name__}, not a callable "
+                       "that returns a torch.nn.Module.")
+    return factory
+
+
+def _load_array(option, value):
+    path = _existing_file(option, value, (".npy",))
     try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise SystemExit(f"sktopo: module {module_name!r} has no attribute {attr!r}") from None
+        return np.load(path, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise CLIError(f"{option} {value!r} holds Python objects (an object array); save a "
+                           "numeric array, e.g. np.save(path, X.astype(np.float32)).") from None
+        raise CLIError(f"{option} {value!r} is not a readable .npy file: {error}") from None
+    except OSError as error:
+        raise CLIError(f"{option} {value!r} cannot be read: {error}") from None
 
 
 def _load_data(args, images: bool):
     from sktopo.datasets import load_digits
 
     if args.data == "digits":
-        X, y = load_digits(images=images)
-        return X, y
-    path = Path(args.data)
-    if path.suffix != ".npy" or not path.exists():
-        raise SystemExit(f"sktopo: --data must be 'digits' or an existing .npy file; got {args.data!r}")
-    X = np.load(path, allow_pickle=False)
-    y = np.load(args.labels, allow_pickle=False) if args.labels else None
+        return load_digits(images=images)
+    X = _load_array("--data", args.data)
+    if X.dtype.kind not in "biuf":
+        raise CLIError(f"--data {args.data!r} holds {X.dtype} values; save numbers.")
+    if X.ndim < 2:
+        raise CLIError(
+            f"--data {args.data!r} has shape {X.shape}: it needs one row per input (2-D, or "
+            "more for images: (n_inputs, channels, height, width)). A single input x: save "
+            "x[None].")
+    if len(X) < 2:
+        raise CLIError(f"--data {args.data!r} holds {len(X)} input(s); a profile needs several.")
+    if X.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(1))
+        if bad.size:
+            rows = ", ".join(map(str, bad[:10])) + (", ..." if bad.size > 10 else "")
+            raise CLIError(f"--data {args.data!r} has NaN or infinite values in {bad.size} "
+                           f"row(s): {rows} (positions in the file, from 0). Remove or impute "
+                           "them.")
+    y = _load_array("--labels", args.labels) if args.labels else None
     if y is not None and len(y) != len(X):
-        raise SystemExit(f"sktopo: --labels has {len(y)} rows but --data has {len(X)}")
+        raise CLIError(f"--labels has {len(y)} rows but --data has {len(X)}.")
     return X, y
+
+
+def _load_checkpoint(model, path):
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CLIError(
+            f"--checkpoint {str(path)!r} is not a plain state_dict (it holds pickled Python "
+            "objects, e.g. a whole model). Save the weights with torch.save(model.state_dict(), "
+            "path) and pass that file.", _RUNTIME) from None
+    except (RuntimeError, OSError, EOFError) as error:
+        raise CLIError(f"--checkpoint {str(path)!r} cannot be read by torch.load: "
+                       f"{str(error).splitlines()[0]}", _RUNTIME) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CLIError(f"--checkpoint {str(path)!r} holds a {type(state).__name__}, not a "
+                       "state_dict; save model.state_dict().", _RUNTIME)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = "; ".join(lines[1:4]) or lines[0]
+        raise CLIError(f"--checkpoint {str(path)!r} does not fit the model ({detail}); was it "
+                       "saved from another architecture?", _RUNTIME) from None
 
 
 def _build_model(args):
@@ -72,40 +275,67 @@ def _build_model(args):
     from sktopo.nn import models
 
     if args.model in ("mlp", "cnn"):
-        model = models.DigitsMLP() if args.model == "mlp" else models.DigitsCNN()
         X, y = _load_data(args, images=args.model == "cnn")
+        if args.data != "digits" and X[0].size != 64:
+            raise CLIError(f"--model {args.model} takes 8x8 digits (64 values per input); "
+                           f"--data has inputs of shape {X.shape[1:]}. Use --model "
+                           "package.module:factory for other data.")
+        if args.data != "digits":
+            X = X.reshape((len(X), 1, 8, 8) if args.model == "cnn" else (len(X), 64))
+        cls = models.DigitsMLP if args.model == "mlp" else models.DigitsCNN
+        model = cls(random_state=args.seed)
         trainable = args.checkpoint is None
+        if trainable and args.stage != "untrained" and y is None:
+            raise CLIError("training a built-in model needs labels: pass --labels y.npy, or "
+                           "--stage untrained.")
     else:
-        model = _load_factory(args.model)()
-        if not isinstance(model, torch.nn.Module):
-            raise SystemExit(f"sktopo: {args.model} returned {type(model).__name__}, not a torch.nn.Module")
+        if args.labels is not None or args.stage is not None:
+            raise CLIError(
+                "--labels and --stage apply to the built-in models, which sktopo trains; a "
+                "model from --model package.module:factory is profiled as it is (train it "
+                "yourself and pass --checkpoint).")
+        if args.epochs is not None:
+            raise CLIError("--epochs applies to the built-in models, which sktopo trains.")
+        factory = _load_factory(args.model)
         X, y = _load_data(args, images=False)
+        try:
+            model = factory()
+        except Exception as error:
+            raise CLIError(f"calling {args.model}() raised {type(error).__name__}: {error} "
+                           "(--model must name a factory that takes no arguments and returns "
+                           "a torch.nn.Module).", _RUNTIME) from error
+        if not isinstance(model, torch.nn.Module):
+            raise CLIError(f"{args.model}() returned {type(model).__name__}, not a "
+                           "torch.nn.Module.", _RUNTIME)
         trainable = False
     if args.checkpoint:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        model.load_state_dict(state)
+        if args.model in ("mlp", "cnn") and args.stage is not None:
+            raise CLIError("--stage needs training; with --checkpoint the model is profiled as "
+                           "loaded.")
+        _load_checkpoint(model, _existing_file("--checkpoint", args.checkpoint))
     return model, X, y, trainable
 
 
 # ---------------------------------------------------------------- profile
 
 
-def _profile_stage(model, X, args, stage):
-    """Per-layer features of one model state, indexed by layer."""
+def _embedder(model, args):
     import torch
 
-    from sktopo import LayerEmbedder, PersistenceDiagram, DiagramFeatures, PHDimension, TwoNN
+    from sktopo import LayerEmbedder
 
-    layers = args.layers or [torch.nn.ReLU]
+    return LayerEmbedder(
+        model, args.layers or [torch.nn.ReLU], unit="dataset", device=args.device,
+        n_threads=args.n_threads, random_state=args.seed, verbose=0 if args.quiet else 1)
+
+
+def _profile_stage(model, X, args, stage):
+    """Per-layer features of one model state, indexed by layer."""
+    from sktopo import DiagramFeatures, PersistenceDiagram, PHDimension, TwoNN
+
     verbose = 0 if args.quiet else 1
-    embedder = LayerEmbedder(
-        model, layers=layers, unit="dataset", device=args.device,
-        random_state=args.seed, verbose=verbose,
-    )
     _log(args, f"[{stage}] embedding {len(X)} inputs ...")
-    clouds = embedder.fit_transform(X)
+    clouds = _embedder(model, args).fit_transform(X)
 
     _log(args, f"[{stage}] persistence of {len(clouds)} layers ...")
     topo_clouds = clouds
@@ -137,77 +367,86 @@ def _own_columns(table, name):
 
 
 def _rank_profile(model, X, args):
-    """Min and mean cumulative rank per ReLU layer, or None for non-ReLU-MLP models."""
+    """Min and mean cumulative rank per ReLU layer, or None when ReLURankRegions refuses."""
     from sktopo import ReLURankRegions
 
     try:
         return ReLURankRegions(model, device=args.device).fit(X).summary_
-    except (ValueError, TypeError) as error:
-        _log(args, f"rank profile skipped: {error}")
+    except (ValueError, TypeError, NotImplementedError) as error:
+        # e.g. --model cnn: its max pooling is piecewise linear, but its linear regions are not
+        # described by ReLU activation patterns, which the rank engine reads.
+        _log(args, f"rank profile skipped: {str(error).splitlines()[0]}")
         return None
 
 
 def _cmd_profile(args):
-    import torch
-
     from sktopo import tidy
+    from sktopo._device import resolve_device, torch_threads
     from sktopo.nn import models
 
-    torch.manual_seed(args.seed)
     start = time.perf_counter()
+    try:
+        resolve_device(args.device, owner="--device")
+    except ValueError as error:
+        raise CLIError(str(error).replace("--device: device=", "--device ")) from None
+    out = _prepare_out(args, _PROFILE_FILES)
     model, X, y, trainable = _build_model(args)
+    _embedder(model, args).fit()  # unknown layers are reported now, before any training
+    stage = args.stage or "both"
+    epochs = 30 if args.epochs is None else args.epochs
     stages = {}
-    if trainable and args.stage in ("both", "untrained"):
+    if trainable and stage in ("both", "untrained"):
         stages["untrained"] = copy.deepcopy(model)
-    if trainable and args.stage in ("both", "trained"):
-        if y is None:
-            raise SystemExit("sktopo: training a built-in model needs labels (--labels)")
+    if trainable and stage in ("both", "trained"):
         _log(args, f"training the built-in {args.model} on {len(X)} inputs ...")
-        models.fit_digits(model, X, y, epochs=args.epochs, random_state=args.seed,
-                          verbose=0 if args.quiet else 1)
+        models.fit_digits(model, X, y, epochs=epochs, random_state=args.seed,
+                          n_threads=args.n_threads, verbose=0 if args.quiet else 1)
         stages["trained"] = model
     if not trainable:
         stages["given"] = model
 
     # one seeded subsample of inputs, shared by every stage and every measurement
     if args.max_inputs and args.max_inputs < len(X):
-        keep = np.sort(np.random.default_rng(args.seed).choice(len(X), args.max_inputs, replace=False))
+        keep = np.sort(np.random.default_rng(args.seed).choice(len(X), args.max_inputs,
+                                                               replace=False))
         X = X[keep]
     tables, ranks = {}, {}
-    for stage, stage_model in stages.items():
-        tables[stage] = _profile_stage(stage_model, X, args, stage)
-        if args.model != "cnn":  # ReLURankRegions refuses DigitsCNN's max pooling
-            _log(args, f"[{stage}] ReLU rank profile ...")
+    with torch_threads(args.n_threads):
+        for name, stage_model in stages.items():
+            tables[name] = _profile_stage(stage_model, X, args, name)
+            _log(args, f"[{name}] ReLU rank profile ...")
             rank = _rank_profile(stage_model, X, args)
             if rank is not None:
-                ranks[stage] = rank
+                ranks[name] = rank
     table = pd.concat(tables, names=["stage"])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    long = tidy(table)
-    path = out / f"profile.{args.format}"
-    if args.format == "parquet":
-        long.to_parquet(path)
-    else:
-        long.to_csv(path, index=False)
-    written = [path]
+    written = [_write_table(tidy(table), out / f"profile.{args.format}", args.format, False)]
     if ranks:
-        rank_table = pd.concat(ranks, names=["stage"])
-        rank_path = out / f"ranks.{args.format}"
-        (rank_table.to_parquet if args.format == "parquet" else rank_table.to_csv)(rank_path)
-        written.append(rank_path)
+        written.append(_write_table(pd.concat(ranks, names=["stage"]),
+                                    out / f"ranks.{args.format}", args.format, True))
     if not args.no_plots:
         written += _plot_profile(table, ranks, out)
 
-    with pd.option_context("display.width", 160, "display.max_columns", 12,
-                           "display.float_format", "{:.3f}".format):
-        shown = [c for c in ("n_features", "phdim", "phdim_std", "twonn", "H0__total_persistence_p1",
-                             "H1__n_bars", "H1__total_persistence_p1") if c in table.columns]
-        print(table[shown])
-        if ranks:
-            print(pd.concat(ranks, names=["stage"]))
+    shown = [c for c in ("n_features", "phdim", "phdim_std", "twonn", "H0__total_persistence_p1",
+                         "H1__n_bars", "H1__total_persistence_p1") if c in table.columns]
+    _print_table(table[shown])
+    if ranks:
+        _print_table(pd.concat(ranks, names=["stage"]))
     _log(args, f"wrote {', '.join(map(str, written))} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _print_table(table):
+    """Every column shown; counts as integers, other numbers with 3 decimals."""
+    table = table.copy()
+    for column in table.columns:
+        values = table[column]
+        is_count = str(column).endswith(_COUNT_SUFFIXES) or str(column).endswith("_rank")
+        if is_count and pd.api.types.is_numeric_dtype(values) and \
+                np.allclose(values.dropna() % 1, 0):
+            table[column] = values.round().astype("Int64")
+    with pd.option_context("display.width", 200, "display.max_columns", None,
+                           "display.float_format", "{:.3f}".format):
+        print(table)
 
 
 def _plot_profile(table, ranks, out):
@@ -227,9 +466,9 @@ def _plot_profile(table, ranks, out):
     for ax, (column, err, title) in zip(axes[0], panels):
         for stage, part in table.groupby(level="stage", sort=False):
             part = part.droplevel("stage")
-            plot_layer_profile(part, y=column, yerr=err if err in part.columns else None, ax=ax, label=stage)
+            plot_layer_profile(part, y=column, yerr=err if err in part.columns else None, ax=ax,
+                               label=stage, ylabel=title)
         ax.set_title(title)
-        ax.legend()
     if ranks:
         ax = axes[0, -1]
         for stage, summary in ranks.items():
@@ -239,13 +478,14 @@ def _plot_profile(table, ranks, out):
             plot_layer_profile(summary, y="min_rank", yerr=None, ax=ax, label=f"{stage}: min",
                                color=color, linestyle="--")
         ax.set_title("cumulative rank of the ReLU map")
-        ax.set_ylabel("rank")
+        ax.set_ylabel("rank (input to layer)")
         ax.legend()
     fig.tight_layout()
-    paths = [out / "profile.png"]
-    fig.savefig(paths[0], dpi=120)
+    path = out / "profile.png"
+    with _atomic(path) as temporary:
+        fig.savefig(temporary, dpi=120)
     plt.close(fig)
-    return paths
+    return [path]
 
 
 # ---------------------------------------------------------------- manifolds
@@ -255,96 +495,185 @@ def _cmd_manifolds(args):
     from sktopo import DiagramFeatures, PersistenceDiagram, PHDimension
     from sktopo.datasets import make_manifolds
 
+    out = _prepare_out(args, _MANIFOLD_FILES)
     clouds = make_manifolds(args.n_samples, random_state=args.seed)
-    _log(args, f"persistence of {len(clouds)} built-in manifolds ({args.n_samples} points each) ...")
-    diagrams = PersistenceDiagram(homology_dimensions=(0, 1, 2), random_state=args.seed,
-                                  n_jobs=args.n_jobs, verbose=0 if args.quiet else 1).fit_transform(clouds)
+    dims = tuple(args.homology_dimensions)
+    _log(args, f"persistence (H{', H'.join(map(str, dims))}) of {len(clouds)} built-in "
+               f"manifolds ({args.n_samples} points each) ...")
+    diagrams = PersistenceDiagram(homology_dimensions=dims, random_state=args.seed,
+                                  n_jobs=args.n_jobs,
+                                  verbose=0 if args.quiet else 1).fit_transform(clouds)
     features = DiagramFeatures().set_output(transform="pandas").fit_transform(diagrams)
     phdim = PHDimension(random_state=args.seed).set_output(transform="pandas").fit_transform(clouds)
     table = pd.concat([phdim[["phdim"]], features], axis=1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"manifolds.{args.format}"
-    if args.format == "parquet":
-        table.to_parquet(path)
-    else:
-        table.to_csv(path)
+    path = _write_table(table, out / f"manifolds.{args.format}", args.format, True)
     shown = [c for c in ("phdim", "H0__n_bars", "H1__n_bars", "H1__max_lifetime", "H2__n_bars",
                          "H2__max_lifetime") if c in table.columns]
-    with pd.option_context("display.width", 200, "display.max_columns", None,
-                           "display.float_format", "{:.3f}".format):
-        print(table[shown])
+    _print_table(table[shown])
     _log(args, f"wrote {path}")
     return 0
 
 
 # ---------------------------------------------------------------- parser
 
+_PROFILE_EPILOG = """\
+output files (in --out):
+  profile.csv   tidy table, one row per value, columns:
+                stage, layer, source, homology_dimension, feature, value
+                (stage: untrained/trained for built-ins, 'given' for your model;
+                 feature: phdim, phdim_std, phdim_r2, twonn, twonn_r2, n_bars,
+                 total_persistence_p1, ... ; homology_dimension empty for
+                 non-persistence features)
+  ranks.csv     min/mean cumulative rank per ReLU layer (ReLU networks only:
+                --model cnn has none, its max pooling is not a ReLU pattern)
+  profile.png   per-layer plots (skipped with --no-plots)
+  (.parquet instead of .csv with --format parquet)
+
+examples:
+  sktopo profile                                  # built-in MLP on digits
+  sktopo profile --model cnn --epochs 10 --out cnn-profile
+  sktopo profile --model mymodels:make_net --data X.npy --checkpoint net.pt \\
+                 --layers "encoder.*" --out my-profile
+
+--model package.module:factory imports that module (running its top-level code) and
+calls factory() with no arguments: only use code you trust. The current folder is
+searched after the installed packages, so files there never replace them.
+"""
+
+_MANIFOLDS_EPILOG = """\
+output: manifolds.csv (one row per manifold: phdim and persistence features).
+
+examples:
+  sktopo manifolds
+  sktopo manifolds --n-samples 400 --homology-dimensions 0 1 2 --out manifolds-h2
+"""
+
 
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sktopo",
         description="Topology and geometry of neural-network representations.",
+        epilog="examples:\n  sktopo manifolds            # a quick install check\n"
+               "  sktopo profile --help       # profile a network layer by layer",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--out", default="sktopo-output", help="output folder (default: %(default)s)")
-    common.add_argument("--format", choices=("csv", "parquet"), default="csv", help="table format")
-    common.add_argument("--seed", type=int, default=0, help="random_state for every random step")
-    common.add_argument("--n-jobs", type=int, default=None, help="parallel jobs (joblib)")
+    common.add_argument("--out", default="sktopo-output",
+                        help="output folder; it must be empty or new unless --overwrite "
+                             "(default: %(default)s)")
+    common.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --out folder, first removing the files "
+                             "this command writes (other files are left alone)")
+    common.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                        help="table format (default: %(default)s)")
+    common.add_argument("--seed", type=_int_at_least(0), default=0,
+                        help="random_state for every random step (default: %(default)s)")
+    common.add_argument("--n-jobs", type=_n_jobs, default=None,
+                        help="parallel jobs (joblib; -1: every core)")
+    common.add_argument("--n-threads", type=_int_at_least(1), default=1,
+                        help="torch threads for training and forward passes (default: "
+                             "%(default)s; more oversubscribe a busy machine for small models)")
     common.add_argument("--quiet", action="store_true", help="no progress output")
+    common.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks instead of one-line errors")
 
     profile = sub.add_parser(
-        "profile", parents=[common],
+        "profile", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
         help="per-layer persistence, PH dimension, TwoNN and ReLU ranks of a network",
-        description="Train (or load) a network, embed its layers and profile them layer by layer. "
-                    "Writes a tidy table (unit, source, homology_dimension, feature, value) and plots.",
+        description="Train (or load) a network, embed its layers and profile them layer by "
+                    "layer.",
+        epilog=_PROFILE_EPILOG,
     )
     profile.add_argument("--model", default="mlp",
-                         help="'mlp' or 'cnn' (built-in digits models) or 'package.module:factory' "
-                              "returning a torch.nn.Module (default: %(default)s)")
-    profile.add_argument("--data", default="digits", help="'digits' or a .npy file of inputs")
-    profile.add_argument("--labels", default=None, help=".npy file of labels (training built-ins)")
+                         help="'mlp' or 'cnn' (built-in digits models, trained here), "
+                              "'package.module:factory' or 'file.py:factory' returning a "
+                              "torch.nn.Module (default: %(default)s)")
+    profile.add_argument("--data", default="digits",
+                         help="'digits' or a .npy file of inputs, one per row (default: "
+                              "%(default)s)")
+    profile.add_argument("--labels", default=None,
+                         help=".npy file of labels, to train a built-in model on --data")
     profile.add_argument("--checkpoint", default=None,
-                         help="state_dict to load with torch.load(weights_only=True)")
-    profile.add_argument("--stage", choices=("both", "trained", "untrained"), default="both",
-                         help="built-in models: profile before and/or after training")
-    profile.add_argument("--epochs", type=int, default=30, help="training epochs for built-ins")
+                         help="a state_dict (torch.save(model.state_dict(), path)), loaded "
+                              "with torch.load(weights_only=True)")
+    profile.add_argument("--stage", choices=("both", "trained", "untrained"), default=None,
+                         help="built-in models: profile before and/or after training "
+                              "(default: both)")
+    profile.add_argument("--epochs", type=_int_at_least(1), default=None,
+                         help="training epochs for built-in models (default: 30)")
     profile.add_argument("--layers", nargs="+", default=None,
-                         help="layer names or glob patterns (default: every ReLU)")
-    profile.add_argument("--max-inputs", type=int, default=1000,
-                         help="random subsample of inputs (default: %(default)s)")
-    profile.add_argument("--homology-dimensions", type=int, nargs="+", default=[0, 1])
-    profile.add_argument("--n-landmarks", type=int, default=400,
+                         help="layer names or glob patterns, as model.named_modules() spells "
+                              "them; 'name#2' is the 2nd call of a reused module (default: "
+                              "every ReLU)")
+    profile.add_argument("--max-inputs", type=_int_at_least(0), default=1000,
+                         help="random subsample of inputs; 0 uses all (default: %(default)s)")
+    profile.add_argument("--homology-dimensions", type=_int_at_least(0), nargs="+",
+                         default=[0, 1], metavar="Q",
+                         help="homology dimensions of the persistence features, e.g. 0 1 "
+                              "(default: 0 1; H2 is much slower)")
+    profile.add_argument("--n-landmarks", type=_int_at_least(0), default=400,
                          help="greedy max-min landmarks for persistence; 0 uses every point "
                               "(default: %(default)s)")
     profile.add_argument("--scale", choices=("minmax", "none"), default="minmax",
                          help="scaling of each layer's coordinates before persistence; 'minmax' "
                               "is study A's choice (default: %(default)s)")
-    profile.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
+    profile.add_argument("--device", default="auto",
+                         help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: "
+                              "%(default)s)")
     profile.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     profile.set_defaults(func=_cmd_profile)
 
     manifolds = sub.add_parser(
-        "manifolds", parents=[common],
-        help="persistence features of built-in synthetic manifolds (an install check)",
-        description="Persistence features and PH dimension of a circle, two circles, a sphere, "
-                    "a torus and a blob.",
+        "manifolds", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="persistence features of built-in synthetic manifolds (a quick install check)",
+        description="Persistence features (H0 and H1 by default) and PH dimension of a circle, "
+                    "two circles, a sphere, a torus and a blob.",
+        epilog=_MANIFOLDS_EPILOG,
     )
-    manifolds.add_argument("--n-samples", type=int, default=400, help="points per manifold")
+    manifolds.add_argument("--n-samples", type=_int_at_least(20), default=300,
+                           help="points per manifold (default: %(default)s)")
+    manifolds.add_argument("--homology-dimensions", type=_int_at_least(0), nargs="+",
+                           default=[0, 1], metavar="Q",
+                           help="homology dimensions (default: 0 1; add 2 for the sphere's "
+                                "and torus's cavities, several times slower)")
     manifolds.set_defaults(func=_cmd_manifolds)
     return parser
 
 
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    if args.format == "parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise SystemExit("sktopo: --format parquet needs pyarrow: pip install pyarrow") from None
-    return args.func(args)
+    """Run the ``sktopo`` command; return its exit status (0, 1 runtime error, 2 usage)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        args = _parser().parse_args(argv)
+        if len(set(args.homology_dimensions)) != len(args.homology_dimensions):
+            raise CLIError("--homology-dimensions lists a dimension twice.")
+        if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise CLIError("--format parquet needs pyarrow: pip install pyarrow")
+        return args.func(args)
+    except CLIError as error:
+        if debug:
+            raise
+        print(f"sktopo: error: {_one_line(error)}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("sktopo: interrupted; no partial output file was left.", file=sys.stderr)
+        return 130
+    except Exception as error:  # the library's own errors name what and where
+        if debug:
+            raise
+        print(f"sktopo: error: {_one_line(error)} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return _RUNTIME
 
 
 if __name__ == "__main__":  # pragma: no cover
