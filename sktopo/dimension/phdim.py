@@ -22,6 +22,7 @@ numbers on any ``n_jobs``.
 
 from __future__ import annotations
 
+import functools
 import os
 from numbers import Integral, Real
 
@@ -33,6 +34,7 @@ from sktopo._device import resolve_device
 from sktopo._distance import check_memory, distance_matrix_bytes, pairwise_distances
 from sktopo._base import CellMessage, CloudTransformer, one_cloud
 from sktopo._parallel import N_JOBS
+from sktopo.dimension._neighbors import rescaled
 from sktopo.dimension._protocols import MIN_N_SIZES, PRESET_FIXED, PRESETS, make_plan
 
 __all__ = ["PHDimension", "ph_dimension"]
@@ -224,6 +226,15 @@ class PHDimension(CloudTransformer):
             device=resolve_device(self.device, owner="PHDimension"),
         )
 
+    def _compute_cells(self, clouds, seeds, labels):
+        # many small Euclidean clouds of one shape are computed as one batch (same numbers)
+        from sktopo.dimension._batched import compute_cells, phdim_batch, phdim_batch_key
+
+        function, settings = self._cell_task()
+        return compute_cells(clouds, seeds, labels, key=phdim_batch_key, batch=phdim_batch,
+                             single=function, settings=settings, n_jobs=self.n_jobs,
+                             verbose=self.verbose, desc=type(self).__name__)
+
 
 def ph_dimension(X, **params) -> pd.Series:
     """PH dimension of one cloud.
@@ -314,21 +325,31 @@ def _estimate_cloud(cloud, seed, label, *, alpha, protocol, min_points, max_poin
                 nan=False,
             ))
 
+    # the estimate is scale-invariant: a cloud far from unit scale (1e200, 1e-300) is
+    # multiplied by an exact power of two so its squared distances neither overflow nor vanish
+    cloud = rescaled(cloud, metric)
     rng = np.random.default_rng(seed)
     E = _length_sums(cloud, plan, rng, alpha=alpha, metric=metric, device=device, label=label)
     E = plan.pad_draws(E)  # sizes with fewer draws: unused slots keep their median
     with np.errstate(divide="ignore", invalid="ignore"):
         logE = np.log(E)
     if not np.isfinite(logE).all():
-        messages.append(
-            f"the cloud at {label} gave a zero or infinite MST length for some subsample "
-            f"(duplicated points or infinite distances); its PH dimension is NaN."
-        )
+        messages.append(_infinite_length_message(label))
         return _nan_result(), messages
     values, message = _fit(plan, logE, alpha, label)
     if message:
         messages.append(message)
     return values, messages
+
+
+def _infinite_length_message(label):
+    return CellMessage(
+        f"the cloud at {label} gave a zero or infinite MST length for some subsample "
+        f"(duplicated points or infinite distances); its PH dimension is NaN.",
+        kind="gave a zero or infinite MST length for some subsample (duplicated points or "
+             "infinite distances)",
+        advice="Remove duplicated points (numpy.unique(X, axis=0)).",
+    )
 
 
 def _count_distinct_rows(cloud):
@@ -485,55 +506,87 @@ def _length_sums_torch(cloud, plan, jobs, E, *, alpha, metric, device):
 
 
 def _slopes(x, Y):
-    """Least-squares slopes of every row of ``Y`` against ``x``."""
+    """Least-squares slopes of every row of ``Y`` against ``x`` (last axis)."""
     xc = x - x.mean()
-    return (Y - Y.mean(axis=-1, keepdims=True)) @ xc / (xc @ xc)
+    # an elementwise product and a sum, not a BLAS product: a cloud's slopes then do not
+    # depend on how many clouds share the array (the batched path stacks thousands)
+    return ((Y - Y.mean(axis=-1, keepdims=True)) * xc).sum(axis=-1) / (xc @ xc)
 
 
-def _fit(plan, logE, alpha, label):
-    """Slopes, estimate, spread, interval and fit quality from ``log E`` (reruns, sizes, draws)."""
+@functools.lru_cache(maxsize=64)
+def _t_quantile(dof):
     from scipy import stats
 
+    return float(stats.t.ppf(0.5 + _CI_LEVEL / 2, dof))
+
+
+def _fit_many(plan, logE, alpha):
+    """The fit of many clouds of one plan: ``log E`` of shape (clouds, reruns, sizes, draws).
+
+    Returns a dict of per-cloud arrays keyed like :data:`FEATURES`, plus ``"slope"``
+    (the mean slope, for messages). Vectorised over clouds; each cloud's numbers
+    depend on its own ``log E`` only.
+    """
     x = np.log(plan.sizes.astype(float))
-    curves = np.median(logE, axis=2)  # median of the draws (log is monotone)
-    slopes = _slopes(x, curves)
-    slope = slopes.mean()
-    mean_curve = curves.mean(axis=0)  # its slope is the mean slope: least squares is linear
-    intercept = mean_curve.mean() - slope * x.mean()
-    residuals = mean_curve - (intercept + slope * x)
-    total = ((mean_curve - mean_curve.mean()) ** 2).sum()
-    r2 = 1.0 - (residuals ** 2).sum() / total if total > 0 else np.nan
+    curves = np.median(logE, axis=3)  # median of the draws (log is monotone): (c, R, S)
+    slopes = _slopes(x, curves)  # (c, R)
+    slope = slopes.mean(axis=1)
+    mean_curve = curves.mean(axis=1)  # its slope is the mean slope: least squares is linear
+    intercept = mean_curve.mean(axis=1) - slope * x.mean()
+    residuals = mean_curve - (intercept[:, None] + slope[:, None] * x)
+    total = ((mean_curve - mean_curve.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(total > 0, 1.0 - (residuals ** 2).sum(axis=1) / total, np.nan)
 
     def to_dim(m):
-        m = np.asarray(m, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(m < 1, alpha / (1 - m), np.nan)
 
+    c = logE.shape[0]
     values = {
-        "phdim": float(to_dim(slope)),
-        "phdim_std": float(np.std(to_dim(slopes), ddof=1)) if plan.n_reruns > 1 else np.nan,
-        "r2": float(r2),
-        "n_min": float(plan.sizes[0]),
-        "n_max": float(plan.sizes[-1]),
-        "n_sizes": float(len(plan.sizes)),
+        "slope": slope,
+        "phdim": to_dim(slope),
+        "phdim_std": (np.std(to_dim(slopes), axis=1, ddof=1) if plan.n_reruns > 1
+                      else np.full(c, np.nan)),
+        "r2": r2,
+        "n_min": np.full(c, float(plan.sizes[0])),
+        "n_max": np.full(c, float(plan.sizes[-1])),
+        "n_sizes": np.full(c, float(len(plan.sizes))),
     }
     # 95% interval of the mean slope, mapped through alpha / (1 - m)
     if plan.n_reruns > 1:  # Student t over the independent reruns
         dof = plan.n_reruns - 1
-        se = np.std(slopes, ddof=1) / np.sqrt(plan.n_reruns)
+        se = np.std(slopes, axis=1, ddof=1) / np.sqrt(plan.n_reruns)
     else:  # one rerun: the least-squares standard error of its slope
         dof = len(x) - 2
-        se = np.sqrt((residuals ** 2).sum() / dof / ((x - x.mean()) ** 2).sum())
-    half = stats.t.ppf(0.5 + _CI_LEVEL / 2, dof) * se
-    low, high = to_dim(slope - half), to_dim(slope + half)
-    values["phdim_ci_low"], values["phdim_ci_high"] = float(low), float(high)
-    message = None
-    if not np.isfinite(values["phdim"]):
-        message = (
-            f"the cloud at {label} gave a log-log slope of {slope:.3f} >= 1 (the MST length "
-            f"grows at least linearly with the number of points, as for far too few points in "
-            f"high dimension); its PH dimension is NaN. Use more points."
-        )
-        values = {**_nan_result(), "n_min": values["n_min"], "n_max": values["n_max"],
-                  "n_sizes": values["n_sizes"]}
-    return values, message
+        se = np.sqrt((residuals ** 2).sum(axis=1) / dof / ((x - x.mean()) ** 2).sum())
+    half = _t_quantile(dof) * se
+    values["phdim_ci_low"], values["phdim_ci_high"] = to_dim(slope - half), to_dim(slope + half)
+    return values
+
+
+def _fit_results(plan, logE, alpha, labels):
+    """``(values, message or None)`` per cloud from ``log E`` (clouds, reruns, sizes, draws)."""
+    fitted = _fit_many(plan, logE, alpha)
+    results = []
+    for i, label in enumerate(labels):
+        values = {name: float(fitted[name][i]) for name in FEATURES}
+        message = None
+        if not np.isfinite(values["phdim"]):
+            slope = fitted["slope"][i]
+            message = CellMessage(
+                f"the cloud at {label} gave a log-log slope of {slope:.3f} >= 1 (the MST length "
+                f"grows at least linearly with the number of points, as for far too few points "
+                f"in high dimension); its PH dimension is NaN. Use more points.",
+                kind="gave a log-log slope >= 1 (too few points for their dimension)",
+                advice="Use more points per cloud.",
+            )
+            values = {**_nan_result(), "n_min": values["n_min"], "n_max": values["n_max"],
+                      "n_sizes": values["n_sizes"]}
+        results.append((values, message))
+    return results
+
+
+def _fit(plan, logE, alpha, label):
+    """Slopes, estimate, spread, interval and fit quality from ``log E`` (reruns, sizes, draws)."""
+    return _fit_results(plan, logE[None], alpha, [label])[0]
