@@ -10,11 +10,13 @@ uniformly from [-5, 5]^d:
 2. with weights N(mu, 0.1) (d = 10, width 50) the minimum rank falls as the mean weight mu grows;
 3. all-positive weights with k rows sign-flipped: the minimum rank follows min(k, width - k, d).
 
-Prints the tables and saves ``study_b_rank_vs_width.png`` in ``--out``. Under a minute on a CPU.
+Prints the tables and saves ``study_b_rank_vs_width.png`` in ``--out``. Under a minute on a CPU;
+``--quick`` is a few seconds (smoke test).
 """
 
 import argparse
 import os
+import time
 
 import matplotlib
 
@@ -22,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 from sklearn.model_selection import ParameterGrid  # noqa: E402
 
@@ -31,7 +34,8 @@ from sktopo.nn.relu_rank import ReLURankRegions  # noqa: E402
 
 def min_rank(model, X):
     """Minimum cumulative rank over the regions the inputs fall into (first ReLU layer)."""
-    return int(ReLURankRegions(model, batch_size=8192).fit(X).summary_["min_rank"].iloc[-1])
+    return int(ReLURankRegions(model, batch_size=8192, device="cpu").fit(X)
+               .summary_["min_rank"].iloc[-1])
 
 
 def inputs(d, seed, n=100):
@@ -59,28 +63,35 @@ def run_flip(k, n_nets, d=10, width=50):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "output"))
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
     parser.add_argument("--n-nets", type=int, default=20, help="random networks per setting")
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # tiny networks: one thread avoids oversubscribing a busy CPU
     os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+    if args.quick:
+        args.n_nets, args.n_jobs = 2, 1
     parallel = Parallel(n_jobs=args.n_jobs)
 
-    grid = ParameterGrid({"d": [2, 5, 10, 25], "width": [2, 5, 10, 25, 50, 100]})
+    grid = ParameterGrid({"d": [2, 5] if args.quick else [2, 5, 10, 25],
+                          "width": [2, 10] if args.quick else [2, 5, 10, 25, 50, 100]})
     width = pd.DataFrame(parallel(delayed(run_width)(n_nets=args.n_nets, **p) for p in grid))
     table = width.pivot(index="width", columns="d", values="mean_min_rank")
     print(f"1. mean minimum rank ({args.n_nets} random nets per cell), one hidden layer:")
     print(table.round(2).to_string(), "\n")
 
-    mus = np.round(np.linspace(0, 0.2, 9), 3)
+    mus = np.round(np.linspace(0, 0.2, 3 if args.quick else 9), 3)
     mean = pd.DataFrame(parallel(delayed(run_mean)(mu, args.n_nets) for mu in mus))
     print("2. mean minimum rank vs mean weight mu (weights N(mu, 0.1), d=10, width 50):")
     print(mean.round(2).to_string(index=False), "\n")
 
-    ks = [0, 1, 2, 5, 10, 20, 25, 30, 40, 45, 48, 50]
+    ks = [0, 5, 48] if args.quick else [0, 1, 2, 5, 10, 20, 25, 30, 40, 45, 48, 50]
     flip = pd.DataFrame(parallel(delayed(run_flip)(k, max(5, args.n_nets // 4)) for k in ks))
     print("3. all-positive weights, k rows flipped (d=10, width 50):")
     print(flip.round(2).to_string(index=False))
+    print(f"\ntotal time {time.perf_counter() - start:.1f} s")
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for d, column in table.items():
