@@ -209,16 +209,7 @@ def test_sparse_edge_list_is_memory_checked(clouds):
                      memory_limit=1000)
 
 
-def _cuda():
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    return torch.cuda.is_available()
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
+@pytest.mark.cuda  # skipped without a GPU by the conftest marker
 def test_mst_on_cuda_matches_cpu():
     import sktopo
 

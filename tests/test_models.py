@@ -24,14 +24,8 @@ def one_thread():
 
 
 def _digits(images=False):
-    try:
-        from sktopo.datasets import load_digits
-    except ImportError:  # pragma: no cover - the lead's datasets module not there yet
-        from sklearn.datasets import load_digits as sk
+    from sktopo.datasets import load_digits
 
-        X, y = sk(return_X_y=True)
-        X = (X / 16).astype(np.float32)
-        return (X.reshape(-1, 1, 8, 8) if images else X), y.astype(np.int64)
     return load_digits(images=images)
 
 

@@ -135,19 +135,9 @@ def test_set_output_pandas():
     assert isinstance(est.fit_transform(clouds()), list)
 
 
-def total_persistence(diagrams):
-    """A stand-in feature step: total finite persistence per dimension."""
-    return np.array([[d.finite(q)[:, 1].sum() - d.finite(q)[:, 0].sum() for q in d.dims]
-                     for d in diagrams])
-
-
 def feature_step():
-    try:
-        from sktopo import DiagramFeatures
-    except (ImportError, AttributeError):  # pragma: no cover - features not written yet
-        from sklearn.preprocessing import FunctionTransformer
+    from sktopo import DiagramFeatures
 
-        return FunctionTransformer(total_persistence)
     return DiagramFeatures()
 
 
@@ -445,7 +435,7 @@ def test_batched_path_torch_on_cpu_tensors(rng):
 
     X = np.stack(_many_clouds(rng, [16] * 3))
     settings = PersistenceSettings(homology_dimensions=(0,), engine="mst", device="cpu")
-    got = _chunk_bars_torch(X, np.ones(3), np.full(3, np.inf), settings)
+    got = _chunk_bars_torch(list(X), [0, 1, 2], settings)
     ref = PersistenceDiagram((0,), device="cpu").fit_transform(list(X))
     for g, r in zip(got, ref):
         np.testing.assert_allclose(sorted_bars(g[0]), r[0], rtol=1e-5)
