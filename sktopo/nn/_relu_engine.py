@@ -1,6 +1,6 @@
 """Exact cumulative ranks of a ReLU network's linear map, carried from layer to layer.
 
-Private engine of :class:`sktopo.nn.relu_rank.ReLURankRegions`.
+Private engine of :class:`sktopo.ReLURankRegions`.
 
 On the linear region of an input, the map from the input to the output of ReLU call l is
 linear with matrix ``A_l`` (``units_l x d``). Pushing all ``d`` input directions through the

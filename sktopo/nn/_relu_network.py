@@ -1,6 +1,6 @@
 """Inspecting a torch network as a piecewise-linear (ReLU) map.
 
-Private helpers of :class:`sktopo.nn.relu_rank.ReLURankRegions`:
+Private helpers of :class:`sktopo.ReLURankRegions`:
 
 - :func:`check_piecewise_linear` refuses modules that make a network non piecewise-linear
   (or piecewise-linear with regions we do not track, such as max pooling);

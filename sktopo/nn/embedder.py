@@ -538,7 +538,7 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
     Examples
     --------
     >>> import torch
-    >>> from sktopo.nn.embedder import LayerEmbedder
+    >>> from sktopo import LayerEmbedder
     >>> from sktopo.nn.models import DigitsMLP
     >>> model = DigitsMLP(random_state=0)
     >>> X = torch.rand(100, 64)

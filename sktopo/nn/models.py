@@ -221,7 +221,7 @@ def load_minilm(*, device=None):
     Examples
     --------
     >>> from sktopo.nn.models import load_minilm          # doctest: +SKIP
-    >>> from sktopo.nn.embedder import LayerEmbedder      # doctest: +SKIP
+    >>> from sktopo import LayerEmbedder      # doctest: +SKIP
     >>> model, tokenizer = load_minilm()                  # doctest: +SKIP
     >>> LayerEmbedder(model, "encoder.layer.*", unit="sample", layout="tokens",
     ...               tokenizer=tokenizer).fit_transform(["a text", "another one"])

@@ -7,7 +7,7 @@ classes of M survive once the low-rank part, where the network can glue or colla
 quotiented out (study B of the research notes).
 
 :class:`QuotientPersistence` needs a torch model, so it lives here, next to
-:class:`~sktopo.nn.relu_rank.ReLURankRegions` whose public methods give it the per-input ranks and
+:class:`~sktopo.ReLURankRegions` whose public methods give it the per-input ranks and
 regions and the network's output. The metric construction itself (no torch) is
 :func:`sktopo.topology.relative.quotient_distances`.
 """

@@ -11,7 +11,7 @@ Three families of ``nn.Sequential`` MLPs ``Linear, ReLU, Linear, ReLU, ..., [Lin
 
 All weights are drawn with numpy from ``random_state`` (same seed, same network, on any
 machine), then stored in ``dtype``. The hidden layers' ReLUs are ``nn.ReLU`` modules, as
-:class:`sktopo.nn.relu_rank.ReLURankRegions` needs.
+:class:`sktopo.ReLURankRegions` needs.
 """
 
 from numbers import Integral, Real

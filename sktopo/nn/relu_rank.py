@@ -110,7 +110,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np, torch
-    >>> from sktopo.nn.relu_rank import ReLURankRegions
+    >>> from sktopo import ReLURankRegions
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <torch._C.Generator object at ...>
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU())

@@ -20,7 +20,7 @@ H(M, A)); this is what study B's Fig. 2 notebook computes (its equivalence-class
 low-rank point into one class). ``collapse="region"`` collapses each region separately.
 
 This module is metric code only (numpy and scipy, no torch): the estimator that takes a torch
-model, :class:`sktopo.nn.quotient.QuotientPersistence` (``from sktopo import
+model, :class:`sktopo.QuotientPersistence` (``from sktopo import
 QuotientPersistence``), builds the labels from a network's low-rank regions and calls it.
 """
 
