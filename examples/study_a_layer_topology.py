@@ -45,7 +45,7 @@ def profile(model, X, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "output"))
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     start = time.perf_counter()
