@@ -8,6 +8,17 @@ embed / forward is the overhead (target: at most 1.10 on the CPU). Times are the
 
     python benchmarks/embed.py                     # CPU cases
     python benchmarks/embed.py --device cuda       # + ResNet-style CNN, 10,000 32x32 inputs
+    python benchmarks/embed.py --study-a           # end-to-end study A profile (below)
+    python benchmarks/embed.py --study-a --quick   # the same at a smaller size
+
+The study A case (issue 10, item 6) runs the whole per-layer profile of study A: a
+ResNet-18-sized CIFAR network (built here by hand: torchvision is not a dependency) on 2,000
+random 3x32x32 inputs, 6 layers mean-pooled by LayerEmbedder (float32 pooling on the maps: no
+64x32x32 map is ever flattened or cast to float64), then H0+H1 persistence, PH dimension and
+TwoNN per layer. It prints the breakdown: the plain forward pass (no hooks), what extraction
+adds to it, each topology estimator, and ripser.py on the same clouds as the engine anchor.
+The target: time outside the model's forward pass and the topology estimators (hooks,
+reductions, copies, glue) at most the forward pass plus the topology estimators.
 """
 
 import argparse
@@ -58,6 +69,109 @@ class SmallResNet(nn.Module):
     def forward(self, x):
         x = self.layer3(self.layer2(self.layer1(self.stem(x))))
         return self.fc(self.pool(x).flatten(1))
+
+
+class TorchvisionBlock(nn.Module):
+    """torchvision's BasicBlock: ONE ``relu`` module applied twice per forward pass."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                            nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 for CIFAR (3x3 stem, no max pool): 4 stages of 2 blocks, widths x1..x8."""
+
+    def __init__(self, width=64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        c_in = width
+        for k, mult in enumerate((1, 2, 4, 8), start=1):
+            c_out = width * mult
+            setattr(self, f"layer{k}", nn.Sequential(
+                TorchvisionBlock(c_in, c_out, 1 if k == 1 else 2), TorchvisionBlock(c_out, c_out, 1)))
+            c_in = c_out
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c_in, 10)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def study_a_profile(n_inputs, width, batch_size, repeats):
+    """The end-to-end study A profile; returns the breakdown rows (name, seconds)."""
+    import ripser
+
+    from sktopo import PersistenceDiagram, PHDimension, TwoNN
+
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.standard_normal((n_inputs, 3, 32, 32), dtype=np.float32))
+    torch.manual_seed(0)
+    model = ResNet18(width).eval()
+    layers = ["relu", "layer1", "layer2", "layer3", "layer4", "avgpool"]
+    embedder = LayerEmbedder(model, layers, device="cpu", batch_size=batch_size).fit()
+    plain_forward(model, x[:batch_size], batch_size, torch.device("cpu"))  # warm-up
+    (t_plain, t_embed), _ = interleaved_times(
+        [lambda: plain_forward(model, x, batch_size, torch.device("cpu")),
+         lambda: embedder.transform(x)], repeats)
+    clouds = embedder.transform(x)
+    assert all(c.dtype == np.float32 for c in clouds), "clouds must stay float32"
+
+    def timed(fn):
+        start = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - start, out
+
+    t_pd, diagrams = timed(lambda: PersistenceDiagram((0, 1), random_state=0).fit_transform(clouds))
+    t_phdim, _ = timed(lambda: PHDimension(random_state=0).fit_transform(clouds))
+    t_twonn, _ = timed(lambda: TwoNN(random_state=0).fit_transform(clouds))
+    t_ripser, anchor = timed(lambda: [ripser.ripser(np.asarray(c, dtype=np.float64), maxdim=1)
+                                      for c in clouds])
+    for diagram, reference in zip(diagrams, anchor):
+        for q in (0, 1):
+            assert len(diagram[q]) == len(reference["dgms"][q]), "diagrams disagree with ripser"
+    forward, extraction = t_plain.min(), t_embed.min() - t_plain.min()
+    engines = t_pd + t_phdim + t_twonn
+    return [
+        ("model forward pass (plain, no hooks)", forward),
+        ("extraction added by LayerEmbedder", extraction),
+        ("PersistenceDiagram H0+H1", t_pd),
+        ("PHDimension", t_phdim),
+        ("TwoNN", t_twonn),
+        ("(anchor) ripser.py H0+H1 on the same clouds", t_ripser),
+    ], dict(outside=extraction, budget=forward + engines, shapes=[c.shape for c in clouds],
+            names=list(clouds.index))
+
+
+def print_study_a(n_inputs, width, batch_size, repeats):
+    rows, info = study_a_profile(n_inputs, width, batch_size, repeats)
+    print(f"study A profile: ResNet-18 (width {width}) on {n_inputs} CIFAR-sized inputs, "
+          f"{len(info['names'])} layers {info['names']}, clouds {info['shapes']}")
+    total = sum(seconds for name, seconds in rows if not name.startswith("(anchor)"))
+    for name, seconds in rows:
+        share = "" if name.startswith("(anchor)") else f"{100 * seconds / total:5.1f}%"
+        print(f"  {name:46s} {seconds:8.2f} s {share}")
+    print(f"  {'total (without the anchor)':46s} {total:8.2f} s")
+    ratio = info["outside"] / info["budget"]
+    print(f"time outside the forward pass and the topology estimators: {info['outside']:.2f} s "
+          f"= {ratio:.3f} x (forward + estimators) [target <= 1]")
 
 
 def plain_forward(model, x, batch_size, device):
@@ -112,9 +226,22 @@ def main():
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: steadier timings on shared machines)")
     parser.add_argument("--n-gpu", type=int, default=10_000, help="inputs for the GPU case")
+    parser.add_argument("--study-a", action="store_true",
+                        help="only the end-to-end study A profile (ResNet-18, 2,000 inputs)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes (study A: 500 inputs, width 16; 2 repeats)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.quick:
+        args.repeats = min(args.repeats, 2)
+    if args.study_a:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+        if args.quick:
+            print_study_a(500, 16, 250, args.repeats)
+        else:
+            print_study_a(2000, 64, 250, min(args.repeats, 2))
+        return
     device = torch.device(args.device)
     rng = np.random.default_rng(0)
     digits = torch.as_tensor(rng.random((4096, 64), dtype=np.float32))
