@@ -112,7 +112,7 @@ def _legend(ax, legend):
 
 
 # ----------------------------------------------------------------------------- diagrams
-def plot_diagram(diagram, ax=None, homology_dimensions=None, *, diagonal=True, legend=True,
+def plot_diagram(diagram, *, ax=None, homology_dimensions=None, diagonal=True, legend=True,
                  marker_size=20, alpha=0.8, title=None):
     """Scatter the (birth, death) points of a persistence diagram, per homology dimension.
 
@@ -199,7 +199,7 @@ def plot_diagram(diagram, ax=None, homology_dimensions=None, *, diagonal=True, l
     return ax
 
 
-def plot_barcode(diagram, ax=None, homology_dimensions=None, *, sort=True, legend=True,
+def plot_barcode(diagram, *, ax=None, homology_dimensions=None, sort=True, legend=True,
                  linewidth=None, title=None):
     """Draw a persistence diagram as a barcode: one horizontal bar per class.
 
@@ -288,7 +288,7 @@ def plot_barcode(diagram, ax=None, homology_dimensions=None, *, sort=True, legen
     return ax
 
 
-def plot_betti_curves(diagram, ax=None, homology_dimensions=None, *, scales=None, n_scales=200,
+def plot_betti_curves(diagram, *, ax=None, homology_dimensions=None, scales=None, n_scales=200,
                       legend=True, title=None):
     """Betti numbers of a diagram as step functions of the filtration scale.
 
@@ -392,7 +392,7 @@ def _error_words(yerr):
     return f"error bars: ± {yerr}"
 
 
-def plot_layer_profile(table, y="phdim", yerr="auto", x=None, ax=None, *, hue=None, label=None,
+def plot_layer_profile(table, *, y="phdim", yerr="auto", x=None, ax=None, hue=None, label=None,
                        marker="o", capsize=3, rotate_labels=None, title=None, ylabel=None,
                        **kwargs):
     """Plot a per-layer quantity (with error bars) along the network's depth.
@@ -564,7 +564,7 @@ def _rank_columns(ranks, layers, where):
     return {layer: found[layer] for layer in layers}
 
 
-def plot_rank_histogram(ranks, ax=None, layers=None, *, weights=None, full_rank=None,
+def plot_rank_histogram(ranks, *, ax=None, layers=None, weights=None, full_rank=None,
                         density=False, histtype="step", legend=True, title=None, **kwargs):
     """Histogram of the cumulative rank per ReLU layer.
 
