@@ -514,12 +514,6 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
     verbose : int, default=0
         If positive, a progress bar over batches.
 
-    Notes
-    -----
-    Extraction is thread-safe: sktopo holds a lock per model while it hooks, moves and
-    switches a model to eval mode, so calls from several threads over the same model run one at
-    a time and every module's train/eval flag is restored.
-
     Attributes
     ----------
     layer_names_ : list of str
@@ -534,6 +528,12 @@ class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
 
     projection_seed_ : int or None
         Seed of the random projections (None without ``n_components``).
+
+    Notes
+    -----
+    Extraction is thread-safe: sktopo holds a lock per model while it hooks, moves and
+    switches a model to eval mode, so calls from several threads over the same model run one at
+    a time and every module's train/eval flag is restored.
 
     Examples
     --------
