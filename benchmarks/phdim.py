@@ -26,6 +26,17 @@ Usage::
     python benchmarks/phdim.py --seeds 1       # quicker
     python benchmarks/phdim.py --manifolds     # also truth vs ours vs the protocols on manifolds
     python benchmarks/phdim.py --device cuda   # + a 10,000-point cloud in 4,096 dims on the GPU
+    python benchmarks/phdim.py --skip-speed --many-clouds   # many small clouds (issue 10.2)
+    python benchmarks/phdim.py --skip-speed --many-clouds --many-scale 0.1   # a tenth of them
+
+Many small clouds (``--many-clouds``): one cloud per input, as ``LayerEmbedder(unit="sample")``
+makes them: 10,000 clouds of 64 x 384 (MiniLM-like token clouds), 1,400 of 30 x 384, 3,000 of
+64 x 192 (ViT patches), each a noisy low-dimensional sphere in a random frame. Ours:
+``PHDimension`` and ``TwoNN`` on the whole collection (batched), ``n_jobs`` 1 and 2. Anchors,
+timed in the same run on the first ``--anchor-clouds`` clouds: the per-cloud path (the base
+class's cloud-by-cloud loop over the same per-cloud functions, as before batching) and, for
+TwoNN, a plain scikit-learn ``NearestNeighbors.kneighbors`` loop. The numbers of all paths
+are compared on those clouds.
 """
 
 from __future__ import annotations
@@ -218,6 +229,94 @@ def cuda_table(device):
         print(f"{label:<40} {time.perf_counter() - start:7.3f} s   phdim {value:.3f}")
 
 
+# ------------------------------------------------------------------------ many small clouds
+MANY_WORKLOADS = [  # (clouds, points, coordinates): the per-input studies of issue 10
+    (10_000, 64, 384),
+    (1_400, 30, 384),
+    (3_000, 64, 192),
+]
+
+
+def token_clouds(count, n, d, seed=0):
+    """Noisy 4-spheres in a random 5-dimensional frame of R^d, one per input."""
+    rng = np.random.default_rng(seed)
+    frame = rng.normal(size=(5, d)) / np.sqrt(5)
+    return [(make_sphere(n, 4, random_state=seed + i) @ frame
+             + 0.01 * rng.normal(size=(n, d))).astype(np.float32) for i in range(count)]
+
+
+def sklearn_twonn_loop(clouds, discard_fraction=0.1):
+    """The obvious TwoNN: scikit-learn's kneighbors per cloud, then Facco's fit."""
+    from sklearn.neighbors import NearestNeighbors
+
+    out = []
+    for X in clouds:
+        r = NearestNeighbors(n_neighbors=2).fit(X).kneighbors()[0]
+        mu = np.sort(r[:, 1] / r[:, 0])
+        n = len(mu)
+        keep = min(int(np.floor(n * (1 - discard_fraction))), n - 1)
+        x, y = np.log(mu[:keep]), -np.log(1 - np.arange(1, keep + 1) / n)
+        out.append(x @ y / (x @ x))
+    return np.array(out)
+
+
+def per_cloud_path(estimator, clouds):
+    """The estimator's cloud-by-cloud loop (the base class's _compute_cells), as before batching."""
+    from sktopo._base import CloudTransformer
+    from sktopo._collections import check_collection
+    from sktopo._seeding import cloud_seeds
+
+    checked = check_collection(clouds).flat()
+    seeds = cloud_seeds(estimator.random_state, checked, metric=estimator.metric)
+    labels = [f"row {i}" for i in range(len(checked))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = CloudTransformer._compute_cells(estimator, checked, seeds, labels)
+    return np.array([values[estimator._features[0]] for values, _ in results])
+
+
+def many_clouds_table(scale, anchor_clouds, jobs):
+    from sktopo import PHDimension, TwoNN
+
+    print("\n== many small clouds: ms per cloud (wall), ratios = anchor / ours, same run ==")
+    header = (f"{'workload':<22} {'estimator':<12} " + " ".join(f"{f'n_jobs={j}':>9}" for j in jobs)
+              + f" {'per-cloud':>10} {'sklearn':>9} | {'vs per-cloud':>12} {'vs sklearn':>10}"
+              + f" {'max |diff|':>10}")
+    print(header)
+    print("-" * len(header))
+    for count, n, d in MANY_WORKLOADS:
+        count = max(anchor_clouds, int(round(count * scale)))
+        clouds = token_clouds(count, n, d)
+        label = f"{count} x {n} x {d}"
+        for make in (lambda j: PHDimension(random_state=0, n_jobs=j), lambda j: TwoNN(n_jobs=j)):
+            times, tables = {}, {}
+            for j in jobs:
+                estimator = make(j)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # slope >= 1 on a few clouds: NaN rows
+                    start = time.perf_counter()
+                    tables[j] = estimator.fit_transform(clouds)[:, 0]
+                    times[j] = (time.perf_counter() - start) / count
+            ours = min(times.values())
+            few = clouds[:anchor_clouds]
+            start = time.perf_counter()
+            anchor = per_cloud_path(make(1), few)
+            per_cloud = (time.perf_counter() - start) / len(few)
+            diff = np.nanmax(np.abs(anchor - tables[jobs[0]][:len(few)]))
+            sk_time, ratio_sk = float("nan"), ""
+            if isinstance(estimator, TwoNN):
+                start = time.perf_counter()
+                plain = sklearn_twonn_loop(few)
+                sk_time = (time.perf_counter() - start) / len(few)
+                ratio_sk = f"{sk_time / ours:9.1f}x"
+                diff = max(diff, np.nanmax(np.abs(plain - tables[jobs[0]][:len(few)])))
+            name = type(estimator).__name__
+            cells = " ".join(f"{1e3 * times[j]:9.3f}" for j in jobs)
+            print(f"{label:<22} {name:<12} {cells} {1e3 * per_cloud:10.3f} {1e3 * sk_time:9.3f} | "
+                  f"{per_cloud / ours:11.1f}x {ratio_sk:>10} {diff:10.2e}", flush=True)
+    print("target (issue 10.2): PHDimension and TwoNN under 0.5 ms per cloud on 2 cores")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 5000])
@@ -234,6 +333,14 @@ def main():
                         help="published protocols in the manifold table (the anchors themselves: "
                              "birdal tulchinskii; the presets run them on sktopo's engine)")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--many-clouds", action="store_true",
+                        help="also the many-small-clouds table (PHDimension, TwoNN; issue 10.2)")
+    parser.add_argument("--many-scale", type=float, default=1.0,
+                        help="fraction of the many-clouds workloads' cloud counts")
+    parser.add_argument("--anchor-clouds", type=int, default=300,
+                        help="clouds the per-cloud anchors are timed on (per workload)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2],
+                        help="n_jobs values of the many-clouds table")
     parser.add_argument("--device", default=None, help="also time a 10k x 4096 cloud on this torch device")
     args = parser.parse_args()
 
@@ -242,6 +349,8 @@ def main():
         print("\n== ratios (anchor time / our time; targets: birdal >= 10x, tulchinskii >= 5x) ==")
         for n, d, name, ratio in ratios:
             print(f"n={n:<5} d={d:<4} {name:<12} {ratio:6.1f}x")
+    if args.many_clouds:
+        many_clouds_table(args.many_scale, args.anchor_clouds, args.jobs)
     if args.manifolds:
         manifold_table(args.manifold_seeds, args.manifold_methods)
     if args.device:
