@@ -588,13 +588,24 @@ def ripser_dense(D, maxdim, threshold, coeff):
     if maxdim > 0:
         # exact (see enclosing_radius) and 1.5-2x faster: ripser.py does not cut there itself
         threshold = min(threshold, enclosing_radius(D))
+    return ripser_condensed(_condensed_float32(D), D.shape[0], maxdim, threshold, coeff)
+
+
+def ripser_condensed(condensed, n, maxdim, threshold, coeff, n_threads=1):
+    """ripser.py's compiled core on a float32 condensed matrix (no Python-level checks).
+
+    ``threshold`` is used as given: pass the enclosing radius for speed.
+    ``n_threads`` is ignored (ripser.py is single-threaded).
+    """
     try:
         from pyRipser import doRipsFiltrationDM
     except ImportError:  # pragma: no cover - ripser.py's layout changed: use its public API
         from ripser import ripser
+        from scipy.spatial.distance import squareform
 
-        return ripser(D, distance_matrix=True, maxdim=maxdim, thresh=threshold, coeff=coeff)["dgms"]
-    condensed = _condensed_float32(D)
+        return ripser(squareform(condensed.astype(np.float64)), distance_matrix=True,
+                      maxdim=maxdim, thresh=threshold, coeff=coeff)["dgms"]
+    condensed = np.ascontiguousarray(condensed, dtype=np.float32)
     result = doRipsFiltrationDM(condensed, maxdim, thresh=threshold, coeff=coeff, do_cocycles=0)
     return [np.reshape(np.asarray(flat, dtype=np.float64), (-1, 2))
             for flat in result["births_and_deaths_by_dim"]]
@@ -602,12 +613,18 @@ def ripser_dense(D, maxdim, threshold, coeff):
 
 def giotto_dense(D, maxdim, threshold, coeff, n_threads=1):
     """giotto-ph's compiled core on a dense matrix (no Python-level checks): ``[H0, H1, ...]``."""
-    from gph.python.ripser_interface import _compute_ph_vr_dense
-
     if maxdim > 0:
         threshold = min(threshold, enclosing_radius(D))
-    condensed = _condensed_float32(D)
-    diagonal = np.zeros(D.shape[0], dtype=np.float32)
+    return giotto_condensed(_condensed_float32(D), D.shape[0], maxdim, threshold, coeff, n_threads)
+
+
+def giotto_condensed(condensed, n, maxdim, threshold, coeff, n_threads=1):
+    """giotto-ph's compiled core on a float32 condensed matrix (releases the GIL)."""
+    from gph.python.ripser_interface import _compute_ph_vr_dense
+
+    # the compiled core reads the buffer as C-contiguous float32 without checking
+    condensed = np.ascontiguousarray(condensed, dtype=np.float32)
+    diagonal = np.zeros(n, dtype=np.float32)
     result = _compute_ph_vr_dense(condensed, diagonal, maxdim, threshold, coeff, n_threads)
     return [np.reshape(np.asarray(flat, dtype=np.float64), (-1, 2))
             for flat in result.births_and_deaths_by_dim()]

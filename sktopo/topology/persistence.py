@@ -60,10 +60,10 @@ from .engines import (
     check_coeff,
     compute_bars,
     dense_bytes_of,
-    giotto_dense,
+    giotto_condensed,
     h0_bars,
     resolve_engine,
-    ripser_dense,
+    ripser_condensed,
     scale_of,
 )
 from .landmarks import greedy_landmarks
@@ -108,12 +108,32 @@ def _check_device(device, engine: str, owner: str = "PersistenceDiagram"):
     engine runs on a torch device, so for the other engines ``"auto"`` means
     the CPU without importing torch (other values are still checked).
     """
-    if engine != "mst" and isinstance(device, str) and device == "auto":
+    if isinstance(device, str) and device == "auto" and (engine != "mst" or not _cuda_possible()):
         return None
     resolved = resolve_device(device, owner=owner)
     if resolved == "cpu" or engine != "mst":
         return None
     return resolved
+
+
+def _cuda_possible() -> bool:
+    """False when CUDA surely is not there, without importing torch (seconds on a busy machine).
+
+    Only a cheap pre-check for ``device="auto"``: torch not installed, or not
+    imported yet on a Linux machine without the NVIDIA driver. Otherwise the
+    shared rule of :func:`~sktopo._device.resolve_device` decides.
+    """
+    import importlib.util
+    import os
+    import sys
+
+    if "torch" in sys.modules:
+        return True
+    if importlib.util.find_spec("torch") is None:
+        return False
+    if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
+        return False
+    return True
 
 
 class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -458,16 +478,7 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
     workers = effective_jobs(n_jobs)
 
     if batched:
-        chunks = list(_chunks(data, batched))
-        # single-threaded engines per worker; the chunks keep every worker busy
-        results = run_parallel(partial(_chunk_bars, settings=settings.with_(n_threads=1)),
-                               [([data[k] for k in chunk], [labels[k] for k in chunk])
-                                for chunk in chunks],
-                               n_jobs=n_jobs if len(chunks) > 1 else None, verbose=verbose,
-                               desc=settings.estimator or "persistence", unit="chunk")
-        for chunk, result in zip(chunks, results):
-            for k, b in zip(chunk, result):
-                bars[k] = b
+        _batched_bars(data, labels, batched, bars, settings, n_jobs=n_jobs, verbose=verbose)
     if single:
         # cores left over when there are fewer clouds than workers go to giotto-ph's threads
         n_threads = workers // min(workers, len(single))
@@ -532,63 +543,150 @@ def _one_cloud_bars(data, label, *, settings):
     return compute_bars(data, settings, label=label)
 
 
-def _chunk_bars(clouds, labels, *, settings):
-    """Bars of equally shaped small clouds: one distance product and one MST pass for the chunk.
+def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
+    """Fill ``bars[k]`` for the small clouds ``indices``: batched distances and MSTs.
+
+    H0 (the MST engine) runs here chunk by chunk: the distance product uses
+    BLAS's threads and the Prim loop is a few numpy calls per step for the
+    whole chunk. For H1 and above the distances are still computed here, in
+    batches, and only the float32 condensed matrices (``n (n - 1) / 2``
+    entries, not the clouds) go to the workers, which call the engine's
+    compiled core with no Python-level checks: giotto-ph's releases the GIL
+    (threads), ripser.py's does not (processes).
+    """
+    chunks = list(_chunks(data, indices))
+    workers = min(effective_jobs(n_jobs), len(indices))
+    desc = settings.estimator or "persistence"
+    if settings.engine == "mst" or settings.device is not None:
+        results = (_chunk_h0(data, chunk, labels, settings) for chunk in chunks)
+        if verbose:
+            from tqdm.auto import tqdm
+
+            results = tqdm(results, total=len(chunks), desc=desc, unit="chunk")
+        for chunk, result in zip(chunks, results):
+            for k, b in zip(chunk, result):
+                bars[k] = b
+        return
+    tasks, owners = [], []
+    for chunk in chunks:
+        condensed, thresholds, scales = _chunk_condensed(data, chunk, labels, settings)
+        # several tasks per worker so that unequal clouds balance out
+        step = max(1, min(256, -(-len(chunk) // (4 * workers))))
+        for start in range(0, len(chunk), step):
+            stop = start + step
+            tasks.append((condensed[start:stop], thresholds[start:stop], scales[start:stop]))
+            owners.append(chunk[start:stop])
+    core = partial(_engine_task, n=None, settings=settings)
+    if workers > 1 and len(tasks) > 1:
+        from joblib import Parallel, delayed
+
+        prefer = "threads" if settings.engine == "giotto" else "processes"
+        results = Parallel(n_jobs=workers, prefer=prefer, return_as="generator")(
+            delayed(core)(*task) for task in tasks)
+    else:
+        results = (core(*task) for task in tasks)
+    if verbose:
+        from tqdm.auto import tqdm
+
+        results = tqdm(results, total=len(tasks), desc=desc, unit="chunk")
+    for owner, result in zip(owners, results):
+        for k, b in zip(owner, result):
+            bars[k] = b
+
+
+def _chunk_distances(data, chunk, labels, settings):
+    """``(D, squared, scales)``: the chunk's distance matrices ``(b, n, n)``.
 
     Each cloud is rescaled by its own power of two when its values are
-    extreme (exact), so a cloud's bars do not depend on its chunk-mates.
+    extreme (exact), so a cloud's bars do not depend on its chunk-mates;
+    ``scales`` are the factors its bars must be divided by (1 for
+    scale-invariant metrics). Euclidean chunks give squared distances
+    (``squared=True``).
     """
     from .._distance import batched_pairwise_distances, batched_squared_euclidean_distances
-    from .._mst import batched_mst_edge_lengths
 
-    scales = np.array([scale_of(c, settings) for c in clouds])
-    stack = np.stack(clouds)
+    stack = np.stack([data[k] for k in chunk])
+    if settings.precomputed:
+        peak = stack.max(axis=(1, 2))  # non-negative: the largest entry
+    else:
+        peak = np.maximum(stack.max(axis=(1, 2)), -stack.min(axis=(1, 2)))
+    scales = np.ones(len(chunk))
+    for b, value in enumerate(peak):
+        if not 2.0**-60 <= value <= 2.0**60:
+            scales[b] = scale_of(stack[b], settings)
     if (scales != 1.0).any():
         stack = stack * scales[:, None, None]
     if isinstance(settings.metric, str) and settings.metric in ("cosine", "correlation",
                                                                 "braycurtis", "canberra"):
         scales = np.ones_like(scales)  # scale-invariant: the distances do not change
-    thresholds = settings.threshold * scales
-    engine = settings.engine
-
-    if settings.device is not None:
-        return _chunk_bars_torch(stack, scales, thresholds, settings)
-
-    squared = False
     if settings.precomputed:
-        D = stack
-    elif settings.plain_euclidean:
-        D = batched_squared_euclidean_distances(stack)
-        squared = True
-    else:
-        D = batched_pairwise_distances(stack, settings.metric, **settings.params)
-        if not np.isfinite(D).all():
-            bad = int(np.flatnonzero(~np.isfinite(D).all(axis=(1, 2)))[0])
-            compute_bars(clouds[bad], settings, label=labels[bad])  # raises the clear error
-    if engine == "mst":
-        lengths = batched_mst_edge_lengths(D)
-        if squared:
-            np.sqrt(lengths, out=lengths)
-        return [{0: h0_bars(lengths[k] / scales[k], thresholds[k] / scales[k])}
-                for k in range(len(clouds))]
+        return stack, False, scales
+    if settings.plain_euclidean:
+        return batched_squared_euclidean_distances(stack), True, scales
+    D = batched_pairwise_distances(stack, settings.metric, **settings.params)
+    finite = np.isfinite(D).all(axis=(1, 2))
+    if not finite.all():
+        bad = chunk[int(np.flatnonzero(~finite)[0])]
+        compute_bars(data[bad], settings, label=labels[bad])  # raises the clear error
+    return D, False, scales
+
+
+def _chunk_h0(data, chunk, labels, settings):
+    """H0 bars of one chunk: one batched MST pass (numpy, or torch on a device)."""
+    if settings.device is not None:
+        return _chunk_bars_torch(data, chunk, settings)
+    from .._mst import batched_mst_edge_lengths
+
+    D, squared, scales = _chunk_distances(data, chunk, labels, settings)
+    lengths = batched_mst_edge_lengths(D)
+    if squared:
+        np.sqrt(lengths, out=lengths)
+    lengths /= scales[:, None]
+    return [{0: h0_bars(lengths[b], settings.threshold)} for b in range(len(chunk))]
+
+
+def _chunk_condensed(data, chunk, labels, settings):
+    """Float32 condensed matrices, filtration thresholds and scales of one chunk."""
+    D, squared, scales = _chunk_distances(data, chunk, labels, settings)
     if squared:
         np.sqrt(D, out=D)
-    core = ripser_dense if engine == "ripser" else giotto_dense
+    n = D.shape[1]
+    upper, lower = np.triu_indices(n, 1)
+    # C order: advanced indexing after a slice may hand back a transposed layout
+    condensed = np.ascontiguousarray(D[:, upper, lower], dtype=np.float32)
+    thresholds = settings.threshold * scales
+    if settings.maxdim > 0:
+        # the enclosing radius: exact and much faster (see engines.enclosing_radius)
+        thresholds = np.minimum(thresholds, D.max(axis=2).min(axis=1))
+    return list(condensed), thresholds, scales
+
+
+def _engine_task(condensed, thresholds, scales, *, n, settings):
+    """Bars of a few clouds from their condensed matrices, through the engine's compiled core."""
+    core = ripser_condensed if settings.engine == "ripser" else giotto_condensed
     out = []
-    for k in range(len(clouds)):
-        dgms = core(D[k], settings.maxdim, thresholds[k], settings.coeff)
-        out.append({q: _clean(dgms[q]) / scales[k] if q < len(dgms) else np.empty((0, 2))
+    for c, threshold, scale in zip(condensed, thresholds, scales):
+        m = int(round((1 + np.sqrt(1 + 8 * len(c))) / 2))
+        dgms = core(c, m, settings.maxdim, float(threshold), settings.coeff)
+        out.append({q: _clean(dgms[q]) / scale if q < len(dgms) else np.empty((0, 2))
                     for q in settings.homology_dimensions})
     return out
 
 
-def _chunk_bars_torch(stack, scales, thresholds, settings):
+def _chunk_bars_torch(data, chunk, settings):
     """The batched H0 path on a torch device: distances and Prim as a few batched kernels."""
     import torch
 
     from .._distance import torch_pairwise_distances
     from .._mst import torch_batched_mst_edge_lengths
 
+    stack = np.stack([data[k] for k in chunk])
+    scales = np.array([scale_of(c, settings) for c in stack])
+    if (scales != 1.0).any():
+        stack = stack * scales[:, None, None]
+    if isinstance(settings.metric, str) and settings.metric in ("cosine", "correlation",
+                                                                "braycurtis", "canberra"):
+        scales = np.ones_like(scales)
     X = torch.as_tensor(stack, dtype=torch.float32, device=settings.device)
     if settings.precomputed:
         D = X
@@ -601,8 +699,8 @@ def _chunk_bars_torch(stack, scales, thresholds, settings):
                             dtype=torch.float32, device=settings.device)
     lengths = torch_batched_mst_edge_lengths(D).double().cpu().numpy()
     lengths.sort(axis=1)
-    return [{0: h0_bars(lengths[k] / scales[k], thresholds[k] / scales[k])}
-            for k in range(len(stack))]
+    lengths /= scales[:, None]
+    return [{0: h0_bars(lengths[b], settings.threshold)} for b in range(len(chunk))]
 
 
 def _clean(pairs) -> np.ndarray:
