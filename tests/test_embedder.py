@@ -836,9 +836,12 @@ def test_several_reductions_in_one_forward_pass(rng):
             both[(layer, "project")],
             embed(model, layer, X, reduce="flatten", n_components=5, random_state=0)[layer],
             rtol=1e-5)
-    per_layer = embed(model, ["0", "2"], X, reduce={"0": "mean", "2": ["flatten", "mean"]})
-    assert per_layer.index.tolist() == [("0", "auto"), ("2", "flatten"), ("2", "mean")] or \
-        per_layer.index.tolist() == [("0", "mean"), ("2", "flatten"), ("2", "mean")]
+    per_layer = embed(model, ["0", "1", "2"], X, reduce={"0": "mean", "2": ["flatten", "mean"]})
+    assert per_layer.index.tolist() == [("0", "mean"), ("1", "auto"), ("2", "flatten"),
+                                        ("2", "mean")]            # "1" not named: "auto"
+    np.testing.assert_allclose(per_layer[("2", "flatten")], both[("2", "flatten")], rtol=1e-6)
+    with pytest.raises(ValueError, match="reduce has an entry for 'nope'"):
+        embed(model, "0", X, reduce={"nope": "mean"})
     with pytest.raises(ValueError, match="needs n_components"):
         embed(model, "0", X, reduce=["mean", "project"])
     with pytest.raises(ValueError, match="twice"):
