@@ -324,7 +324,7 @@ class CloudTransformer(CollectionTransformer):
       :class:`CellMessage` (a bad cloud gives NaN and a message, it never
       raises in the middle of a collection);
     - optionally ``_check_settings()``: checks beyond ``_parameter_constraints``,
-      run in ``fit`` and ``transform``.
+      run in ``fit``.
 
     and has the parameters ``metric``, ``random_state``, ``n_jobs`` and
     ``verbose``. :meth:`_compute_cells` runs ``_cell_task`` over the clouds;
@@ -336,7 +336,7 @@ class CloudTransformer(CollectionTransformer):
     _one_cloud: str | None = None
 
     def _check_settings(self):
-        """Checks beyond ``_parameter_constraints``, run in ``fit`` and ``transform``."""
+        """Checks beyond ``_parameter_constraints``, run in ``fit``."""
 
     def _cell_task(self):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -44,9 +44,10 @@ _DIM = re.compile(r"H(\d+)")
 
 
 # estimator prefixes of features without a homology dimension ({prefix} or {prefix}_...):
-# the dimension estimators, DiagramDistance, and ReLURankRegions' per-layer columns
+# the dimension estimators, DiagramDistance, ReLURankRegions' per-layer columns and the
+# per-space columns of QuotientPersistence.table_
 DIMENSIONLESS_PREFIXES = ("phdim", "twonn", "bottleneck_distance", "wasserstein_distance",
-                          "rank", "active", "kernel_dim", "region")
+                          "rank", "active", "kernel_dim", "region", "n_points", "frac_low_rank")
 
 
 def _dimensionless_prefixes() -> set:

@@ -137,6 +137,17 @@ def _collection_cases():
     for name in ("DiagramFeatures", "BettiCurve", "PersistenceImage", "PersistenceLandscape",
                  "DiagramDistance"):
         cases.append((getattr(sktopo, name)(), _diagrams))
+    # every other exported cloud estimator, as soon as it exists (all share the base)
+    from sktopo._base import CloudTransformer
+
+    covered = {type(est) for est, _ in cases}
+    for name in sktopo.__all__:
+        obj = getattr(sktopo, name)
+        if isinstance(obj, type) and issubclass(obj, CloudTransformer) and obj not in covered:
+            est = obj()
+            if "random_state" in est.get_params():
+                est.set_params(random_state=0)
+            cases.append((est, _clouds))
     return cases
 
 

@@ -178,3 +178,18 @@ def test_sources_that_look_like_dimensions_survive(name, expected):
     long = sktopo.tidy(pd.DataFrame({name: [1.0]}))
     assert long.loc[0, "source"] == expected[0]
     assert pd.isna(long.loc[0, "homology_dimension"]) == (expected[1] is None)
+
+
+def test_every_emitted_name_round_trips_with_any_source():
+    """Property-style: sources that look like dimensions, MultiIndex-like labels and every
+    feature the estimators emit parse back to the parts they were built from."""
+    from sktopo.tidy import feature_name
+
+    names = [parse_feature_name(c)[1:] for _, wide, _ in _emitted_tables() for c in wide.columns]
+    parts = {(q, feature) for q, feature in names}
+    rng = np.random.default_rng(0)
+    sources = [None, "H0", "H1", "H12", "conv1", "mlp/fc1", "layer.3", "union__H2", "0"]
+    for q, feature in parts:
+        for source in rng.choice(np.array(sources, dtype=object), size=4, replace=False):
+            name = feature_name(source, q, feature)
+            assert parse_feature_name(name) == (source, q, feature), name
