@@ -18,15 +18,16 @@ identity (``r = d``). When the pre-activation of layer l depends on the input on
 output of an earlier ReLU call p (its *parent*; the previous call in a chain, the block input
 in a residual block), ``A_l = D_l G_{p->l} A_p = (D_l G_{p->l} B_p) Q_p^T``: the raw factor of
 layer l is ``G_{p->l}`` applied to the columns of ``B_p``, rows restricted to the active units.
-When it is wide (fewer active units than columns) it is compacted losslessly by an LQ
-(Householder QR) factorisation, ``B = L Q'^T``, keeping ``L``: the carried factor never has
-more columns than the smallest number of active units seen so far, and no direction is ever
+When it is wide (fewer active units than columns) and the later layers' saved work exceeds
+the cost, it is compacted losslessly by an LQ (Householder QR) factorisation, ``B = L Q'^T``,
+keeping ``L`` (as many columns as active units). The input map of the first layer is compacted
+once for all regions the same way when it has fewer units than inputs. No direction is ever
 dropped, so no rank is ever decided on a truncated basis.
 
-The parent of every layer is found per chunk of regions with one forward-mode pass per
-candidate: the input tangent is cut (made zero) at the output of call p, and l's parent is the
-latest p after which l's tangent is exactly zero for every region of the chunk (paths around p,
-such as a skip connection from the input, give a nonzero tangent; the input is the fallback
+The parent of every layer is found per chunk of regions with one plain forward pass per
+candidate p: the input is perturbed but the output of call p is held at its unperturbed value,
+and l's parent is the latest p for which l's output does not change for any region of the chunk
+(paths around p, such as a skip connection from the input, change it; the input is the fallback
 parent and always valid). ``G_{p->l}`` is applied by ``torch.func.vmap(jvp)`` through the
 network itself with every ReLU frozen to its region's mask, so every module torch can
 differentiate in forward mode works (Linear, Conv, pooling, BatchNorm, ...). When no ReLU call
@@ -134,14 +135,16 @@ def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
     return ranks
 
 
-def _compact(B, rows, cols):
-    """LQ-compact the wide matrices of a padded batch: same singular values, ``rows`` columns.
+def _compact(B, rows, cols, worth=None):
+    """LQ-compact wide matrices of a padded batch: same singular values, ``rows`` columns.
 
-    Returns ``(B_new, cols_new)``: matrices with ``rows < cols`` are replaced by their
-    (rows x rows) L factor from a Householder QR of ``B^T``; the others are kept (trailing
-    all-zero columns dropped).
+    Returns ``(B_new, cols_new)``: matrices with ``rows < cols`` (and ``worth``, when given)
+    are replaced by their (rows x rows) L factor from a Householder QR of ``B^T``; the others
+    are kept (trailing all-zero columns dropped).
     """
     wide = rows < cols
+    if worth is not None:
+        wide &= worth
     new_cols = torch.where(wide, rows, cols)
     width = int(new_cols.max()) if new_cols.numel() else 0
     if not bool(wide.any()):
@@ -154,7 +157,8 @@ def _compact(B, rows, cols):
     n = int(rows[idx].max())
     if n > 0:
         # Zero padded rows of B are zero columns of B^T: they give zero rows and columns in R.
-        r = torch.linalg.qr(B[idx][:, :n, :].transpose(1, 2), mode="r")[1]
+        # (geqrf: R in the upper triangle; faster than linalg.qr for batches of small ones.)
+        r = torch.geqrf(B[idx][:, :n, :].transpose(1, 2).contiguous())[0][:, :n, :].triu()
         out[idx, :n, :n] = r.transpose(1, 2)
     return out, new_cols
 
@@ -232,13 +236,28 @@ class RankEngine:
             raws = self._push(x, masks, fmasks, active, carried, p, children[p])
             for l, raw in zip(children[p], raws):
                 rows = active[l][1]
-                cols = (torch.full_like(rows, self.d) if p < 0 else carried[p][1])
+                cols = (torch.full_like(rows, raw.shape[2]) if p < 0 else carried[p][1])
                 ranks[:, l] = matrix_rank(raw, rows, cols, (self.units[l], self.d),
                                           self.rank_tol)
                 if children.get(l):
-                    carried[l] = _compact(raw, rows, cols)
+                    carried[l] = _compact(raw, rows, cols, self._worth(active, l, rows, cols))
             carried.pop(p, None)  # every child of p is done
         return ranks
+
+    def _worth(self, active, l, rows, cols):
+        """Whether to compact layer l's wide factor: when the QR (about ``cols rows^2``
+        multiply-adds) costs less than it saves in the later layers' products and Grams (about
+        ``(a_m a_{m-1} + a_m^2) (cols - rows)`` each, with this chunk's active counts), or when
+        a later layer has more active units than l (an uncompacted factor would then be rank
+        deficient below its smaller side, which only the SVD can settle)."""
+        counts = [active[m][1].to(torch.float64) for m in range(self.n_layers)]
+        a, r = rows.to(torch.float64), cols.to(torch.float64)
+        later = torch.zeros_like(a)
+        wider = torch.zeros_like(a, dtype=torch.bool)
+        for m in range(l + 1, self.n_layers):
+            later += counts[m] * counts[m - 1] + counts[m] ** 2
+            wider |= counts[m] > a
+        return wider | (later * (r - a) > r * a * a)
 
     # ------------------------------------------------------------------ structure
     def _run(self, x, stop, forward_for):
@@ -258,34 +277,44 @@ class RankEngine:
         return [shapes[c] for c in range(self.n_layers)]
 
     def _parents(self, x, fmasks):
-        """Parent call of every layer for this chunk (-1: the input); see the module docstring."""
-        import torch.autograd.forward_ad as fwAD
+        """Parent call of every layer for this chunk (-1: the input); see the module docstring.
 
+        The frozen network is affine in its input. A run on ``x`` records every ReLU output;
+        then, for each candidate p, a run on a perturbed input whose output at call p is
+        replaced by the recorded one: layer l depends on the input only through call p exactly
+        when its output is unchanged (bit for bit: the same operations on the same values).
+        Plain forward passes, no automatic differentiation.
+        """
         L = self.n_layers
         parents = [-1] * L
         if L == 1:
             return parents
+        base = {}
+
+        def record(call, z):
+            base[call] = z * fmasks[call].reshape(z.shape)
+            return base[call]
+
         gen = torch.Generator(device="cpu").manual_seed(0)
-        tangent = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-        for p in range(L - 1):
-            zero = {}
+        noise = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+        moved = x + noise * (1.0 + x.abs().amax())
+        with torch.no_grad():
+            self._run(x, L, record)
+            for p in range(L - 1):
+                same = {}
 
-            def cut(call, z, p=p, zero=zero):
-                y = z * fmasks[call].reshape(z.shape)
-                if call == p:
-                    return fwAD.unpack_dual(y).primal
-                if call > p:
-                    t = fwAD.unpack_dual(y).tangent
-                    zero[call] = t is None or not bool(t.any())
-                return y
+                def cut(call, z, p=p, same=same):
+                    if call == p:
+                        return base[p]
+                    y = z * fmasks[call].reshape(z.shape)
+                    if call > p:
+                        same[call] = torch.equal(y, base[call])
+                    return y
 
-            from sktopo.nn.relu_rank import _dual_level
-
-            with torch.no_grad(), _dual_level():
-                self._run(fwAD.make_dual(x, tangent), L, cut)
-            for l, is_zero in zero.items():
-                if is_zero:
-                    parents[l] = p  # p increases: the latest valid parent wins
+                self._run(moved, L, cut)
+                for l, unchanged in same.items():
+                    if unchanged:
+                        parents[l] = p  # p increases: the latest valid parent wins
         return parents
 
     # ------------------------------------------------------------------ pushes
@@ -301,7 +330,7 @@ class RankEngine:
             J = dense  # (units_l + 1, cols + 1), zero last row and column
             act_l = active[l][0]
             if p < 0:
-                out[i] = J[act_l][:, :, :self.d]
+                out[i] = J[act_l][:, :, :-1]
             else:
                 B, _ = carried[p]
                 act_p = active[p][0]
@@ -379,7 +408,12 @@ class RankEngine:
             shape = self.input_shape if p < 0 else self._shapes[p]
             eye = torch.eye(cols, dtype=x.dtype, device=x.device).reshape(cols, 1, *shape)
             (cols_t,) = self._jvp(x1, masks1, p, [l], eye)  # (cols, 1, units_l)
-            J = x.new_zeros(self.units[l] + 1, cols + 1)
-            J[:-1, :-1] = cols_t[:, 0, :].T
+            J = cols_t[:, 0, :].T
+            if p < 0 and J.shape[0] < J.shape[1]:
+                # Fewer units than inputs: J = L Q^T (Householder QR of J^T), and every row
+                # subset of J has the singular values of the same rows of L.
+                n = J.shape[0]
+                J = torch.geqrf(J.T.contiguous())[0][:n, :n].triu().T
+            J = torch.nn.functional.pad(J, (0, 1, 0, 1))
         self._dense[(p, l)] = J
         return J
