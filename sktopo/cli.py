@@ -391,7 +391,10 @@ def _cmd_profile(args):
         raise CLIError(str(error).replace("--device: device=", "--device ")) from None
     out = _prepare_out(args, _PROFILE_FILES)
     model, X, y, trainable = _build_model(args)
-    _embedder(model, args).fit()  # unknown layers are reported now, before any training
+    try:  # unknown layers and bad patterns are reported now, before any training
+        _embedder(model, args).fit()
+    except (ValueError, TypeError) as error:
+        raise CLIError(f"--layers: {error}") from None
     stage = args.stage or "both"
     epochs = 30 if args.epochs is None else args.epochs
     stages = {}
