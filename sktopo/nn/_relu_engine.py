@@ -210,7 +210,10 @@ class RankEngine:
         """(R, L) int64 ranks of the regions represented by the rows of ``reps``."""
         n_regions, L = reps.shape[0], self.n_layers
         ranks = np.zeros((n_regions, L), dtype=np.int64)
-        chunk = max(1, self.batch_size // self.d)
+        # Regions per chunk: ``batch_size`` tangent rows of the first factor (d columns, or
+        # units_0 when the first layer's map is compacted once, see _dense_map).
+        first = self.units[0] if self.units[0] * self.d <= _DENSE_LIMIT else self.d
+        chunk = max(1, self.batch_size // min(self.d, first))
         for start in self.progress(range(0, n_regions, chunk), desc="ranks per region"):
             stop = min(start + chunk, n_regions)
             # A copy, not a view: a tangent over a view spans the view's whole base.
@@ -334,13 +337,19 @@ class RankEngine:
             else:
                 B, _ = carried[p]
                 act_p = active[p][0]
-                out[i] = J[act_l[:, :, None], act_p[:, None, :]] @ B
+                # Gathered blocks of J in groups of regions: about batch_size x widest layer
+                # entries at a time.
+                group = max(1, self.batch_size * max(self.units)
+                            // max(1, act_l.shape[1] * act_p.shape[1]))
+                out[i] = torch.cat([
+                    J[act_l[g:g + group, :, None], act_p[g:g + group, None, :]] @ B[g:g + group]
+                    for g in range(0, B.shape[0], group)])
         if pushed:
             ls = [children[i] for i in pushed]
             tangents = self._tangents(x, fmasks, carried, active, p)
-            raws = self._jvp(x, fmasks, p, ls, tangents)
-            for i, l, raw in zip(pushed, ls, raws):
-                out[i] = self._gather_rows(raw, active[l][0])
+            raws = self._jvp(x, fmasks, p, ls, tangents, [active[l][0] for l in ls])
+            for i, raw in zip(pushed, raws):
+                out[i] = raw
         return out
 
     def _gather_rows(self, tangent, act):
@@ -364,10 +373,11 @@ class RankEngine:
         full.scatter_(1, act[:, :, None].expand(-1, -1, r), B)
         return full[:, :-1].permute(2, 0, 1).reshape(r, k, *self._shapes[p])
 
-    def _jvp(self, x, fmasks, p, ls, tangents):
+    def _jvp(self, x, fmasks, p, ls, tangents, acts=None):
         """Push tangents injected after call p (or at the input) to the pre-activations of ls.
 
-        Returns (r, k, units_l) tangents per l in ``ls``; every ReLU is frozen to its mask.
+        Returns (r, k, units_l) tangents per l in ``ls`` or, with ``acts`` (active indices per
+        l), their active rows (k, a_l, r); every ReLU is frozen to its mask.
         """
         from sktopo.nn.relu_rank import _quiet_jit_warning
 
@@ -393,8 +403,12 @@ class RankEngine:
         parts = []
         with torch.no_grad(), _quiet_jit_warning():
             for s in range(0, r, step):
-                parts.append(vmap(lambda t: jvp(f, (zero,), (t,))[1])(tangents[s:s + step]))
-        return [torch.cat([part[i] for part in parts]) for i in range(len(ls))]
+                part = vmap(lambda t: jvp(f, (zero,), (t,))[1])(tangents[s:s + step])
+                if acts is not None:  # keep only the active rows of each slice
+                    part = [self._gather_rows(t, act) for t, act in zip(part, acts)]
+                parts.append(part)
+        dim = 0 if acts is None else 2
+        return [torch.cat([part[i] for part in parts], dim=dim) for i in range(len(ls))]
 
     def _dense_map(self, x, fmasks, p, l):
         """Region-independent map y_p -> pre-activation of l = p + 1, padded by a zero row and
