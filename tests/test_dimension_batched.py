@@ -81,23 +81,23 @@ def test_a_cloud_gets_the_same_numbers_in_any_batch(estimator, monkeypatch):
     np.testing.assert_array_equal(together[:3], alone)
     shuffled = estimator.fit_transform(clouds[::-1])
     np.testing.assert_array_equal(shuffled[::-1], together)
-    # chunks of 3 clouds, and two workers: still the same numbers
-    monkeypatch.setattr(_batched, "_CHUNK_ENTRIES", 3 * 64 * 32)
+    # chunks of a few clouds, and two workers: still the same numbers
+    monkeypatch.setattr(_batched, "_CHUNK_ENTRIES", 50_000)
     np.testing.assert_array_equal(estimator.fit_transform(clouds), together)
     two_jobs = estimator.set_params(n_jobs=2).fit_transform(clouds)
     np.testing.assert_array_equal(two_jobs, together)
 
 
 def test_unequal_sizes_are_bucketed_without_changing_a_result():
-    sizes = [30, 64, 64, 300, 30, 45, 64]
+    sizes = [30, 64, 64, 500, 30, 45, 64]
     clouds = [make_torus(n, random_state=i) for i, n in enumerate(sizes)]
     for estimator in (PHDimension(random_state=0), TwoNN()):
         table = estimator.fit_transform(clouds)
         for row, cloud in zip(table, clouds):
             np.testing.assert_array_equal(row, estimator.fit_transform([cloud])[0])
-    # the 300-point cloud is beyond the PHDimension batch: computed on its own
+    # the 500-point cloud is beyond the PHDimension batch: computed on its own
     assert phdim_batch_key(clouds[3], **PHDIM) is None
-    assert twonn_batch_key(clouds[3], **TWONN) == (300, 3)
+    assert twonn_batch_key(clouds[3], **TWONN) == (500, 3)
 
 
 def test_duplicates_in_a_batch_take_the_per_cloud_path_and_warn():

@@ -116,7 +116,8 @@ class _NeighbourLikelihood(CloudTransformer):
 
         return compute_cells(clouds, seeds, labels, key=_batch_key, batch=_batch_values,
                              single=_one_cloud_values, settings=self._settings(),
-                             n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__)
+                             n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__,
+                             cost=_batch_cost)
 
     # per subclass
     def _n_neighbors(self, n_points):  # pragma: no cover - abstract
@@ -270,6 +271,14 @@ def _batch_key(cloud, *, estimator, data_fraction, n_iter, metric, max_points):
     if min(n_points, n_subset) < estimator._min_points:
         return None  # the general path says why
     return n_points, cloud.shape[1]
+
+
+def _batch_cost(cloud, *, estimator, data_fraction, n_iter, metric, max_points):
+    """Numbers a batch holds per cloud: points, distances, decimated sub-matrices."""
+    n_points = cloud.shape[0] if max_points is None else min(cloud.shape[0], max_points)
+    n_subset, iterations = _plan(n_points, data_fraction, n_iter)
+    extra = iterations * n_subset ** 2 if data_fraction < 1.0 else 0
+    return n_points * cloud.shape[1] + 2 * n_points ** 2 + 2 * extra
 
 
 def _batch_values(clouds, seeds, labels, *, estimator, data_fraction, n_iter, metric,

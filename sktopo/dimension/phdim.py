@@ -228,12 +228,14 @@ class PHDimension(CloudTransformer):
 
     def _compute_cells(self, clouds, seeds, labels):
         # many small Euclidean clouds of one shape are computed as one batch (same numbers)
-        from sktopo.dimension._batched import compute_cells, phdim_batch, phdim_batch_key
+        from sktopo.dimension._batched import (compute_cells, phdim_batch, phdim_batch_cost,
+                                               phdim_batch_key)
 
         function, settings = self._cell_task()
         return compute_cells(clouds, seeds, labels, key=phdim_batch_key, batch=phdim_batch,
                              single=function, settings=settings, n_jobs=self.n_jobs,
-                             verbose=self.verbose, desc=type(self).__name__)
+                             verbose=self.verbose, desc=type(self).__name__,
+                             cost=phdim_batch_cost)
 
 
 def ph_dimension(X, **params) -> pd.Series:
