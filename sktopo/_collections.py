@@ -330,12 +330,18 @@ def check_distance_matrix(value, label: str = "matrix", *, prefix: str = "", min
         raise ValueError(
             f"{prefix}the distance matrix at {label} covers {n} point(s); at least {min_points} are needed."
         )
-    if np.isnan(array).any():
-        raise ValueError(f"{prefix}the distance matrix at {label} contains NaN values.")
-    if not allow_inf and np.isinf(array).any():
-        raise ValueError(f"{prefix}the distance matrix at {label} contains infinite values.")
-    if (array < 0).any():
-        raise ValueError(f"{prefix}the distance matrix at {label} has negative entries.")
+    # Every check below goes block of rows by block of rows: whole-matrix masks and
+    # the symmetry test's temporaries would take several times the matrix itself
+    # (memory_limit counts the matrix, not its check).
+    block = max(1, (1 << 18) // max(n, 1))  # a few MiB of temporaries at a time
+    for start in range(0, n, block):
+        rows = array[start:start + block]
+        if np.isnan(rows).any():
+            raise ValueError(f"{prefix}the distance matrix at {label} contains NaN values.")
+        if not allow_inf and np.isinf(rows).any():
+            raise ValueError(f"{prefix}the distance matrix at {label} contains infinite values.")
+        if (rows < 0).any():
+            raise ValueError(f"{prefix}the distance matrix at {label} has negative entries.")
     diagonal = np.diagonal(array)
     if diagonal.any():
         # engines disagree on a non-zero diagonal (giotto-ph reads it as vertex
@@ -344,10 +350,7 @@ def check_distance_matrix(value, label: str = "matrix", *, prefix: str = "", min
             f"{prefix}the distance matrix at {label} has non-zero diagonal entries (first at "
             f"point {int(np.flatnonzero(diagonal)[0])}); a point is at distance 0 from itself."
         )
-    finite = np.isfinite(array)
-    if not np.array_equal(finite, finite.T) or not np.allclose(
-        np.where(finite, array, 0), np.where(finite, array.T, 0), rtol=1e-6, atol=1e-9
-    ):
+    if not _is_symmetric(array, block):
         raise ValueError(
             f"{prefix}the distance matrix at {label} is not symmetric. "
             f"Symmetrise it, e.g. (D + D.T) / 2, if that is what you mean."
@@ -372,6 +375,20 @@ def _refuse_non_real(array: np.ndarray, what: str, fix: str) -> None:
             f"{what} is not numeric: it holds text (dtype {array.dtype}). Convert it first "
             f"(X.astype(float)) if the text is numbers. {fix}"
         )
+
+
+def _is_symmetric(array, block):
+    """Equal infinite pattern and ``allclose`` finite entries of ``array`` and its transpose."""
+    n = array.shape[0]
+    for start in range(0, n, block):
+        rows = array[start:start + block]
+        cols = array[:, start:start + block].T
+        finite = np.isfinite(rows)
+        if not np.array_equal(finite, np.isfinite(cols)) or not np.allclose(
+            np.where(finite, rows, 0), np.where(finite, cols, 0), rtol=1e-6, atol=1e-9
+        ):
+            return False
+    return True
 
 
 def _as_float_matrix(value, label, prefix):

@@ -220,3 +220,79 @@ def test_mst_on_cuda_matches_cpu():
     assert_same_bars(gpu[0], cpu[0], rtol=1e-4)
     auto = sktopo.PersistenceDiagram((0,), device="auto").fit_transform([X])[0]
     assert_same_bars(auto[0], cpu[0], rtol=1e-4)
+
+
+# ------------------------------------------------------------ measured memory
+_MEMORY_PROBE = r"""
+import sys, json
+import numpy as np
+from sktopo import PersistenceDiagram
+kind, n, d, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = np.random.default_rng(0)
+if kind == "precomputed":
+    X = rng.normal(size=(n, 3))
+    data = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    params = dict(metric="precomputed")
+else:
+    data = rng.normal(size=(n, d))
+    params = dict(metric=kind)
+del rng
+# warm up on a tiny input: imports (scipy, scikit-learn modules) are not the computation
+# (and BLAS's thread buffers, allocated on its first large product)
+warm = 300
+PersistenceDiagram((0,), **params).fit_transform(
+    [data[:warm, :warm] if kind == "precomputed" else data[:warm]])
+def status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+# VmHWM, not ru_maxrss: ru_maxrss survives exec and starts at the parent's (pytest's) RSS
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the high-water mark to the current RSS
+except OSError:
+    pass
+before = status("VmRSS")
+try:
+    PersistenceDiagram((0,), memory_limit=limit, **params).fit_transform([data])
+    outcome = "ran"
+except MemoryError:
+    outcome = "refused"
+peak = status("VmHWM") - before
+print(json.dumps({"outcome": outcome, "peak": peak}))
+"""
+
+
+def _probe(kind, n, d, limit):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, kind, str(n), str(d), str(limit)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs Linux /proc")
+@pytest.mark.parametrize("kind, n, d", [
+    ("euclidean", 600, 40_000),   # a wide cloud: the product's operands dominate
+    ("cosine", 1500, 200),        # scikit-learn's temporaries
+    ("precomputed", 3000, 3),     # the matrix check
+])
+def test_memory_limit_bounds_the_measured_peak(kind, n, d):
+    from sktopo.topology.engines import PersistenceSettings, dense_bytes_of
+
+    settings = PersistenceSettings(homology_dimensions=(0,), engine="mst", metric=kind)
+    estimate = dense_bytes_of(np.empty((n, d if kind != "precomputed" else n)), settings)
+    # just above the estimate: it must run, and within the limit (measured RSS)
+    limit = int(estimate * 1.05) + 16 * 2**20
+    result = _probe(kind, n, d, limit)
+    assert result["outcome"] == "ran"
+    assert result["peak"] <= limit, (result, limit)
+    # well below the estimate: refused before the big allocations
+    result = _probe(kind, n, d, estimate // 3)
+    assert result["outcome"] == "refused"
+    assert result["peak"] <= estimate // 3 + 16 * 2**20

@@ -33,12 +33,16 @@ Conventions shared by all engines
 Memory
 ------
 Before building a dense distance matrix the engines estimate the memory of the
-whole computation, ``n^2 * bytes_per_entry`` (:func:`dense_bytes_per_entry`):
-8 bytes for the float64 matrix, plus the float32 copies ripser.py / giotto-ph
-make (2-6 bytes), plus, when H1 or higher is asked for, a rough 8 bytes for
-the reduction (the coboundary columns and pivots scale with the number of
-edges; the true figure depends on the data and can be smaller or, on
-unlucky clouds, larger). Over ``memory_limit`` the dense path is not taken:
+whole computation (:func:`dense_bytes_of`): ``n^2 * bytes_per_entry``
+(:func:`dense_bytes_per_entry`): 8 bytes for the float64 matrix, plus the
+float32 copies ripser.py / giotto-ph make (2-6 bytes) or the MST kernel's
+condensed copy (5 bytes), plus, when H1 or higher is asked for, a rough 8 bytes
+for the reduction (the coboundary columns and pivots scale with the number of
+edges; the true figure depends on the data and can be smaller or, on unlucky
+clouds, larger); plus the temporaries that scale with the cloud's width (the
+two ``(n, d + 2)`` operands of the distance product) and a metric's second
+``n x n`` temporary (cosine and the other scikit-learn metrics). A precomputed
+matrix is validated block by block, so its check adds no ``n^2`` temporaries. Over ``memory_limit`` the dense path is not taken:
 with a finite threshold (or infinite entries in a precomputed matrix) the
 engines switch to a sparse edge list built in chunks, whose size is checked as
 it grows; otherwise a :class:`MemoryError` states the estimate and what to do.
@@ -231,7 +235,9 @@ def dense_bytes_per_entry(engine: str, maxdim: int, *, precomputed: bool, device
     if engine == "mst":
         if device is not None:
             return 12  # float32 matrix, its transposed minimum and Boruvka's masks
-        return 0 if precomputed else 8
+        # the squared-distance matrix (8), the compiled kernel's condensed float64
+        # copy (4) and its finiteness mask (1)
+        return 5 if precomputed else 13
     matrix = 0 if precomputed else 8
     if engine == "ripser":
         copies = 4  # our float32 condensed matrix (2) and ripser's C++ copy (2)
@@ -289,7 +295,7 @@ def _bars(data, settings, label):
     threshold = settings.threshold
     memory_limit = settings.memory_limit
     n = data.shape[0]
-    has_inf = precomputed and not np.isfinite(data).all()
+    has_inf = precomputed and finite_range(data)[0]
 
     dense_bytes = dense_bytes_of(data, settings)
     fits = memory_limit is None or dense_bytes <= memory_limit
@@ -335,10 +341,9 @@ def scale_of(data, settings) -> float:
     bars.
     """
     if settings.precomputed:
-        finite = data[np.isfinite(data) & (data > 0)]
-        if finite.size == 0:
+        _, low, high = finite_range(data)
+        if not np.isfinite(high) or high <= 0:
             return 1.0
-        low, high = float(finite.min()), float(finite.max())
         s = power_of_two_scale(high)
         if s == 1.0 and low < 2.0**-60:
             s = power_of_two_scale(high, low=2.0**60)  # bring the largest near 1 anyway
@@ -347,8 +352,28 @@ def scale_of(data, settings) -> float:
         return s
     if not isinstance(settings.metric, str) or settings.metric not in (_HOMOGENEOUS | _SCALE_INVARIANT):
         return 1.0
-    max_abs = float(np.max(np.abs(data))) if data.size else 0.0
+    # no |data| temporary: a wide cloud's copy would dodge memory_limit
+    max_abs = max(float(data.max()), -float(data.min())) if data.size else 0.0
     return power_of_two_scale(max_abs)
+
+
+def finite_range(D, block_entries=1 << 20):
+    """``(has_inf, smallest positive finite entry, largest finite entry)`` of a matrix.
+
+    Row block by row block: no ``n x n`` mask or copy (memory_limit counts the
+    computation, and this runs before it).
+    """
+    n = D.shape[0]
+    block = max(1, block_entries // max(D.shape[1] if D.ndim == 2 else 1, 1))
+    has_inf, low, high = False, np.inf, 0.0
+    for start in range(0, n, block):
+        rows = D[start:start + block]
+        finite = np.isfinite(rows)
+        if not finite.all():
+            has_inf = True
+        high = max(high, float(np.max(rows, where=finite, initial=0.0)))
+        low = min(low, float(np.min(rows, where=finite & (rows > 0), initial=np.inf)))
+    return has_inf, low, high
 
 
 def _rescaled(data, settings, label):

@@ -97,7 +97,7 @@ def greedy_landmarks(X, n_landmarks, *, metric="euclidean", metric_params=None, 
     if metric == "euclidean" and not metric_params and X.size:
         # squared norms of extreme clouds overflow or underflow: work on an
         # exactly rescaled copy (a power of two) and scale the radius back
-        scale = power_of_two_scale(np.max(np.abs(X)))
+        scale = power_of_two_scale(max(float(X.max()), -float(X.min())))
         if scale != 1.0:
             X = X * scale
     sq_norms = np.einsum("ij,ij->i", X, X) if metric == "euclidean" and not metric_params else None
