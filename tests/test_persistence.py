@@ -524,3 +524,54 @@ def test_keyword_only_and_device_default():
     assert PersistenceDiagram().device == "auto"
     with pytest.raises(TypeError):
         PersistenceDiagram((0,), "euclidean")
+
+
+# ------------------------------------------------------------- sparse matrices
+@pytest.mark.parametrize("backend, dims", [("auto", (0,)), ("mst", (0,)), ("ripser", (0, 1))]
+                         + ([("giotto", (0, 1))] if engines.giotto_available() else []))
+def test_sparse_precomputed_equals_ripser(backend, dims):
+    import scipy.sparse as sp
+
+    X = make_circle(80, noise=0.05, random_state=0)
+    X[3] = X[4]  # a duplicate point: an explicit 0 edge
+    D = cdist(X, X)
+    i, j = np.nonzero((D <= 0.8) & ~np.eye(len(X), dtype=bool))  # short edges only
+    A = sp.csr_matrix((D[i, j], (i, j)), shape=D.shape)
+    assert A.nnz == len(i)  # the zero-length edge (3, 4) is stored
+    ref = ripser.ripser(A, distance_matrix=True, maxdim=max(dims))["dgms"]
+    d = PersistenceDiagram(dims, metric="precomputed", backend=backend).fit_transform([A])[0]
+    for q in dims:
+        np.testing.assert_allclose(sorted_bars(d[q]), sorted_bars(ref[q][ref[q][:, 1] > ref[q][:, 0]]),
+                                   rtol=1e-5, atol=1e-7)
+    # the same graph as a dense matrix with inf for the missing edges
+    dense = np.full(D.shape, np.inf)
+    dense[i, j] = D[i, j]
+    np.fill_diagonal(dense, 0.0)
+    d_dense = sktopo.persistence(dense, homology_dimensions=dims, metric="precomputed", backend=backend)
+    for q in dims:
+        np.testing.assert_allclose(sorted_bars(d[q]), sorted_bars(d_dense[q]), rtol=1e-6)
+
+
+def test_sparse_precomputed_landmarks_and_errors():
+    import scipy.sparse as sp
+
+    X = make_circle(120, noise=0.05, random_state=0)
+    D = cdist(X, X)
+    full = sp.csr_matrix(D)  # every edge stored
+    a = PersistenceDiagram(n_landmarks=30, metric="precomputed", random_state=0).fit_transform([full])[0]
+    b = PersistenceDiagram(n_landmarks=30, metric="precomputed", random_state=0).fit_transform([D])[0]
+    assert a.n_landmarks == 30 and a.covering_radius == pytest.approx(b.covering_radius)
+    assert a.allclose(b, rtol=1e-6)
+    bad = sp.csr_matrix(np.triu(D))
+    with pytest.raises(ValueError, match=r"row 0.*not symmetric"):
+        PersistenceDiagram(metric="precomputed").fit_transform([bad])
+    with pytest.raises(ValueError, match="square"):
+        PersistenceDiagram(metric="precomputed").fit_transform([sp.csr_matrix(np.ones((3, 4)))])
+    neg = full.copy()
+    neg[1, 2] = neg[2, 1] = -1.0
+    with pytest.raises(ValueError, match="negative"):
+        sktopo.persistence(neg, metric="precomputed")
+    diag = full.copy()
+    diag[0, 0] = 1.0
+    with pytest.raises(ValueError, match="diagonal"):
+        sktopo.persistence(diag, metric="precomputed")

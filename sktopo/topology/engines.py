@@ -279,12 +279,45 @@ def compute_bars(data: np.ndarray, settings: PersistenceSettings | None = None, 
         settings = settings.with_(**keywords)
     if where is not None:
         label = where
+    if _is_sparse(data):
+        return _sparse_bars(data, settings, label)
     data, scale = _rescaled(data, settings, label)
     if scale != 1.0:
         # a power of two: every distance (and every bar) scales exactly
         bars = _bars(data, settings.with_(threshold=settings.threshold * scale), label)
         return {q: b / scale for q, b in bars.items()}
     return _bars(data, settings, label)
+
+
+def _is_sparse(data) -> bool:
+    return hasattr(data, "tocoo") and hasattr(data, "nnz")
+
+
+def _sparse_bars(data, settings, label):
+    """A scipy.sparse distance matrix: its stored entries are the edges (see check_precomputed)."""
+    import scipy.sparse as sp
+
+    values = data.data if data.nnz else np.zeros(1)
+    s = power_of_two_scale(float(values.max())) if data.nnz else 1.0
+    if s != 1.0:
+        data = sp.csr_matrix(data * s)
+    scaled = settings.with_(threshold=settings.threshold * s)
+    n = data.shape[0]
+    if settings.engine == "mst":
+        lengths, n_components = _sparse_mst(data, scaled, label)
+        bars = {0: h0_bars(lengths, scaled.threshold, n_components)}
+    else:
+        if settings.engine == "giotto":
+            try:
+                import gph  # noqa: F401
+            except ImportError:
+                raise ImportError(_GIOTTO_MISSING) from None
+        edges = _sparse_edges(data, scaled, label)
+        dgms = _run_sparse(settings.engine, edges, n, settings.maxdim, scaled.threshold,
+                           settings.coeff, settings.n_threads)
+        bars = {q: _clean(dgms[q]) if q < len(dgms) else np.empty((0, 2))
+                for q in settings.homology_dimensions}
+    return {q: b / s for q, b in bars.items()} if s != 1.0 else bars
 
 
 def _bars(data, settings, label):
@@ -509,6 +542,19 @@ def _sparse_edges(data, settings, label, chunk=1024):
     if memory_limit is not None:
         # a chunk of rows can hold at most chunk * n edges: keep that well inside the limit
         chunk = int(max(1, min(chunk, memory_limit // (4 * _SPARSE_BYTES_PER_EDGE * n))))
+    if _is_sparse(data):
+        import scipy.sparse as sp
+
+        upper = sp.triu(data, k=1).tocoo()  # stored zeros stay: they are edges
+        keep = np.isfinite(upper.data) & (upper.data <= threshold)
+        check_memory(
+            int(keep.sum()) * _SPARSE_BYTES_PER_EDGE, memory_limit,
+            f"{settings.lead()}the edge list of {label} ({n} points, max_edge_length={threshold:.4g})",
+            "Lower max_edge_length, subsample with n_landmarks, or raise memory_limit "
+            "(None disables this check).",
+        )
+        return (upper.row[keep].astype(np.int64), upper.col[keep].astype(np.int64),
+                upper.data[keep].astype(np.float64))
     rows, cols, values = [], [], []
     n_edges = 0
     precomputed = settings.precomputed

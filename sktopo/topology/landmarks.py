@@ -37,6 +37,12 @@ __all__ = ["greedy_landmarks"]
 def _distances_to(X, sq_norms, i, metric, metric_params):
     """Distances from point ``i`` to every row of ``X`` (a new array, never a view of ``X``)."""
     if metric == "precomputed":
+        if hasattr(X, "tocsr"):  # scipy.sparse: entries not stored are missing edges
+            row = X.getrow(i)
+            d = np.full(X.shape[0], np.inf)
+            d[row.indices] = row.data
+            d[i] = 0.0
+            return d
         # a copy: the caller updates it in place, which must not touch the user's matrix
         return np.array(X[i], dtype=np.float64)
     if metric == "euclidean" and not metric_params:
@@ -89,7 +95,10 @@ def greedy_landmarks(X, n_landmarks, *, metric="euclidean", metric_params=None, 
     >>> len(idx), eps < 0.1
     (50, True)
     """
-    X = np.asarray(X, dtype=np.float64)
+    if metric == "precomputed" and hasattr(X, "tocsr"):
+        X = X.tocsr().astype(np.float64)  # scipy.sparse: rows read one at a time
+    else:
+        X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
     m = int(min(n_landmarks, n))
     rng = check_random_state(random_state)

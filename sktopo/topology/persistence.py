@@ -148,7 +148,10 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         Metric between points, any accepted by
         :func:`sklearn.metrics.pairwise_distances`; or ``"precomputed"``, in
         which case every cell is a square, symmetric distance matrix with a
-        zero diagonal (infinite entries mean "no edge").
+        zero diagonal (infinite entries mean "no edge"), dense or
+        ``scipy.sparse`` (a graph: stored entries are the edges, an explicit
+        0 is an edge of length 0, entries not stored are missing edges, as in
+        ripser.py).
     metric_params : dict, default=None
         Extra arguments of the metric.
     max_edge_length : float, default=inf
@@ -316,7 +319,10 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
     def _check_collection(self, X):
         name = type(self).__name__
         if self.metric == "precomputed":
-            return check_collection(X, cell="distance", estimator=name,
+            def check(value, label):
+                return check_precomputed(value, label, prefix=f"{name}: ", min_points=2)
+
+            return check_collection(X, cell=check, estimator=name,
                                     one_cloud="sktopo.persistence", min_points=2)
         return check_collection(X, cell="cloud", estimator=name,
                                 one_cloud="sktopo.persistence", min_points=2)
@@ -427,6 +433,54 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return tags
 
 
+def check_precomputed(value, label, *, prefix="", min_points=2):
+    """A dense distance matrix (checked by the collection contract) or a scipy.sparse one.
+
+    A sparse matrix is a graph: its stored entries are the edges (an explicit
+    0 is an edge of length 0, a duplicate point), entries not stored are
+    missing edges (infinite distance), as in ripser.py. It must be square,
+    symmetric (same pattern, values within 1e-6 relative), non-negative, with
+    a zero diagonal. Returned as CSR float64 without infinite entries.
+    """
+    import scipy.sparse as sp
+
+    if not sp.issparse(value):
+        return check_distance_matrix(value, label, prefix=prefix, min_points=min_points,
+                                     allow_inf=True)
+    A = sp.csr_matrix(value, dtype=np.float64, copy=True)
+    where = f"{prefix}the sparse distance matrix at {label}"
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"{where} has shape {A.shape}; it must be square.")
+    if A.shape[0] < min_points:
+        raise ValueError(f"{where} covers {A.shape[0]} point(s); at least {min_points} are needed.")
+    if np.isnan(A.data).any():
+        raise ValueError(f"{where} contains NaN values.")
+    if (A.data < 0).any():
+        raise ValueError(f"{where} has negative entries.")
+    diagonal = A.diagonal()
+    if diagonal.any():
+        raise ValueError(
+            f"{where} has non-zero diagonal entries (first at point "
+            f"{int(np.flatnonzero(diagonal)[0])}); a point is at distance 0 from itself."
+        )
+    coo = A.tocoo()
+    # stored zeros on the diagonal mean nothing; infinite entries are missing edges
+    keep = (coo.row != coo.col) & np.isfinite(coo.data)
+    A = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=A.shape)
+    A.sort_indices()
+    pattern = sp.csr_matrix((np.ones(A.nnz), A.indices, A.indptr), shape=A.shape)
+    asymmetric = abs(pattern - pattern.T).nnz > 0
+    if not asymmetric and A.nnz:
+        diff = abs(A - A.T)
+        asymmetric = diff.nnz > 0 and diff.max() > 1e-6 * np.abs(A.data).max() + 1e-9
+    if asymmetric:
+        raise ValueError(
+            f"{where} is not symmetric (its stored entries, or their values, differ from its "
+            f"transpose's). Symmetrise it, e.g. A.maximum(A.T), if that is what you mean."
+        )
+    return A
+
+
 def _check_metric_name(metric: str, estimator: str) -> None:
     from sklearn.metrics.pairwise import _VALID_METRICS, PAIRWISE_DISTANCE_FUNCTIONS
 
@@ -511,12 +565,14 @@ class _LandmarksTask:
 def _subset(data, indices, precomputed):
     if indices is None:
         return data
+    if precomputed and hasattr(data, "tocsr"):  # scipy.sparse
+        return data.tocsr()[indices][:, indices]
     return data[np.ix_(indices, indices)] if precomputed else data[indices]
 
 
 def _batchable(data, settings) -> bool:
     n = data.shape[0]
-    if n > BATCH_MAX_POINTS:
+    if n > BATCH_MAX_POINTS or hasattr(data, "tocsr"):  # big, or scipy.sparse
         return False
     if settings.device is not None and settings.engine != "mst":  # pragma: no cover - not resolved so
         return False
@@ -736,7 +792,7 @@ def persistence(X, homology_dimensions=(0, 1), **params) -> Diagram:
     """
     estimator = PersistenceDiagram(homology_dimensions=homology_dimensions, **params)
     if params.get("metric") == "precomputed":
-        X = check_distance_matrix(X, "X", prefix="persistence: ", min_points=2)
+        X = check_precomputed(X, "X", prefix="persistence: ", min_points=2)
     else:
         X = check_cloud(X, "X", prefix="persistence: ", min_points=2, one_cloud="sktopo.persistence")
     # X is checked: fit_transform([X]) would check it again (an n^2 symmetry
