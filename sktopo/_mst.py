@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "mst_edges",
     "mst_edge_lengths",
     "batched_mst_edge_lengths",
     "single_linkage",
@@ -147,6 +148,44 @@ def _prim(D, out, has_inf):
         dead[rows, j] = np.inf
         np.minimum(best, D[rows, j, :], out=best)
         np.maximum(best, dead, out=best)
+
+
+def mst_edges(D: np.ndarray):
+    """A minimum spanning forest with its edges: ``(lengths, i, j)``, ascending lengths.
+
+    Dense Prim that remembers where each vertex's best edge comes from (the
+    representatives of H0 bars need the endpoints, which the compiled single
+    linkage does not give). Zero-length edges are real edges (duplicates);
+    infinite entries are missing edges: a graph with ``c`` components gives
+    ``n - c`` edges.
+    """
+    D = np.asarray(D, dtype=np.float64)
+    n = D.shape[0]
+    if n < 2:
+        return np.empty(0), np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    in_tree = np.zeros(n, dtype=bool)
+    best = np.full(n, np.inf)
+    source = np.zeros(n, dtype=np.intp)
+    lengths, heads, tails = [], [], []
+    current = 0
+    in_tree[0] = True
+    for _ in range(n - 1):
+        closer = (D[current] < best) & ~in_tree
+        best[closer] = D[current][closer]
+        source[closer] = current
+        candidates = np.where(in_tree, np.inf, best)
+        j = int(np.argmin(candidates))
+        if np.isfinite(candidates[j]):
+            lengths.append(candidates[j])
+            heads.append(source[j])
+            tails.append(j)
+        else:  # a new component starts at the first vertex outside the tree
+            j = int(np.argmin(in_tree))
+        in_tree[j] = True
+        current = j
+    order = np.argsort(lengths, kind="stable")
+    return (np.asarray(lengths)[order], np.asarray(heads, dtype=np.intp)[order],
+            np.asarray(tails, dtype=np.intp)[order])
 
 
 def torch_mst_edge_lengths(D):

@@ -79,14 +79,14 @@ def check_bars(value, what: str) -> np.ndarray:
     return pairs
 
 
-def _as_pairs(value, q) -> np.ndarray:
+def _as_pairs(value, q, return_order=False):
     pairs = check_bars(value, f"Diagram: the bars of dimension {q}")
     if not len(pairs):
-        return pairs
+        return (pairs, np.empty(0, dtype=np.intp)) if return_order else pairs
     # A canonical order (birth, then death) makes equal diagrams compare equal
     # whatever order the engine reported them in.
     order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    return pairs[order]
+    return (pairs[order], order) if return_order else pairs[order]
 
 
 class Diagram:
@@ -114,11 +114,18 @@ class Diagram:
         Metric of the cloud.
     engine : str, optional
         Engine that computed the diagram.
+    representatives : mapping of int to sequence of array-like, optional
+        ``representatives[q][k]``: the input indices of a representative of
+        the ``k``-th bar of dimension ``q`` as given in ``bars`` (reordered
+        with the bars), e.g. from ``PersistenceDiagram(representatives=True)``.
 
     Attributes
     ----------
     dims : tuple of int
         Homology dimensions present.
+    representatives : dict of int to tuple of ndarray, or None
+        Per dimension, one integer array per bar in the order of
+        ``diagram[q]``; None when not computed.
 
     Examples
     --------
@@ -142,16 +149,27 @@ class Diagram:
         coeff: int = 2,
         metric: str = "euclidean",
         engine: str | None = None,
+        representatives: Mapping[int, Iterable] | None = None,
     ):
         if not isinstance(bars, Mapping):
             bars = dict(enumerate(bars))
         self._bars = {}
+        self.representatives = None if representatives is None else {}
         for q in sorted(bars):
             if int(q) != q or q < 0:
                 raise ValueError(f"Diagram: homology dimensions are non-negative integers; got {q!r}.")
-            pairs = _as_pairs(bars[q], q)
+            pairs, order = _as_pairs(bars[q], q, return_order=True)
             pairs.setflags(write=False)
             self._bars[int(q)] = pairs
+            if representatives is not None and q in representatives:
+                reps = list(representatives[q])
+                if len(reps) != len(pairs):
+                    raise ValueError(
+                        f"Diagram: {len(reps)} representatives for the {len(pairs)} bars of "
+                        f"dimension {q}; give one per bar."
+                    )
+                self.representatives[int(q)] = tuple(
+                    np.asarray(reps[k], dtype=np.intp) for k in order)
         self.n_points = n_points
         self.n_landmarks = n_landmarks if n_landmarks is not None else n_points
         self.covering_radius = float(covering_radius)

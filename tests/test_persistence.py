@@ -575,3 +575,54 @@ def test_sparse_precomputed_landmarks_and_errors():
     diag[0, 0] = 1.0
     with pytest.raises(ValueError, match="diagonal"):
         sktopo.persistence(diag, metric="precomputed")
+
+
+# ---------------------------------------------------------- representatives
+def _check_representatives(X, d, threshold=np.inf):
+    D = cdist(X, X)
+    for k, (bar, rep) in enumerate(zip(d[0], d.representatives[0])):
+        if np.isfinite(bar[1]):  # the tree edge that kills the bar
+            assert len(rep) == 2 and D[rep[0], rep[1]] == pytest.approx(bar[1], rel=1e-6)
+        else:
+            assert len(rep) == 1
+    for bar, cycle in zip(d[1] if 1 in d else [], d.representatives.get(1, [])):
+        assert len(cycle) >= 3 and len(set(cycle)) == len(cycle)
+        steps = D[cycle, np.roll(cycle, -1)]
+        assert steps.max() == pytest.approx(bar[0], rel=1e-6)  # born with its longest edge
+        assert steps.max() <= min(bar[1], threshold) + 1e-9
+
+
+@pytest.mark.parametrize("backend", BACKENDS_H1)
+def test_representatives_circle(backend):
+    X = make_circle(100, noise=0.05, random_state=0)
+    d = PersistenceDiagram(backend=backend, representatives=True).fit_transform([X])[0]
+    assert set(d.representatives) == {0, 1}
+    assert [len(r) for r in d.representatives.values()] == [len(d[0]), len(d[1])]
+    _check_representatives(X, d)
+    # the longest H1 bar's loop goes once around the circle
+    longest = d.representatives[1][int(np.argmax(d[1][:, 1] - d[1][:, 0]))]
+    angles = np.arctan2(X[longest, 1], X[longest, 0])
+    steps = np.angle(np.exp(1j * (np.roll(angles, -1) - angles)))  # around the closed loop
+    assert abs(steps.sum() / (2 * np.pi)) == pytest.approx(1.0)
+    assert PersistenceDiagram(backend=backend).fit_transform([X])[0].representatives is None
+
+
+def test_representatives_with_landmarks_threshold_and_mst():
+    X = make_circle(300, noise=0.05, random_state=1)
+    d = PersistenceDiagram(n_landmarks=60, random_state=0, representatives=True,
+                           max_edge_length=0.5).fit_transform([X])[0]
+    _check_representatives(X, d, threshold=0.5)  # indices are rows of X, not landmark positions
+    used = np.unique(np.concatenate(d.representatives[0]))
+    assert used.max() > 60
+    h0 = PersistenceDiagram((0,), representatives=True).fit_transform([X[:50], X[50:90]])
+    for x, dd in zip([X[:50], X[50:90]], h0):
+        _check_representatives(x, dd)
+
+
+def test_representatives_refuse_sparse():
+    import scipy.sparse as sp
+
+    X = make_circle(30, random_state=0)
+    with pytest.raises(ValueError, match="representatives=True needs a dense"):
+        PersistenceDiagram(metric="precomputed", representatives=True).fit_transform(
+            [sp.csr_matrix(cdist(X, X))])

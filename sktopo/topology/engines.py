@@ -116,6 +116,9 @@ class PersistenceSettings:
         Prime field of coefficients (irrelevant for H0).
     n_landmarks : int or None
         Greedy max-min landmarks per cloud (used by the caller, not the engines).
+    representatives : bool
+        Keep the input indices of a representative of every H0 and H1 bar
+        (used by the caller, see :mod:`sktopo.topology.representatives`).
     memory_limit : int or None
         Bytes one cloud's computation may take; ``None`` disables the check.
     device : str or None
@@ -133,6 +136,7 @@ class PersistenceSettings:
     threshold: float = np.inf
     coeff: int = 2
     n_landmarks: int | None = None
+    representatives: bool = False
     memory_limit: int | None = None
     device: str | None = None
     n_threads: int = 1

@@ -50,6 +50,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._collections import Collection, check_cloud, check_collection, check_distance_matrix
 from .._device import resolve_device
+from .._distance import pairwise_distances
 from .._parallel import effective_jobs, run_parallel
 from .._seeding import cloud_seeds
 from ..diagram import Diagram
@@ -170,6 +171,15 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         The diagram records ``n_landmarks`` and ``covering_radius`` ``eps``;
         its bottleneck distance to the full cloud's diagram is at most
         ``2 * eps`` (see :mod:`sktopo.topology.landmarks`).
+    representatives : bool, default=False
+        Keep, with every diagram, the input indices of a representative of
+        each H0 and H1 bar: ``diagram.representatives[q][k]`` goes with
+        ``diagram[q][k]`` (H0: the two endpoints of the tree edge that kills
+        the bar, or one point of a component that never dies; H1: the loop,
+        in cycle order, that the bar's birth edge closes). Indices refer to
+        the cloud's rows, also with ``n_landmarks``. Needs a dense distance
+        matrix per cloud (not scipy.sparse input) and skips the batched
+        path. See :mod:`sktopo.topology.representatives`.
     backend : {"auto", "mst", "ripser", "giotto"}, default="auto"
         Engine. ``"auto"`` uses the exact minimum-spanning-tree engine when
         only H0 is asked for, giotto-ph for H1 and above when it is installed,
@@ -246,6 +256,7 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         "max_edge_length": [Interval(Real, 0, np.inf, closed="both")],
         "coeff": [Interval(Integral, 2, None, closed="left")],
         "n_landmarks": [Interval(Integral, 2, None, closed="left"), None],
+        "representatives": ["boolean"],
         "backend": [StrOptions({"auto", *ENGINES})],
         "memory_limit": [Interval(Real, 0, None, closed="neither"), str, None],
         "device": "no_validation",  # a string or a torch.device: checked in fit
@@ -263,6 +274,7 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         max_edge_length=np.inf,
         coeff=2,
         n_landmarks=None,
+        representatives=False,
         backend="auto",
         memory_limit="4GiB",
         device="auto",
@@ -276,6 +288,7 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         self.max_edge_length = max_edge_length
         self.coeff = coeff
         self.n_landmarks = n_landmarks
+        self.representatives = representatives
         self.backend = backend
         self.memory_limit = memory_limit
         self.device = device
@@ -377,6 +390,7 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             threshold=float(self.max_edge_length),
             coeff=int(self.coeff),
             n_landmarks=self.n_landmarks,
+            representatives=bool(self.representatives),
             memory_limit=self.memory_limit_,
             device=self._device,
             estimator=type(self).__name__,
@@ -544,12 +558,43 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
             bars[k] = b
     metric_name = settings.metric if isinstance(settings.metric, str) else getattr(
         settings.metric, "__name__", "callable")
+    reps = [None] * n_clouds
+    if settings.representatives:
+        reps = [_representatives(data[k], bars[k], subsets[k], labels[k], settings)
+                for k in range(n_clouds)]
     return [
         Diagram(bars[k], n_points=n_points[k], n_landmarks=data[k].shape[0],
                 covering_radius=radii[k], threshold=settings.threshold, coeff=settings.coeff,
-                metric=metric_name, engine=settings.engine)
+                metric=metric_name, engine=settings.engine, representatives=reps[k])
         for k in range(n_clouds)
     ]
+
+
+def _representatives(data, bars, subset, label, settings):
+    """Representatives of one cloud's H0/H1 bars, as indices of the cloud's rows."""
+    from .representatives import bar_representatives
+
+    if hasattr(data, "tocsr"):
+        raise ValueError(
+            f"{settings.lead()}representatives=True needs a dense distance matrix; the one at "
+            f"{label} is scipy.sparse. Pass it as a dense array with np.inf for the missing "
+            f"edges (matrix.toarray() and set the missing entries to np.inf)."
+        )
+    scale = scale_of(data, settings)
+    if isinstance(settings.metric, str) and settings.metric in ("cosine", "correlation",
+                                                                "braycurtis", "canberra"):
+        D = pairwise_distances(data * scale, settings.metric, **settings.params)
+        scale = 1.0
+    elif settings.precomputed:
+        D = data * scale
+    else:
+        D = pairwise_distances(data * scale, settings.metric, **settings.params)
+    scaled = {q: b * scale for q, b in bars.items()}
+    reps = bar_representatives(D, scaled, [q for q in settings.homology_dimensions if q <= 1],
+                               settings.threshold * scale)
+    if subset is not None:  # landmark positions -> the cloud's rows
+        reps = {q: [np.asarray(subset)[r] for r in rs] for q, rs in reps.items()}
+    return reps
 
 
 class _LandmarksTask:
@@ -572,8 +617,8 @@ def _subset(data, indices, precomputed):
 
 def _batchable(data, settings) -> bool:
     n = data.shape[0]
-    if n > BATCH_MAX_POINTS or hasattr(data, "tocsr"):  # big, or scipy.sparse
-        return False
+    if n > BATCH_MAX_POINTS or hasattr(data, "tocsr") or settings.representatives:
+        return False  # big, scipy.sparse, or representatives (per cloud)
     if settings.device is not None and settings.engine != "mst":  # pragma: no cover - not resolved so
         return False
     if settings.precomputed and not np.isfinite(data).all():
