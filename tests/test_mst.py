@@ -138,3 +138,24 @@ def test_torch_batched_distances_and_mst_on_cpu_tensors(rng):
     assert Dt[2, 0, 1] == 0
     got = torch.sort(torch_batched_mst_edge_lengths(Dt), dim=1).values.numpy()
     np.testing.assert_allclose(got, batched_mst_edge_lengths(D), atol=1e-12)
+
+
+def test_mst_edges_endpoints(rng):
+    from sktopo._mst import mst_edges
+
+    X = rng.normal(size=(60, 3))
+    X[5] = X[6]  # a zero-length edge is a real edge
+    D = pairwise_distances(X)
+    D = np.minimum(D, D.T)
+    lengths, i, j = mst_edges(D)
+    np.testing.assert_array_equal(lengths, mst_edge_lengths(D))
+    np.testing.assert_array_equal(D[i, j], lengths)
+    # a spanning tree: n - 1 edges joining everything
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    tree = sp.coo_matrix((np.ones(len(i)), (i, j)), shape=D.shape)
+    assert len(i) == 59 and connected_components(tree, directed=False)[0] == 1
+    D[:10, 10:] = D[10:, :10] = np.inf  # two components: a forest
+    lengths, i, j = mst_edges(D)
+    assert len(lengths) == 58 and np.isfinite(lengths).all()
