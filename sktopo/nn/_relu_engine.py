@@ -32,7 +32,8 @@ parent and always valid). ``G_{p->l}`` is applied by ``torch.func.vmap(jvp)`` th
 network itself with every ReLU frozen to its region's mask, so every module torch can
 differentiate in forward mode works (Linear, Conv, pooling, BatchNorm, ...). When no ReLU call
 sits between p and l (``l = p + 1``), ``G_{p->l}`` does not depend on the region: it is
-materialised once when small enough and applied as a gathered dense product.
+materialised once when small enough and, when mostly nonzero (a Linear layer, not a
+convolution), applied as a gathered dense product.
 
 The rank rule
 -------------
@@ -51,6 +52,9 @@ Per matrix the decision is made in two steps:
    succeeds only if ``lambda_min(G) > tol^2``: the rounding of the Gram product is at most
    ``gamma_m F`` and a successful floating-point Cholesky is the exact one of a matrix within
    ``gamma_{s+1} trace`` of its input. So success proves ``sigma_min > tol``: full rank s.
+   A matrix much longer than its smaller side is first tried on a random subset of about
+   ``1.25 s`` of its long side (a subset's Gram is dominated by the whole one, so its success
+   proves the same), then on the whole Gram.
 2. Every matrix the certificate does not settle goes to ``torch.linalg.svdvals`` and the rule is
    applied to its singular values, as numpy does.
 """
@@ -64,6 +68,9 @@ from sktopo.nn._relu_patterns import unpack_pattern
 
 # Largest region-independent segment map (entries) that is materialised as a dense matrix.
 _DENSE_LIMIT = 1 << 22
+# Fraction of nonzero entries below which a segment map between two ReLU calls is pushed
+# through the modules (a convolution's) rather than gathered and multiplied densely.
+_DENSE_FILL = 0.5
 
 
 def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
@@ -101,27 +108,23 @@ def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
         if not bool(group.any()):
             continue
         idx = torch.nonzero(group).reshape(-1)
-        sub = B[idx]
         n = int(small[idx].max())
-        if wide:
-            sub = sub[:, :n, :]
-            gram = sub @ sub.transpose(1, 2)
-        else:
-            sub = sub[:, :, :n]
-            gram = sub.transpose(1, 2) @ sub
-        f = fro2[idx]
+        sub = B[idx][:, :n, :].transpose(1, 2) if wide else B[idx][:, :, :n]
+        f, s = fro2[idx], small[idx]
         larger = torch.maximum(rows[idx], cols[idx]).to(B.dtype)
-        s = small[idx]
         tol2 = (f * (big * eps) ** 2 if rank_tol is None
                 else torch.full_like(f, float(rank_tol) ** 2))
         shift = tol2 + 2 * (larger + s.to(B.dtype) + 2) * eps * f
-        eye = torch.arange(n, device=B.device)
-        pad = eye[None, :] >= s[:, None]  # padded indices: an identity block keeps PD-ness
-        diag = gram.diagonal(dim1=1, dim2=2)
-        diag.sub_(shift[:, None])
-        diag.masked_fill_(pad, 1.0)
-        _, info = torch.linalg.cholesky_ex(gram)
-        ok = info == 0
+        ok = torch.zeros(idx.numel(), dtype=torch.bool, device=B.device)
+        if sub.shape[1] > 2 * n:
+            # Much taller than wide: certify on a random subset of the rows first (sigma_min
+            # of a row subset bounds sigma_min from below); the full Gram for the others.
+            gen = torch.Generator(device="cpu").manual_seed(sub.shape[1])
+            pick = torch.randperm(sub.shape[1], generator=gen)[:n + n // 4 + 8]
+            ok = _cholesky_certificate(sub[:, pick.to(B.device)], s, shift)
+        todo = torch.nonzero(~ok).reshape(-1)
+        if todo.numel():
+            ok[todo] = _cholesky_certificate(sub[todo], s[todo], shift[todo])
         certified[idx[ok]] = True
         ranks[idx[ok]] = s[ok]
     unsure = torch.nonzero(live & ~certified).reshape(-1)
@@ -133,6 +136,18 @@ def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
             threshold = rank_tol
         ranks[unsure] = (sv > threshold).sum(dim=1)
     return ranks
+
+
+def _cholesky_certificate(sub, s, shift):
+    """Whether Cholesky of ``sub^T sub - shift I`` succeeds (leading s x s block; the padded
+    indices get an identity block, which keeps positive definiteness block by block)."""
+    n = sub.shape[2]
+    gram = sub.transpose(1, 2) @ sub
+    pad = torch.arange(n, device=sub.device)[None, :] >= s[:, None]
+    diag = gram.diagonal(dim1=1, dim2=2)
+    diag.sub_(shift[:, None])
+    diag.masked_fill_(pad, 1.0)
+    return torch.linalg.cholesky_ex(gram)[1] == 0
 
 
 def _compact(B, rows, cols, worth=None):
@@ -212,7 +227,8 @@ class RankEngine:
         ranks = np.zeros((n_regions, L), dtype=np.int64)
         # Regions per chunk: ``batch_size`` tangent rows of the first factor (d columns, or
         # units_0 when the first layer's map is compacted once, see _dense_map).
-        first = self.units[0] if self.units[0] * self.d <= _DENSE_LIMIT else self.d
+        first = self.units[0] if self.units[0] * self.d <= max(
+            _DENSE_LIMIT, self.batch_size * max(self.units)) else self.d
         chunk = max(1, self.batch_size // min(self.d, first))
         for start in self.progress(range(0, n_regions, chunk), desc="ranks per region"):
             stop = min(start + chunk, n_regions)
@@ -391,6 +407,8 @@ class RankEngine:
             def frozen(call, z):
                 if call in wanted:
                     seen[call] = z.reshape(z.shape[0], -1)
+                    if call == stop - 1:
+                        return z  # the pass stops here: no need to mask
                 y = z * fmasks[call].reshape(z.shape)
                 return y + v if call == p else y
 
@@ -407,6 +425,8 @@ class RankEngine:
                 if acts is not None:  # keep only the active rows of each slice
                     part = [self._gather_rows(t, act) for t, act in zip(part, acts)]
                 parts.append(part)
+        if len(parts) == 1:
+            return list(parts[0])
         dim = 0 if acts is None else 2
         return [torch.cat([part[i] for part in parts], dim=dim) for i in range(len(ls))]
 
@@ -417,10 +437,22 @@ class RankEngine:
             return self._dense[(p, l)]
         cols = self.d if p < 0 else self.units[p]
         J = None
-        if self.units[l] * cols <= _DENSE_LIMIT:
+        # The input's map is only ever gathered by rows (no product): it may be as large as
+        # the other buffers of a step (batch_size x widest layer).
+        limit = _DENSE_LIMIT if p >= 0 else max(_DENSE_LIMIT,
+                                                 self.batch_size * max(self.units))
+        if self.units[l] * cols <= limit:
             x1, masks1 = x[:1], [m[:1] for m in fmasks]
             shape = self.input_shape if p < 0 else self._shapes[p]
             eye = torch.eye(cols, dtype=x.dtype, device=x.device).reshape(cols, 1, *shape)
+            if p >= 0:
+                # A sparse map (a convolution) is cheaper to push through the modules than to
+                # gather in blocks and multiply densely: probe a few columns first.
+                probe = torch.linspace(0, cols - 1, min(cols, 64), device=x.device).long()
+                (some,) = self._jvp(x1, masks1, p, [l], eye[probe])
+                if bool((some != 0).to(x.dtype).mean() < _DENSE_FILL):
+                    self._dense[(p, l)] = None
+                    return None
             (cols_t,) = self._jvp(x1, masks1, p, [l], eye)  # (cols, 1, units_l)
             J = cols_t[:, 0, :].T
             if p < 0 and J.shape[0] < J.shape[1]:

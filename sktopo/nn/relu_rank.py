@@ -73,8 +73,11 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
     device : str or torch.device, default="auto"
         "auto" picks CUDA when available, else the CPU.
     batch_size : int, default=4096
-        Rows per forward pass. The rank pass pushes ``input dimension`` basis vectors per
-        region, so it processes ``max(1, batch_size // input dimension)`` regions at a time.
+        Rows per forward pass; it bounds the memory (about ``batch_size`` times the widest
+        layer's units per step). The rank pass carries per region a factor of at most ``input
+        dimension`` columns (``min(input dimension, units of the first ReLU layer)`` for a
+        dense first layer), so it processes ``batch_size`` factor columns' worth of regions at
+        a time.
     verbose : int, default=0
         Show progress bars (tqdm) when positive.
 
@@ -103,8 +106,11 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
     -----
     The region id at layer l is a deterministic 64-bit hash of the activation pattern of layers
     1..l (the linear region of the map input -> layer l); the id at the last layer identifies
-    the full region. Ranks are non-increasing with depth. The number of active units bounds the
-    rank from above. Regions are sampled by the inputs, not enumerated (exact counting is
+    the full region. In exact arithmetic ranks are non-increasing with depth along a chain of
+    layers. The number of active units bounds the rank from above. The ranks are computed
+    without forming ``A_l``: a factor with the same singular values is carried from layer to
+    layer (see ``sktopo/nn/_relu_engine.py``), and the rank rule is numpy's on the full
+    ``A_l``. Regions are sampled by the inputs, not enumerated (exact counting is
     #P-hard): small regions can be missed.
 
     Examples
