@@ -60,6 +60,13 @@ def test_digits_mlp_ranks_quick(tmp_path):
     assert (tmp_path / "digits_mlp_ranks.png").stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_study_b_mnist_mlp_ranks_quick(tmp_path):
+    out = run_example("study_b_mnist_mlp_ranks.py", tmp_path)
+    assert "784-2000-1000-500-100-10" in out and "trained, noise" in out
+    assert (tmp_path / "study_b_mnist_mlp_ranks.png").stat().st_size > 0
+
+
 # ------------------------------------------------------- study A and RTD (helper H7)
 @pytest.mark.slow
 def test_rtd_layers_quick(tmp_path):
