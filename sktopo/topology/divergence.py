@@ -40,9 +40,9 @@ deviation, ``ddof=1``) over those subsets. Subsets come from
 clouds, so a pair gets the same subsets, and the same score, in any row and
 in either order.
 
-Cost: the barcode is an H1 computation on ``2 * batch_size`` points, about
-0.15 s at ``batch_size=200`` and 3 s at the paper's 500 with giotto-ph
-(ripser.py is 1.5x slower), per direction and per subset.
+Cost: the barcode is an H1 computation on ``2 * batch_size`` points, per
+direction and per subset; it depends on the data as much as on the size
+(``benchmarks/rtd.py``: 0.4-1.9 CPU seconds for 200 inputs, 3-8 s for 400).
 
 Entries of the ``2N x 2N`` matrix below ``1e-6`` times the mean normalised
 ``P``-distance are set to 0, as the reference code does, so that rounding
@@ -495,8 +495,8 @@ class RTD(_PairTransformer):
     batch_size : int or None, default=500
         Inputs per subset (the paper's 500); pairs with at most this many
         inputs are used whole, once (and ``rtd_std`` is 0). None uses every
-        input. The cost grows as about ``(2 * batch_size) ** 2.5``: 200 is 20x
-        cheaper than 500.
+        input. The cost grows as about ``(2 * batch_size) ** 2.5``: 200 is about
+        10x cheaper than 500.
     symmetric : bool, default=True
         Average ``RTD(P, Q)`` and ``RTD(Q, P)``, as the paper reports it;
         False gives ``RTD(P, Q)`` alone (the clusters of ``Q`` that ``P``
