@@ -170,8 +170,7 @@ def _rips(D, homology_dimensions, *, n_landmarks=None, random_state=None):
         from sktopo.topology.landmarks import greedy_landmarks
 
         seed = cloud_seeds(random_state, [D], metric="precomputed")[0]
-        # a copy: greedy_landmarks has updated a precomputed matrix's rows in place
-        keep, covering_radius = greedy_landmarks(D.copy(), n_landmarks, metric="precomputed",
+        keep, covering_radius = greedy_landmarks(D, n_landmarks, metric="precomputed",
                                                  random_state=seed)
         D = D[np.ix_(keep, keep)]
     diagram = persistence(D, homology_dimensions=dims, metric="precomputed")
