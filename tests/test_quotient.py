@@ -78,7 +78,7 @@ def test_pass_through_parameters_are_validated_up_front():
     model = random_relu_mlp(2, [3], 2, random_state=0)
     for params, match in [
         ({"rank_tol": -1.0}, "'rank_tol' parameter of QuotientPersistence"),
-        ({"dtype": "float16"}, "'dtype' parameter of QuotientPersistence"),
+        ({"dtype": "float16"}, "QuotientPersistence.*dtype"),
         ({"low_rank": -1}, "'low_rank' parameter of QuotientPersistence"),
         ({"batch_size": 0}, "'batch_size' parameter of QuotientPersistence"),
         ({"n_landmarks": 1}, "'n_landmarks' parameter of QuotientPersistence"),

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from sktopo._device import resolve_device
+from sktopo._device import resolve_device, torch_dtype
 from sktopo.nn.relu_rank import ReLURankRegions
 from sktopo.topology._base import check_homology_dimensions
 from sktopo.topology.relative import _as_points, _distances, _rips, quotient_distances
@@ -30,6 +30,7 @@ __all__ = ["QuotientPersistence", "relative_homology_table"]
 _NAME = "QuotientPersistence"
 # Parameters handed to ReLURankRegions: validated here, under this estimator's name.
 _RANK_PARAMS = ("rank_tol", "dtype", "low_rank", "batch_size")
+_CONSTRAINED_RANK_PARAMS = ("rank_tol", "low_rank", "batch_size")
 
 
 class QuotientPersistence(BaseEstimator):
@@ -129,8 +130,11 @@ class QuotientPersistence(BaseEstimator):
         "normalize": ["boolean"],
         "n_landmarks": [Interval(Integral, 2, None, closed="left"), None],
         "random_state": ["random_state"],
-        "device": "no_validation",  # resolve_device checks it, naming this estimator
-        **{name: ReLURankRegions._parameter_constraints[name] for name in _RANK_PARAMS},
+        # resolve_device and torch_dtype check these in fit, naming this estimator
+        "device": "no_validation",
+        "dtype": "no_validation",
+        **{name: ReLURankRegions._parameter_constraints[name]
+           for name in _CONSTRAINED_RANK_PARAMS},
     }
 
     def __init__(self, model, *, low_rank=None, layer=None, output_relu=False,
@@ -172,6 +176,7 @@ class QuotientPersistence(BaseEstimator):
                             f"{type(self.model).__name__}.")
         dims = check_homology_dimensions(self.homology_dimensions, _NAME)
         device = resolve_device(self.device, owner=_NAME)
+        torch_dtype(self.dtype, owner=_NAME)
         rank_model = _OutputAsReLU(self.model) if self.output_relu else self.model
         ranks = ReLURankRegions(rank_model, device=device,
                                 **{name: getattr(self, name) for name in _RANK_PARAMS})
