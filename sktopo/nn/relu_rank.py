@@ -15,7 +15,6 @@ the rank of ``A_l`` once per distinct region and layer, batched in torch on the 
 """
 
 import contextlib
-import copy
 import warnings
 from numbers import Integral, Real
 
@@ -25,7 +24,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sktopo._device import resolve_device
+from sktopo._device import resolve_device, torch_dtype
+from sktopo.nn._capture import prepared_model
 from sktopo.nn._relu_network import ReLUTracer, check_piecewise_linear, modules_called
 from sktopo.nn._relu_patterns import (
     cumulative_hashes,
@@ -410,31 +410,15 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         return index, torch.as_tensor(X, dtype=self._torch_dtype(), device=self.device_)
 
     def _torch_dtype(self):
-        import torch
-
-        return torch.float64 if self.dtype == "float64" else torch.float32
+        return torch_dtype(self.dtype, owner="ReLURankRegions")
 
     @contextlib.contextmanager
     def _prepared_model(self):
-        """The model on device_ and dtype in eval mode; the user's model is left as it was."""
-        import torch
-
-        model = self.model
-        params = list(model.parameters()) + list(model.buffers())
-        float_params = [p for p in params if p.is_floating_point()]
-        device = torch.device(self.device_)
-        same = all(p.dtype == self._torch_dtype() and p.device.type == device.type
-                   and (device.index is None or p.device.index == device.index)
-                   for p in float_params)
-        if not same:
-            model = copy.deepcopy(model).to(device=device, dtype=self._torch_dtype())
-        modes = {name: m.training for name, m in model.named_modules()}
-        model.eval()
-        try:
+        """The model on device_ and dtype in eval mode (sktopo.nn._capture.prepared_model: a
+        cast copy when the dtype differs; flags, device and gradients restored)."""
+        with prepared_model(self.model, self.device_, dtype=self._torch_dtype(),
+                            owner="ReLURankRegions") as model:
             yield model
-        finally:
-            for name, m in model.named_modules():
-                m.training = modes[name]
 
     def _analyse_inputs(self, X):
         """Check ``X`` against the fit and analyse it (one copy of the model, if any)."""
