@@ -197,7 +197,7 @@ class QuotientPersistence(BaseEstimator):
         for space, distances in (("M", D), ("M/A", Q),
                                  ("f(M)", _distances(outputs, self.metric))):
             diagram = _rips(distances, dims, n_landmarks=self.n_landmarks,
-                                   random_state=self.random_state)
+                            random_state=self.random_state)
             diagrams[space] = _normalized(diagram) if self.normalize else diagram
         self.diagrams_ = pd.Series(diagrams, name="diagram")
         self.layer_ = layer
