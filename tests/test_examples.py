@@ -109,3 +109,10 @@ def test_study_a_layer_topology_quick(tmp_path):
     out = run_example("study_a_layer_topology.py", tmp_path)
     assert "phdim" in out
     assert (tmp_path / "study_a_layer_topology.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_study_a_architectures_quick(tmp_path):
+    out = run_example("study_a_architectures.py", tmp_path)
+    assert "ViT" in out and "blocks.3" in out
+    assert (tmp_path / "study_a_architectures.png").stat().st_size > 0
