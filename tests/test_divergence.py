@@ -237,3 +237,12 @@ def test_bad_input_messages():
         rtd(P, np.zeros_like(P))
     with pytest.raises(TypeError, match="Series, dict or list"):
         rtd_table(P)
+
+
+def test_memory_limit_names_batch_size():
+    rng = np.random.default_rng(11)
+    P = rng.normal(size=(200, 2))
+    with pytest.raises(MemoryError, match=r"lower batch_size \(the cross matrix has 2 \* 200"):
+        rtd(P, P[::-1], batch_size=None, memory_limit="1MiB")
+    with pytest.raises(MemoryError, match="lower batch_size"):
+        CrossBarcode(memory_limit="1MiB").fit_transform([(P, P)])

@@ -120,10 +120,17 @@ def _cross_matrix(DP, DQ):
 
 def _cross_bars(DP, DQ, *, dims, engine, memory_limit, n_threads, where):
     """Bars ``{q: (k, 2)}`` of the R-Cross-Barcode of two normalised distance matrices."""
-    return compute_bars(
-        _cross_matrix(DP, DQ), engine=engine, homology_dimensions=dims, metric="precomputed",
-        n_threads=n_threads, memory_limit=memory_limit, where=where,
-    )
+    try:
+        return compute_bars(
+            _cross_matrix(DP, DQ), engine=engine, homology_dimensions=dims, metric="precomputed",
+            n_threads=n_threads, memory_limit=memory_limit, where=where,
+        )
+    except MemoryError as error:
+        # the engines' advice (landmarks, thresholds) does not apply to the cross matrix
+        raise MemoryError(
+            f"{error} For RTD and CrossBarcode: lower batch_size (the cross matrix has "
+            f"2 * {DP.shape[0]} vertices) or raise memory_limit."
+        ) from None
 
 
 def _total_length(bars):
