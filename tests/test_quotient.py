@@ -82,6 +82,7 @@ def test_pass_through_parameters_are_validated_up_front():
         ({"low_rank": -1}, "'low_rank' parameter of QuotientPersistence"),
         ({"batch_size": 0}, "'batch_size' parameter of QuotientPersistence"),
         ({"n_landmarks": 1}, "'n_landmarks' parameter of QuotientPersistence"),
+        ({"verbose": -1}, "'verbose' parameter of QuotientPersistence"),
         ({"homology_dimensions": (1, 1)}, "QuotientPersistence: homology_dimensions has rep"),
         ({"homology_dimensions": (-1,)}, "QuotientPersistence: homology_dimensions must be"),
         ({"device": "meta"}, "QuotientPersistence: device='meta'"),

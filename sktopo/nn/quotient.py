@@ -29,8 +29,8 @@ __all__ = ["QuotientPersistence", "relative_homology_table"]
 
 _NAME = "QuotientPersistence"
 # Parameters handed to ReLURankRegions: validated here, under this estimator's name.
-_RANK_PARAMS = ("rank_tol", "dtype", "low_rank", "batch_size")
-_CONSTRAINED_RANK_PARAMS = ("rank_tol", "low_rank", "batch_size")
+_RANK_PARAMS = ("rank_tol", "dtype", "low_rank", "batch_size", "verbose")
+_CONSTRAINED_RANK_PARAMS = ("rank_tol", "low_rank", "batch_size", "verbose")
 
 
 class QuotientPersistence(BaseEstimator):
@@ -81,8 +81,9 @@ class QuotientPersistence(BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Chooses the first landmark (per space, seeded from the space's content; see
         :mod:`sktopo._seeding`). Unused without ``n_landmarks``.
-    rank_tol, dtype, device, batch_size
-        Passed to :class:`~sktopo.ReLURankRegions` (and validated here).
+    rank_tol, dtype, device, batch_size, verbose
+        Passed to :class:`~sktopo.ReLURankRegions` (and validated here); ``verbose`` shows
+        its progress bars.
 
     Attributes
     ----------
@@ -140,7 +141,7 @@ class QuotientPersistence(BaseEstimator):
     def __init__(self, model, *, low_rank=None, layer=None, output_relu=False,
                  collapse="region", homology_dimensions=(0, 1), metric="euclidean",
                  normalize=False, n_landmarks=None, random_state=None, rank_tol=None,
-                 dtype="float64", device="auto", batch_size=4096):
+                 dtype="float64", device="auto", batch_size=4096, verbose=0):
         self.model = model
         self.low_rank = low_rank
         self.layer = layer
@@ -155,6 +156,7 @@ class QuotientPersistence(BaseEstimator):
         self.dtype = dtype
         self.device = device
         self.batch_size = batch_size
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
