@@ -1,6 +1,7 @@
 """``LayerEmbedder``: the layers of a torch model as point clouds."""
 
 import io
+import math
 import re
 import warnings
 from numbers import Integral
@@ -239,11 +240,24 @@ class _Collector:
         for rows in self.bad.values():
             rows[:] = [row for row in rows if row < self._offset]
 
-    def _nonfinite(self, key, finite):
-        """Record (or raise for) inputs whose values are not all finite; ``finite`` (B,) bool."""
+    def _nonfinite(self, key, values, mask=None, offset=None):
+        """Record (or raise for) inputs whose values are not all finite.
+
+        ``values`` is ``(B, ...)`` (``(B, P, F)`` with a ``(B, P)`` token ``mask`` in the sample
+        unit). One sum tells in one cheap reduction that all is finite (a sum of finite values
+        may still overflow: then the exact check finds nothing); the exact per-input check
+        runs only when it is not.
+        """
+        if _all_finite(values):
+            return
+        finite = torch.isfinite(values)
+        if mask is not None:
+            finite = finite.all(-1) | ~mask
+        finite = finite.reshape(finite.shape[0], -1).all(1)
         if bool(finite.all()):
             return
-        rows = (torch.nonzero(~finite).flatten() + self._offset).tolist()
+        offset = self._offset if offset is None else offset
+        rows = (torch.nonzero(~finite).flatten() + offset).tolist()
         name = key[0] if key[1] is None or not self.multi else f"{key[0]} ({key[1]})"
         if self.nonfinite == "raise":
             raise ValueError(
@@ -271,13 +285,14 @@ class _Collector:
                         "reduce='mean').")
                 stored = buffer[self._offset:self._offset + self._batch_size]
                 stored.copy_(reduced)
-            self._nonfinite(key, torch.isfinite(stored).reshape(stored.shape[0], -1).all(1))
+                if self.nonfinite == "warn":
+                    return  # the whole buffer is checked once, in result()
+            self._nonfinite(key, stored)
             return
         # With a mask, the boolean indexing below copies each input's tokens anyway.
         stored = reduced.to("cpu", copy=copy and mask is None)
-        finite = torch.isfinite(stored).all(-1)
         keep = None if mask is None else mask.to("cpu")
-        self._nonfinite(key, (finite if keep is None else finite | ~keep).all(1))
+        self._nonfinite(key, stored, keep)
         array = stored.numpy()
         parts = self.parts.setdefault(key, [])
         if keep is None:
@@ -293,6 +308,7 @@ class _Collector:
             cells = np.empty(len(keys), dtype=object)
             for k, key in enumerate(keys):
                 if key in self.buffers:
+                    self._nonfinite(key, self.buffers[key], offset=0)
                     cells[k] = self.buffers[key].numpy()
                 else:
                     cells[k] = torch.cat(self.parts[key]).numpy()
@@ -320,9 +336,17 @@ def _multi_reduce(reduce):
     return not isinstance(reduce, str)
 
 
+def _all_finite(values):
+    """True if every value is finite: one sum, no boolean temporary (a sum of finite values
+    that overflows says False; the caller then checks exactly)."""
+    if values.numel() == 0 or not values.is_floating_point():
+        return True
+    return math.isfinite(float(values.sum()))
+
+
 def _check_finite_inputs(batch, args, start, bad_inputs, cast_overflow):
     """Record inputs that are not finite once cast to the model's dtype (positional input)."""
-    if not isinstance(args, torch.Tensor) or not args.is_floating_point():
+    if not isinstance(args, torch.Tensor) or _all_finite(args):
         return
     finite = torch.isfinite(args).reshape(args.shape[0], -1).all(1)
     if bool(finite.all()):
