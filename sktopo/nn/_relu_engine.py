@@ -244,11 +244,11 @@ class RankEngine:
         if self._shapes is None:
             self._shapes = self._layer_shapes(x[:1], [m[:1] for m in masks])
         fmasks = [m.to(x.dtype) for m in masks]
-        parents = self._parents(x, fmasks)
+        active = [_active_index(m) for m in masks]
+        parents = self._sources(x, fmasks, active, self._parents(x, fmasks))
         children = {p: [l for l in range(L) if parents[l] == p] for p in range(-1, L)}
         ranks = torch.zeros(k, L, dtype=torch.int64, device=x.device)
         carried = {}
-        active = [_active_index(m) for m in masks]
         for p in range(-1, L - 1):
             if not children[p]:
                 continue
@@ -262,6 +262,29 @@ class RankEngine:
                     carried[l] = _compact(raw, rows, cols, self._worth(active, l, rows, cols))
             carried.pop(p, None)  # every child of p is done
         return ranks
+
+    def _sources(self, x, fmasks, active, parents):
+        """Where each layer's factor is pushed from: its parent, or the parent's own source
+        when the parent's factor would be carried unchanged (as many active units as columns
+        in every region: no compaction) and the segment between them is pushed through the
+        modules anyway (not a dense gather). One pass through a chain of convolutions then
+        gives all their factors, without leaving and re-entering the network at each ReLU."""
+        width = {-1: self._first_width(x, fmasks)}
+        sources = list(parents)
+        for l, g in enumerate(parents):
+            cols = width[sources[l]] if g < 0 else width[g]
+            width[l] = cols  # a tall factor keeps its columns; a wide one is never fused
+            if g < 0 or not bool((active[g][1] >= width[g]).all()):
+                continue
+            if l == g + 1 and self._dense_map(x, fmasks, g, l) is not None:
+                continue
+            sources[l] = sources[g]
+        return sources
+
+    def _first_width(self, x, fmasks):
+        """Columns of the first factor: units_0 when the input map is compacted, else d."""
+        dense = self._dense_map(x, fmasks, -1, 0)
+        return self.d if dense is None else dense.shape[1] - 1
 
     def _worth(self, active, l, rows, cols):
         """Whether to compact layer l's wide factor: when the QR (about ``cols rows^2``
