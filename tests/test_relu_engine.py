@@ -268,3 +268,41 @@ def test_conv_net_avgpool_ranks_equal_jacobian_ranks_with_dense_and_pushed_segme
         np.testing.assert_array_equal(engine_ranks(model, X), want)
     finally:
         _relu_engine._DENSE_LIMIT = limit
+
+
+def test_chunks_are_copies_not_views(monkeypatch):
+    # Forward-mode AD over a view builds tangents over the view's whole base (all regions):
+    # every chunk handed to the rank pass must own its memory.
+    from sktopo.nn._relu_engine import RankEngine
+
+    seen = []
+    original = RankEngine._chunk_ranks
+
+    def spy(self, x, masks):
+        seen.append(x._base is None)
+        return original(self, x, masks)
+
+    monkeypatch.setattr(RankEngine, "_chunk_ranks", spy)
+    model = random_relu_mlp(6, [5, 5], random_state=0)
+    ReLURankRegions(model, batch_size=12).fit(np.random.default_rng(0).normal(size=(20, 6)))
+    assert len(seen) > 1 and all(seen)
+
+
+def test_a_chain_of_convolutions_is_pushed_in_one_pass():
+    from sktopo.nn._relu_engine import RankEngine
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                          nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()).double().eval()
+    x = torch.randn(3, 1, 5, 5, dtype=torch.float64)
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    engine = RankEngine(model, names, [200, 200, 200], (1, 5, 5), rank_tol=None,
+                        batch_size=64, progress=lambda it, desc=None: it)
+    masks = [torch.ones(3, 200, dtype=torch.float64) for _ in names]
+    engine._shapes = [(8, 5, 5)] * 3
+    active = [(torch.arange(200).repeat(3, 1), torch.full((3,), 200)) for _ in names]
+    parents = engine._parents(x, masks)
+    assert parents == [-1, 0, 1]
+    assert engine._sources(x, masks, active, parents) == [-1, -1, -1]
+    X = np.random.default_rng(0).normal(size=(6, 1, 5, 5))
+    np.testing.assert_array_equal(engine_ranks(model, X), jacobian_ranks(model, X))
