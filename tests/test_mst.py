@@ -159,3 +159,16 @@ def test_mst_edges_endpoints(rng):
     D[:10, 10:] = D[10:, :10] = np.inf  # two components: a forest
     lengths, i, j = mst_edges(D)
     assert len(lengths) == 58 and np.isfinite(lengths).all()
+
+
+def test_batched_mst_big_matrices_use_the_compiled_kernel(rng, monkeypatch):
+    import sktopo._mst as mst
+
+    Ds = np.stack([pairwise_distances(rng.normal(size=(40, 3))) for _ in range(3)])
+    Ds = np.minimum(Ds, Ds.transpose(0, 2, 1))
+    prim = mst.batched_mst_edge_lengths(Ds)
+    monkeypatch.setattr(mst, "_LOOP_FROM", 10)
+    looped = mst.batched_mst_edge_lengths(Ds)
+    np.testing.assert_array_equal(prim, looped)
+    Ds[0, 0, 1:] = Ds[0, 1:, 0] = np.inf  # a missing edge: back to Prim, which handles it
+    assert np.isinf(mst.batched_mst_edge_lengths(Ds)[0]).sum() == 1
