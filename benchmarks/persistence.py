@@ -3,7 +3,8 @@
 For each cloud size n and dimension d (Gaussian clouds), prints the seconds of
 
 * H0 only: sktopo (``backend="auto"`` = exact MST engine: numpy distances and
-  dense Prim), ripser.py (``maxdim=0``) and giotto-ph (``maxdim=0``);
+  scipy's compiled single linkage, or a batched Prim for clouds of up to 512
+  points), ripser.py (``maxdim=0``) and giotto-ph (``maxdim=0``);
 * H0 + H1: sktopo (``backend="auto"`` = giotto-ph when installed, fed with
   sktopo's distance matrix), ripser.py and giotto-ph (``maxdim=1``),
 

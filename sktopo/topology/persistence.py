@@ -39,7 +39,7 @@ landmarks.
 from __future__ import annotations
 
 import re
-from functools import partial
+from functools import lru_cache, partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -124,12 +124,19 @@ def _cuda_possible() -> bool:
     imported yet on a Linux machine without the NVIDIA driver. Otherwise the
     shared rule of :func:`~sktopo._device.resolve_device` decides.
     """
-    import importlib.util
-    import os
     import sys
 
     if "torch" in sys.modules:
         return True
+    return _cuda_possible_without_torch()
+
+
+@lru_cache(maxsize=1)
+def _cuda_possible_without_torch() -> bool:
+    import importlib.util
+    import os
+    import sys
+
     if importlib.util.find_spec("torch") is None:
         return False
     if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
