@@ -306,3 +306,20 @@ def test_a_chain_of_convolutions_is_pushed_in_one_pass():
     assert engine._sources(x, masks, active, parents) == [-1, -1, -1]
     X = np.random.default_rng(0).normal(size=(6, 1, 5, 5))
     np.testing.assert_array_equal(engine_ranks(model, X), jacobian_ranks(model, X))
+
+
+@pytest.mark.parametrize("dense_limit", [None, 0])
+def test_a_dead_layer_gives_empty_factors_downstream(dense_limit, monkeypatch):
+    from sktopo.nn import _relu_engine
+
+    if dense_limit is not None:
+        monkeypatch.setattr(_relu_engine, "_DENSE_LIMIT", dense_limit)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(),
+                          nn.Linear(5, 3), nn.ReLU())
+    with torch.no_grad():
+        model[2].bias.fill_(-100.0)  # the second ReLU layer is never active
+    X = np.random.default_rng(0).normal(size=(10, 4))
+    got = engine_ranks(model, X)
+    np.testing.assert_array_equal(got, jacobian_ranks(model, X))
+    assert not got[:, 1:].any() and got[:, 0].all()

@@ -420,6 +420,11 @@ class RankEngine:
         """
         from sktopo.nn.relu_rank import _quiet_jit_warning
 
+        r = tangents.shape[0]
+        if r == 0:  # nothing carried (no active unit at p): empty factors
+            if acts is None:
+                return [x.new_zeros(0, x.shape[0], self.units[l]) for l in ls]
+            return [x.new_zeros(x.shape[0], act.shape[1], 0) for act in acts]
         stop = max(ls) + 1
         wanted = set(ls)
         zero = torch.zeros_like(tangents[0])
@@ -438,7 +443,6 @@ class RankEngine:
             self._run(x + v if p < 0 else x, stop, frozen)
             return tuple(seen[l] for l in ls)
 
-        r = tangents.shape[0]
         # vmap over the tangent columns in slices that keep ``batch_size`` rows per pass.
         step = max(1, self.batch_size // max(1, x.shape[0]))
         parts = []
