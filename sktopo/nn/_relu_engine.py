@@ -202,7 +202,9 @@ class RankEngine:
     input_shape : tuple of int
     rank_tol : float or None
     batch_size : int
-        Tangent rows per forward pass: a chunk holds ``max(1, batch_size // d)`` regions.
+        Tangent rows per forward pass: a chunk holds ``max(1, batch_size // r0)`` regions,
+        ``r0`` the columns of the first factor (d, or units_0 when smaller and the input map
+        is compacted once).
     progress : callable
         ``progress(iterable, desc=...)``.
     """
