@@ -5,7 +5,8 @@
 - ``layer_profile``: per layer, the PH dimension of the raw embeddings and study A's H0/H1
   lifespans sums in its "local" mode (MinMax over the layer, up to 250 inputs of each class
   0-8, half the total finite bar length, mean over classes: ``sktopo.split_by_label``);
-- ``fgsm``: the fast gradient sign attack (Goodfellow et al. 2015) on [0, 1] pixels.
+- ``fgsm``: the fast gradient sign attack (Goodfellow et al. 2015) on [0, 1] pixels, and
+  ``pgd``, its iterated, projected version (Madry et al. 2018).
 """
 
 from collections import OrderedDict
@@ -93,3 +94,14 @@ def fgsm(model, X, y, eps):
     loss = nn.functional.cross_entropy(model(x), torch.as_tensor(y))
     (grad,) = torch.autograd.grad(loss, x)
     return (x + eps * grad.sign()).clamp(0, 1).detach().numpy()
+
+
+def pgd(model, X, y, eps, steps=10):
+    """Projected gradient descent (Madry et al. 2018): ``steps`` FGSM steps of ``eps / 4``,
+    each projected back into the ``eps`` box around the input and into [0, 1]."""
+    x0 = torch.as_tensor(X)
+    x = x0.clone()
+    for _ in range(steps):
+        x = torch.as_tensor(fgsm(model, x.numpy(), y, eps / 4))
+        x = torch.min(torch.max(x, x0 - eps), x0 + eps).clamp(0, 1)
+    return x.numpy()

@@ -3,8 +3,9 @@
 Study A reports that adversarial inputs (FGSM) lower the lifespans-sum curve at every layer of a
 trained CIFAR-10 network. This script trains the VGG-like digits network of
 ``study_a_depth_profile.py`` (ReLU), attacks its 1347 training digits with the fast gradient
-sign method at three step sizes (pixels in [0, 1]) and, as a control, with a random sign
-pattern of the largest size, and computes study A's local H0 and H1
+sign method at three step sizes (pixels in [0, 1]), with 10 steps of projected gradient descent
+(PGD) at the middle size and, as a control, with a random sign pattern of the largest size, and
+computes study A's local H0 and H1
 lifespans sums (``sktopo.split_by_label``, grouped by the TRUE label) at every activation and
 the logits, for the clean and each attacked set. Prints the table, the accuracy under attack and
 the mean change per layer, and saves ``study_a_adversarial.png``. A few minutes on a 2-core
@@ -26,7 +27,7 @@ import torch  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _study_a import accuracy, fgsm, layer_profile, vgg_digits  # noqa: E402
+from _study_a import accuracy, fgsm, layer_profile, pgd, vgg_digits  # noqa: E402
 
 from sktopo.datasets import load_digits  # noqa: E402
 from sktopo.nn.models import fit_digits  # noqa: E402
@@ -55,6 +56,9 @@ def main():
     inputs = {"clean": X_train}
     for eps in args.eps:
         inputs[f"FGSM eps={eps:g}"] = fgsm(model, X_train, y_train, eps)
+    # the stronger, iterated attack at the middle size
+    middle = sorted(args.eps)[len(args.eps) // 2]
+    inputs[f"PGD eps={middle:g}"] = pgd(model, X_train, y_train, middle)
     # control: a random sign pattern of the largest size, not aimed at the loss
     rng = np.random.default_rng(args.seed)
     eps = max(args.eps)

@@ -85,7 +85,7 @@ def test_study_a_depth_profile_quick(tmp_path):
 @pytest.mark.slow
 def test_study_a_adversarial_quick(tmp_path):
     out = run_example("study_a_adversarial.py", tmp_path)
-    assert "attacked minus clean" in out and "random sign" in out
+    assert "attacked minus clean" in out and "random sign" in out and "PGD" in out
     assert (tmp_path / "study_a_adversarial.png").stat().st_size > 0
 
 
