@@ -675,28 +675,38 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
             for k, b in zip(chunk, result):
                 bars[k] = b
         return
-    tasks, owners = [], []
-    for chunk in chunks:
-        condensed, thresholds, scales = _chunk_condensed(data, chunk, labels, settings)
-        # several tasks per worker so that unequal clouds balance out
-        step = max(1, min(256, -(-len(chunk) // (4 * workers))))
-        for start in range(0, len(chunk), step):
-            stop = start + step
-            tasks.append((condensed[start:stop], thresholds[start:stop], scales[start:stop]))
-            owners.append(chunk[start:stop])
+    # tasks of consecutive clouds, a few per worker so that unequal clouds balance
+    # out; made lazily, so the distances of the next chunk are computed here while
+    # the workers run the engine on the previous ones
+    size = max(1, min(128, -(-len(indices) // (4 * workers))))
+    order = [k for chunk in chunks for k in chunk]
+    owners = [order[start:start + size] for start in range(0, len(order), size)]
+
+    def tasks():
+        pending = ([], [], [])
+        for chunk in chunks:
+            for store, values in zip(pending, _chunk_condensed(data, chunk, labels, settings)):
+                store.extend(values)
+            while len(pending[0]) >= size:
+                yield tuple(store[:size] for store in pending)
+                for store in pending:
+                    del store[:size]
+        if pending[0]:
+            yield pending
+
     core = partial(_engine_task, n=None, settings=settings)
-    if workers > 1 and len(tasks) > 1:
+    if workers > 1 and len(owners) > 1:
         from joblib import Parallel, delayed
 
         prefer = "threads" if settings.engine == "giotto" else "processes"
         results = Parallel(n_jobs=workers, prefer=prefer, return_as="generator")(
-            delayed(core)(*task) for task in tasks)
+            delayed(core)(*task) for task in tasks())
     else:
-        results = (core(*task) for task in tasks)
+        results = (core(*task) for task in tasks())
     if verbose:
         from tqdm.auto import tqdm
 
-        results = tqdm(results, total=len(tasks), desc=desc, unit="chunk")
+        results = tqdm(results, total=len(owners), desc=desc, unit="task")
     for owner, result in zip(owners, results):
         for k, b in zip(owner, result):
             bars[k] = b
