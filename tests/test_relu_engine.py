@@ -323,3 +323,27 @@ def test_a_dead_layer_gives_empty_factors_downstream(dense_limit, monkeypatch):
     got = engine_ranks(model, X)
     np.testing.assert_array_equal(got, jacobian_ranks(model, X))
     assert not got[:, 1:].any() and got[:, 0].all()
+
+
+def test_large_padded_batches_use_the_blocked_gram_and_still_equal_numpy():
+    # Smaller sides above 256 go through the recursive lower-triangle Gram.
+    rng = np.random.default_rng(1)
+    shapes = [(700, 300), (300, 700), (520, 520), (400, 290)]
+    spectra = [np.geomspace(1, 1e-3, 300), np.geomspace(1, 1e-14, 300),
+               np.r_[np.ones(500), np.zeros(20)], np.r_[np.geomspace(1, 1e-5, 280),
+                                                         np.full(10, 1e-17)]]
+    mats = [_weights_with_singular_values(rng, sh, sp) for sh, sp in zip(shapes, spectra)]
+    R, C = max(m.shape[0] for m in mats), max(m.shape[1] for m in mats)
+    batch = np.zeros((len(mats), R, C))
+    for i, m in enumerate(mats):
+        batch[i, :m.shape[0], :m.shape[1]] = m
+    rows = torch.tensor([m.shape[0] for m in mats])
+    cols = torch.tensor([m.shape[1] for m in mats])
+    got = matrix_rank(torch.as_tensor(batch), rows, cols, (800, 700)).numpy()
+    eps = np.finfo(np.float64).eps
+    want = []
+    for m in mats:
+        sv = np.linalg.svd(m, compute_uv=False)
+        want.append(int((sv > sv.max() * 800 * eps).sum()))
+    np.testing.assert_array_equal(got, want)
+    assert want[0] == 300 and want[2] == 500 and want[3] == 280
