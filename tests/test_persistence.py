@@ -476,10 +476,12 @@ def test_extreme_scales_precomputed_and_landmarks():
         assert len(sub[0]) == 30 and np.isfinite(sub[1]).all()
 
 
-def test_overflowing_metric_raises_clearly():
-    X = [make_circle(30, random_state=0) * 1e200]
-    with pytest.raises(ValueError, match=r"row 0.*overflow"):
-        PersistenceDiagram(metric=lambda a, b: float(np.sum((a - b) ** 2))).fit_transform(X)
+@pytest.mark.parametrize("factor", [1e200, 1e-300])
+@pytest.mark.parametrize("n_points", [30, 600])
+def test_overflowing_metric_raises_clearly(factor, n_points):
+    X = [make_circle(n_points, random_state=0) * factor]
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match=r"row 0.*overflow or underflow"):
+        PersistenceDiagram((0,), metric=lambda a, b: float(np.sum((a - b) ** 2))).fit_transform(X)
 
 
 # ------------------------------------------------------------------------ coeff

@@ -427,14 +427,26 @@ def _rescaled(data, settings, label):
 def _checked_distances(data, settings, label):
     """Dense distances of a cloud; a clear error if the metric produced NaN or inf."""
     D = pairwise_distances(data, settings.metric, **settings.params)
-    if not settings.plain_euclidean and not np.isfinite(D).all():
-        raise ValueError(
-            f"{settings.lead()}the metric {_metric_name(settings.metric)!r} gave NaN or infinite "
-            f"distances on {label} (finite input: the values overflow or underflow in this "
-            f"metric). Rescale the cloud (e.g. divide it by its largest absolute value) or use "
-            f"metric='euclidean', which sktopo rescales internally."
-        )
+    if not settings.plain_euclidean:
+        check_metric_values(D, data, settings, label)
     return D
+
+
+def check_metric_values(D, data, settings, label):
+    """A clear error where a metric overflowed (NaN, inf) or underflowed (all 0 for distinct points)."""
+    problem = None
+    if not np.isfinite(D).all():
+        problem = "NaN or infinite distances"
+    elif D.size and not D.any() and np.ptp(data, axis=0).any():
+        problem = "only zero distances between distinct points"
+    if problem:
+        raise ValueError(
+            f"{settings.lead()}the metric {_metric_name(settings.metric)!r} gave {problem} on "
+            f"{label} (finite input: the values overflow or underflow in this metric). Rescale "
+            f"the cloud (e.g. divide it by its largest absolute value) or use a metric that "
+            f"sktopo rescales internally ('euclidean', 'manhattan', 'chebyshev', 'minkowski', "
+            f"'cosine', ...)."
+        )
 
 
 def _metric_name(metric):

@@ -59,6 +59,7 @@ from .engines import (
     ENGINES,
     PersistenceSettings,
     check_coeff,
+    check_metric_values,
     compute_bars,
     dense_bytes_of,
     giotto_condensed,
@@ -742,10 +743,8 @@ def _chunk_distances(data, chunk, labels, settings):
     if settings.plain_euclidean:
         return batched_squared_euclidean_distances(stack), True, scales
     D = batched_pairwise_distances(stack, settings.metric, **settings.params)
-    finite = np.isfinite(D).all(axis=(1, 2))
-    if not finite.all():
-        bad = chunk[int(np.flatnonzero(~finite)[0])]
-        compute_bars(data[bad], settings, label=labels[bad])  # raises the clear error
+    for b, k in enumerate(chunk):  # overflow or underflow of the metric: a clear error
+        check_metric_values(D[b], stack[b], settings, labels[k])
     return D, False, scales
 
 
