@@ -29,6 +29,7 @@ __all__ = [
     "plot_betti_curves",
     "plot_layer_profile",
     "plot_rank_histogram",
+    "plot_cycle",
 ]
 
 # Headroom above the largest finite value at which infinite bars are drawn.
@@ -652,4 +653,103 @@ def plot_rank_histogram(ranks, *, ax=None, layers=None, weights=None, full_rank=
     if title is not None:
         ax.set_title(title)
     _legend(ax, "upper left" if legend is True else legend)
+    return ax
+
+
+def plot_cycle(X, diagram, *, q=1, bar=None, ax=None, images=None, image_shape=None,
+               n_images=12, color=None):
+    """Draw the inputs behind a bar: its representative in a 2-D projection of the cloud.
+
+    Needs a diagram made with ``PersistenceDiagram(representatives=True)``.
+    The cloud is projected on its first two principal axes (as it is when it
+    has two coordinates); the representative's points are joined in order
+    (closed for an H1 loop, one segment for an H0 bar). With ``images``, a
+    strip of the loop's inputs (e.g. digit images around the loop) is drawn
+    under the projection.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_points, n_features)
+        The cloud the diagram was computed from (its rows are the indices of
+        the representatives, also with landmarks).
+    diagram : Diagram
+        A diagram with ``representatives``.
+    q : int, default=1
+        Homology dimension of the bar.
+    bar : int, optional
+        Index of the bar in ``diagram[q]``; default: the longest finite bar.
+    ax : matplotlib Axes, optional
+        Where to draw the projection; a new figure when None.
+    images : array-like of shape (n_points, ...), optional
+        One image per input (``(h, w)`` or ``(h, w, channels)``, or flat with
+        ``image_shape``): a strip of up to ``n_images`` of the loop's inputs,
+        evenly spaced along it, is added below ``ax``.
+    image_shape : tuple of int, optional
+        Shape of one image when ``images`` rows are flat.
+    n_images : int, default=12
+        Most images drawn in the strip.
+    color : str, optional
+        Colour of the representative; default: the colour of dimension ``q``.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The Axes of the projection.
+
+    Examples
+    --------
+    >>> import sktopo
+    >>> from sktopo.datasets import make_circle
+    >>> from sktopo.plotting import plot_cycle
+    >>> X = make_circle(60, random_state=0)
+    >>> d = sktopo.persistence(X, representatives=True)
+    >>> ax = plot_cycle(X, d)
+    """
+    diagram = _as_diagram(diagram, "plot_cycle")
+    if diagram.representatives is None or q not in diagram.representatives:
+        raise ValueError(
+            f"plot_cycle: the diagram has no representatives of dimension {q}; compute it with "
+            f"PersistenceDiagram(..., representatives=True) (H0 and H1 have them)."
+        )
+    bars = diagram[q]
+    if not len(bars):
+        raise ValueError(f"plot_cycle: the diagram has no bars of dimension {q}.")
+    if bar is None:
+        life = np.where(np.isfinite(bars[:, 1]), bars[:, 1] - bars[:, 0], -np.inf)
+        bar = int(np.argmax(life)) if np.isfinite(life).any() else 0
+    members = np.asarray(diagram.representatives[q][bar], dtype=int)
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or (len(members) and members.max() >= len(X)):
+        raise ValueError(
+            f"plot_cycle: X must be the (n_points, n_features) cloud of the diagram; got shape "
+            f"{X.shape} for representatives that index up to {members.max() if len(members) else 0}."
+        )
+    if X.shape[1] > 2:  # first two principal axes
+        centred = X - X.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        P = centred @ vt[:2].T
+    else:
+        P = np.column_stack([X[:, 0], X[:, 1] if X.shape[1] > 1 else np.zeros(len(X))])
+    ax = _axes(ax)
+    color = color or _color(q)
+    ax.scatter(P[:, 0], P[:, 1], s=8, color="0.7", zorder=1)
+    path = np.append(members, members[0]) if q >= 1 and len(members) > 2 else members
+    ax.plot(P[path, 0], P[path, 1], "-o", color=color, markersize=4, zorder=2)
+    birth, death = bars[bar]
+    ax.set_title(f"H{q} bar [{birth:.3g}, {death:.3g}): {len(members)} inputs")
+    ax.set_xlabel("principal axis 1" if X.shape[1] > 2 else "x")
+    ax.set_ylabel("principal axis 2" if X.shape[1] > 2 else "y")
+    if images is not None and len(members):
+        images = np.asarray(images)
+        picks = members[np.linspace(0, len(members) - 1, min(n_images, len(members))).round().astype(int)]
+        fig = ax.figure
+        box = ax.get_position()
+        height = box.height * 0.18
+        width = box.width / len(picks)
+        for i, k in enumerate(picks):
+            image = images[k].reshape(image_shape) if image_shape is not None else images[k]
+            inset = fig.add_axes([box.x0 + i * width, box.y0 - height * 1.35, width * 0.95, height])
+            inset.imshow(image, cmap="gray_r" if image.ndim == 2 else None)
+            inset.set_axis_off()
+            inset.set_title(str(k), fontsize=6)
     return ax

@@ -628,3 +628,28 @@ def test_representatives_refuse_sparse():
     with pytest.raises(ValueError, match="representatives=True needs a dense"):
         PersistenceDiagram(metric="precomputed", representatives=True).fit_transform(
             [sp.csr_matrix(cdist(X, X))])
+
+
+def test_plot_cycle_draws_the_loop_and_its_inputs():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sktopo.plotting import plot_cycle
+
+    X = make_circle(80, noise=0.05, random_state=0)
+    X5 = np.column_stack([X, np.zeros((80, 3))])  # projected on its principal axes
+    d = sktopo.persistence(X5, representatives=True)
+    images = np.random.default_rng(0).uniform(size=(80, 64))
+    ax = plot_cycle(X5, d, images=images, image_shape=(8, 8))
+    longest = d.representatives[1][int(np.argmax(d[1][:, 1] - d[1][:, 0]))]
+    line = ax.get_lines()[0]
+    assert len(line.get_xdata()) == len(longest) + 1  # closed loop
+    assert len(ax.figure.axes) == 1 + min(12, len(longest))
+    plt.close(ax.figure)
+    ax = plot_cycle(X5, d, q=0, bar=0)
+    assert len(ax.get_lines()[0].get_xdata()) == 2
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="representatives=True"):
+        plot_cycle(X5, sktopo.persistence(X5))
