@@ -340,10 +340,10 @@ def _profile_stage(model, X, args, stage):
     _log(args, f"[{stage}] persistence of {len(clouds)} layers ...")
     topo_clouds = clouds
     if args.scale == "minmax":
-        from sklearn.preprocessing import minmax_scale
+        from sktopo import CloudScaler
 
         # study A: every coordinate scaled to [0, 1], so lifespans do not just track weight norms
-        topo_clouds = clouds.map(minmax_scale)
+        topo_clouds = CloudScaler("minmax").fit_transform(clouds)
     diagrams = PersistenceDiagram(
         homology_dimensions=tuple(args.homology_dimensions), n_landmarks=args.n_landmarks or None,
         random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose,
