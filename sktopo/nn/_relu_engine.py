@@ -33,7 +33,9 @@ network itself with every ReLU frozen to its region's mask, so every module torc
 differentiate in forward mode works (Linear, Conv, pooling, BatchNorm, ...). When no ReLU call
 sits between p and l (``l = p + 1``), ``G_{p->l}`` does not depend on the region: it is
 materialised once when small enough and, when mostly nonzero (a Linear layer, not a
-convolution), applied as a gathered dense product.
+convolution), applied as a gathered dense product. A factor that would be carried unchanged
+(never wide in the chunk) is not re-entered: the layers after it whose segments are pushed
+anyway (convolutions) are pushed from its own source in the same pass.
 
 The rank rule
 -------------
