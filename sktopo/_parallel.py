@@ -86,6 +86,8 @@ def run_parallel(
     results : list
         One result per task, in the order of ``tasks`` whatever ``n_jobs``.
     """
+    from ._progress import progress
+
     tasks = list(tasks)
     workers = min(effective_jobs(n_jobs), len(tasks))
     if workers <= 1:
@@ -93,11 +95,9 @@ def run_parallel(
     else:
         from joblib import Parallel, delayed
 
+        # joblib's process workers start with OMP_NUM_THREADS = cores // workers, which
+        # torch honours when a task imports it: workers x torch threads stay within the cores
         results = Parallel(n_jobs=workers, return_as="generator")(
             delayed(function)(*task) for task in tasks
         )
-    if verbose:
-        from tqdm.auto import tqdm
-
-        results = tqdm(results, total=len(tasks), desc=desc, unit=unit)
-    return list(results)
+    return list(progress(results, verbose=verbose, total=len(tasks), desc=desc, unit=unit))

@@ -55,3 +55,28 @@ def test_estimators_refuse_n_jobs_zero_in_fit():
                    (sktopo.PersistenceDiagram(n_jobs=0), clouds)]:
         with pytest.raises(ValueError, match="n_jobs"):
             est.fit_transform(X)
+
+
+def _torch_threads_in_task(_):
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_process_workers_do_not_oversubscribe_torch_threads():
+    # issue 11.13: n workers x one torch thread per core would oversubscribe the machine;
+    # joblib gives each process worker cores // workers threads, and torch must honour it
+    import os
+
+    import torch
+
+    from sktopo._parallel import run_parallel
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        threads = run_parallel(_torch_threads_in_task, [(i,) for i in range(4)], n_jobs=2)
+        assert all(2 * t <= max(os.cpu_count(), 2) for t in threads), threads
+        assert torch.get_num_threads() == 2  # the calling process keeps its own setting
+    finally:
+        torch.set_num_threads(before)
