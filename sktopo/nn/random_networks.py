@@ -214,21 +214,13 @@ def _per_layer(value, n_layers, name):
     return [int(v) for v in values]
 
 
-def _torch_dtype(dtype):
-    import torch
-
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype in ("float32", "float64"):
-        return getattr(torch, dtype)
-    raise ValueError(f"dtype must be 'float32', 'float64' or a torch dtype, got {dtype!r}.")
-
-
 def _build(weights, sizes, output_dim, bias, bias_std, dtype, rng):
     import torch
     from torch import nn
 
-    dtype = _torch_dtype(dtype)
+    from .._device import torch_dtype
+
+    dtype = torch_dtype(dtype)
     if bias_std is not None and (not isinstance(bias_std, Real) or bias_std < 0):
         raise ValueError(f"bias_std must be a non-negative number or None, got {bias_std!r}.")
     layers = []
