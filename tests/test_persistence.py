@@ -569,11 +569,11 @@ def test_sparse_precomputed_landmarks_and_errors():
         PersistenceDiagram(metric="precomputed").fit_transform([bad])
     with pytest.raises(ValueError, match="square"):
         PersistenceDiagram(metric="precomputed").fit_transform([sp.csr_matrix(np.ones((3, 4)))])
-    neg = full.copy()
+    neg = full.tolil()
     neg[1, 2] = neg[2, 1] = -1.0
     with pytest.raises(ValueError, match="negative"):
         sktopo.persistence(neg, metric="precomputed")
-    diag = full.copy()
+    diag = full.tolil()
     diag[0, 0] = 1.0
     with pytest.raises(ValueError, match="diagonal"):
         sktopo.persistence(diag, metric="precomputed")
