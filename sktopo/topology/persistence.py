@@ -43,11 +43,11 @@ from functools import lru_cache, partial
 from numbers import Integral, Real
 
 import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._base import CollectionMapper
 from .._collections import Collection, check_cloud, check_collection, check_distance_matrix
 from .._device import resolve_device
 from .._distance import pairwise_distances
@@ -145,7 +145,7 @@ def _cuda_possible_without_torch() -> bool:
     return True
 
 
-class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class PersistenceDiagram(CollectionMapper):
     """Vietoris-Rips persistence diagram of every cloud of a collection.
 
     Parameters
@@ -405,53 +405,13 @@ class PersistenceDiagram(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         )
         diagrams = diagrams_of(clouds, labels, settings, random_state=self.random_state,
                                n_jobs=self.n_jobs, verbose=self.verbose)
-        out = collection.rebuild(diagrams)
-        if collection.kind in ("list", "array") and self._output_is_pandas():
-            out = pd.Series(diagrams, index=collection.row_index, dtype=object)
-        return out
-
-    # -------------------------------------------------------------- output
-    def set_output(self, *, transform=None):
-        """Configure the output container; diagrams are objects, so little changes.
-
-        Outputs already follow the input: a Series or DataFrame of clouds
-        gives a Series or DataFrame of diagrams with the same index. With
-        ``transform="pandas"``, lists and 3-D arrays give a Series too. This
-        method exists so that ``Pipeline.set_output(transform="pandas")``
-        works on pipelines that start with this transformer.
-
-        Parameters
-        ----------
-        transform : {"default", "pandas", "polars"}, default=None
-            ``None`` leaves the configuration unchanged.
-
-        Returns
-        -------
-        self : PersistenceDiagram
-        """
-        if transform is not None:
-            self._output_transform = transform
-        return self
-
-    def _output_is_pandas(self) -> bool:
-        configured = getattr(self, "_output_transform", None)
-        if configured is None or configured == "default":
-            from sklearn import get_config
-
-            configured = get_config().get("transform_output", "default") if configured is None else configured
-        return configured == "pandas"
+        return self._rebuild(collection, diagrams)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # a sample is a whole cloud: 2-D tabular X is not accepted, 3-D arrays
-        # (equal-sized clouds) are; "pairwise" stays False even for
-        # metric="precomputed", since the matrices are within clouds, not
-        # between samples (cross-validation must not slice them).
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.transformer_tags.preserves_dtype = []
+        tags = super().__sklearn_tags__()  # CollectionMapper's: cells, not a 2-D table
+        # "pairwise" stays False even for metric="precomputed": the matrices are
+        # within clouds, not between samples (cross-validation must not slice them)
         tags.requires_fit = True
-        tags.non_deterministic = False
         return tags
 
 
