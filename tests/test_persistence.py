@@ -653,3 +653,14 @@ def test_plot_cycle_draws_the_loop_and_its_inputs():
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="representatives=True"):
         plot_cycle(X5, sktopo.persistence(X5))
+
+
+@pytest.mark.skipif(not engines.giotto_available(), reason="needs giotto-ph")
+def test_auto_takes_ripser_core_for_tiny_clouds(rng):
+    X = _many_clouds(rng, [10, 10, 60])
+    auto = PersistenceDiagram((0, 1)).fit_transform(X)
+    giotto = PersistenceDiagram((0, 1), backend="giotto").fit_transform(X)
+    assert [d.engine for d in auto] == ["ripser", "ripser", "giotto"]
+    assert all(d.engine == "giotto" for d in giotto)
+    for a, g in zip(auto, giotto):
+        assert a == g  # the same float32 matrix, exact engines: the same diagram

@@ -127,6 +127,9 @@ class PersistenceSettings:
         Threads of giotto-ph per cloud.
     estimator : str
         Name that starts error messages (e.g. ``"PersistenceDiagram"``).
+    auto : bool
+        The engine was chosen by ``backend="auto"``: where two engines give the
+        same diagram, the faster one for the cloud may be used.
     """
 
     homology_dimensions: tuple = (0, 1)
@@ -141,6 +144,7 @@ class PersistenceSettings:
     device: str | None = None
     n_threads: int = 1
     estimator: str = ""
+    auto: bool = False
 
     def __post_init__(self):
         dims = tuple(sorted(int(q) for q in self.homology_dimensions))

@@ -399,6 +399,7 @@ class PersistenceDiagram(CollectionMapper):
             coeff=int(self.coeff),
             n_landmarks=self.n_landmarks,
             representatives=bool(self.representatives),
+            auto=self.backend == "auto",
             memory_limit=self.memory_limit_,
             device=self._device,
             estimator=type(self).__name__,
@@ -533,7 +534,8 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
     return [
         Diagram(bars[k], n_points=n_points[k], n_landmarks=data[k].shape[0],
                 covering_radius=radii[k], threshold=settings.threshold, coeff=settings.coeff,
-                metric=metric_name, engine=settings.engine, representatives=reps[k])
+                metric=metric_name, representatives=reps[k],
+                engine=_core_engine(settings, data[k].shape[0]) if k in batched_set else settings.engine)
         for k in range(n_clouds)
     ]
 
@@ -739,15 +741,32 @@ def _chunk_condensed(data, chunk, labels, settings):
 
 
 def _engine_task(condensed, thresholds, scales, *, n, settings):
-    """Bars of a few clouds from their condensed matrices, through the engine's compiled core."""
-    core = ripser_condensed if settings.engine == "ripser" else giotto_condensed
+    """Bars of a few clouds from their condensed matrices, through the engine's compiled core.
+
+    With ``backend="auto"`` clouds of at most ``_SMALL_FOR_GIOTTO`` points go to
+    ripser.py's core, whose fixed cost per call is lower (0.03 vs 0.12 ms at 12
+    points; giotto-ph is faster from about 36 points). Both are exact on the same
+    float32 matrix: the diagram is the same.
+    """
     out = []
     for c, threshold, scale in zip(condensed, thresholds, scales):
         m = int(round((1 + np.sqrt(1 + 8 * len(c))) / 2))
+        core = ripser_condensed if _core_engine(settings, m) == "ripser" else giotto_condensed
         dgms = core(c, m, settings.maxdim, float(threshold), settings.coeff)
         out.append({q: _clean(dgms[q]) / scale if q < len(dgms) else np.empty((0, 2))
                     for q in settings.homology_dimensions})
     return out
+
+
+# With backend="auto", H1+ clouds of at most this many points use ripser.py's core.
+_SMALL_FOR_GIOTTO = 32
+
+
+def _core_engine(settings, n_points) -> str:
+    """The engine whose compiled core the batched path calls for a cloud of ``n_points``."""
+    if settings.engine == "giotto" and settings.auto and n_points <= _SMALL_FOR_GIOTTO:
+        return "ripser"
+    return settings.engine
 
 
 def _chunk_bars_torch(data, chunk, settings):
