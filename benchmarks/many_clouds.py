@@ -8,7 +8,8 @@ cloud and the ratio ``anchor / sktopo`` (above 1: sktopo is faster):
 
 * H0: ``PersistenceDiagram((0,))`` (batched distances + batched MST) against a
   ripser.py loop (``ripser(x, maxdim=0)``);
-* H0 + H1: ``PersistenceDiagram((0, 1), backend=...)`` (batched distances,
+* H0 + H1: ``PersistenceDiagram((0, 1), backend=...)`` for ``"auto"``,
+  ``"ripser"`` and ``"giotto"`` (batched distances,
   the engine's compiled core per cloud in chunks over ``--n-jobs`` workers)
   against a ripser.py loop (``maxdim=1``, one thread: ripser.py has no threads)
   and a giotto-ph loop with ``n_threads = --n-jobs`` (the same threads);
@@ -143,7 +144,8 @@ def main(argv=None):
                 [("ripser.py loop", lambda b: [ripser(x, maxdim=0)["dgms"] for x in b])], (0,))
 
     if "h1" not in skip:
-        backends = ["ripser"] + (["giotto"] if giotto_available() else [])
+        # "auto" is what users get: giotto-ph's core when installed, ripser.py's for tiny clouds
+        backends = ["auto", "ripser"] + (["giotto"] if giotto_available() else [])
         anchors = [("ripser.py loop", lambda b: [ripser(x, maxdim=1)["dgms"] for x in b])]
         if giotto_available():
             from gph import ripser_parallel
