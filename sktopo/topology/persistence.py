@@ -621,9 +621,8 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
     BLAS's threads and the Prim loop is a few numpy calls per step for the
     whole chunk. For H1 and above the distances are still computed here, in
     batches, and only the float32 condensed matrices (``n (n - 1) / 2``
-    entries, not the clouds) go to the workers, which call the engine's
-    compiled core with no Python-level checks: giotto-ph's releases the GIL
-    (threads), ripser.py's does not (processes).
+    entries, not the clouds) go to the worker processes, which call the
+    engine's compiled core with no Python-level checks.
     """
     chunks = list(_chunks(data, indices))
     workers = min(effective_jobs(n_jobs), len(indices))
@@ -661,8 +660,10 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
     if workers > 1 and len(owners) > 1:
         from joblib import Parallel, delayed
 
-        prefer = "threads" if settings.engine == "giotto" else "processes"
-        results = Parallel(n_jobs=workers, prefer=prefer, return_as="generator")(
+        # processes, not threads: ripser.py's core holds the GIL, and giotto-ph's
+        # deadlocked once in a C++ static initialisation when two threads entered
+        # it at the same time (seen in benchmarks/many_clouds.py)
+        results = Parallel(n_jobs=workers, prefer="processes", return_as="generator")(
             delayed(core)(*task) for task in tasks())
     else:
         results = (core(*task) for task in tasks())
