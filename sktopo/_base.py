@@ -72,8 +72,37 @@ class CollectionTransformer(TransformerMixin, BaseEstimator):
 
     Subclasses implement ``_check_cells(X) -> Collection`` (validate the cells)
     and ``_cell_names()`` (the feature names of one cell, without the column
-    prefix), and compute the table in ``transform``.
+    prefix), optionally ``_check_settings()`` (checks beyond
+    ``_parameter_constraints``, run in :meth:`fit`), and compute the table in
+    ``transform``.
     """
+
+    # ------------------------------------------------------------------ fit
+    def _check_settings(self):
+        """Checks beyond ``_parameter_constraints``, run in ``fit``."""
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the parameters and remember the input's columns; nothing is learnt.
+
+        Parameters
+        ----------
+        X : collection
+            The cells the class documents: a list of 2-D arrays, a 3-D array,
+            or a Series / DataFrame of clouds (distance matrices with
+            ``metric="precomputed"``); for the pair estimators, a DataFrame
+            with two columns of clouds or a list of ``(P, Q)`` tuples.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._check_settings()
+        self._validate_collection(X, reset=True)
+        return self
 
     # ------------------------------------------------------------ validation
     def _check_cells(self, X) -> Collection:  # pragma: no cover - abstract
@@ -335,9 +364,6 @@ class CloudTransformer(CollectionTransformer):
     _prefix: str = ""
     _one_cloud: str | None = None
 
-    def _check_settings(self):
-        """Checks beyond ``_parameter_constraints``, run in ``fit``."""
-
     def _cell_task(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -351,27 +377,6 @@ class CloudTransformer(CollectionTransformer):
 
     def _cell_names(self):
         return [_prefixed(self._prefix, key) for key in self._features]
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Check the parameters and remember the input's columns.
-
-        Parameters
-        ----------
-        X : collection of clouds
-            A list of 2-D arrays, a 3-D array, or a Series / DataFrame of
-            clouds (distance matrices with ``metric="precomputed"``).
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        self._check_settings()
-        self._validate_collection(X, reset=True)
-        return self
 
     def transform(self, X):
         """Compute the features of every cloud.

@@ -56,7 +56,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -267,28 +266,6 @@ class _PairTransformer(CollectionTransformer):
         # the H0-only MST engine cannot serve: ask for H1 at least when resolving "auto"
         self.engine_ = resolve_engine(self.backend, (max(self.homology_dimensions_), 1), name)
         self.memory_limit_ = parse_memory(self.memory_limit)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Check the parameters and the pairs; nothing is learnt.
-
-        Parameters
-        ----------
-        X : DataFrame with two columns of clouds, or list of (P, Q) tuples
-            Each row is a pair of representations of the same inputs: two
-            clouds with the same number of rows (square distance matrices
-            with ``metric="precomputed"``).
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        self._check_settings()
-        self._validate_collection(X, reset=True)
-        return self
 
     def _tasks(self, collection):
         """``(P, Q, subset, label)`` per subset of every pair, and each pair's task count."""
