@@ -72,6 +72,12 @@ def _int_at_least(low, what=""):
     return parse
 
 
+def _add_homology_dimensions(parser, help):
+    """``--homology-dimensions Q [Q ...]``, default 0 1: the same option in every subcommand."""
+    parser.add_argument("--homology-dimensions", type=_int_at_least(0), nargs="+",
+                        default=[0, 1], metavar="Q", help=help)
+
+
 def _n_jobs(text):
     try:
         value = int(text)
@@ -613,10 +619,8 @@ def _parser():
                               "every ReLU)")
     profile.add_argument("--max-inputs", type=_int_at_least(0), default=1000,
                          help="random subsample of inputs; 0 uses all (default: %(default)s)")
-    profile.add_argument("--homology-dimensions", type=_int_at_least(0), nargs="+",
-                         default=[0, 1], metavar="Q",
-                         help="homology dimensions of the persistence features, e.g. 0 1 "
-                              "(default: 0 1; H2 is much slower)")
+    _add_homology_dimensions(profile, "homology dimensions of the persistence features, e.g. "
+                                      "0 1 (default: 0 1; H2 is much slower)")
     profile.add_argument("--n-landmarks", type=_int_at_least(0), default=400,
                          help="greedy max-min landmarks for persistence; 0 uses every point "
                               "(default: %(default)s)")
@@ -638,10 +642,8 @@ def _parser():
     )
     manifolds.add_argument("--n-samples", type=_int_at_least(20), default=300,
                            help="points per manifold (default: %(default)s)")
-    manifolds.add_argument("--homology-dimensions", type=_int_at_least(0), nargs="+",
-                           default=[0, 1], metavar="Q",
-                           help="homology dimensions (default: 0 1; add 2 for the sphere's "
-                                "and torus's cavities, several times slower)")
+    _add_homology_dimensions(manifolds, "homology dimensions (default: 0 1; add 2 for the "
+                                        "sphere's and torus's cavities, several times slower)")
     manifolds.set_defaults(func=_cmd_manifolds)
     return parser
 
