@@ -405,11 +405,15 @@ def test_batched_path_does_not_depend_on_chunk_mates(rng, monkeypatch):
             np.testing.assert_array_equal(a[q], c[q])
 
 
-def test_batched_path_parallel_equals_serial(rng):
-    X = _many_clouds(rng, [15] * 6 + [25] * 5)
-    serial = PersistenceDiagram((0, 1), backend="ripser").fit_transform(X)
-    parallel = PersistenceDiagram((0, 1), backend="ripser", n_jobs=2).fit_transform(X)
+@pytest.mark.parametrize("backend", ["ripser"] + (["giotto"] if engines.giotto_available() else []))
+def test_batched_path_parallel_equals_serial(rng, backend):
+    X = _many_clouds(rng, [40] * 6 + [45] * 5)  # above 32 points: worker processes
+    serial = PersistenceDiagram((0, 1), backend=backend).fit_transform(X)
+    parallel = PersistenceDiagram((0, 1), backend=backend, n_jobs=2).fit_transform(X)
     assert serial == parallel
+    tiny = _many_clouds(rng, [12] * 8)  # tiny clouds stay here
+    assert (PersistenceDiagram((0, 1), backend=backend, n_jobs=2).fit_transform(tiny)
+            == PersistenceDiagram((0, 1), backend=backend).fit_transform(tiny))
 
 
 def test_batched_path_precomputed_threshold_and_metric(rng):

@@ -657,7 +657,9 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
             yield pending
 
     core = partial(_engine_task, n=None, settings=settings)
-    if workers > 1 and len(owners) > 1:
+    # tiny clouds cost less in the engine than their trip to a worker process
+    big_enough = np.mean([data[k].shape[0] for k in indices]) > _SMALL_FOR_GIOTTO
+    if workers > 1 and len(owners) > 1 and big_enough:
         from joblib import Parallel, delayed
 
         # processes, not threads: ripser.py's core holds the GIL, and giotto-ph's
