@@ -199,7 +199,7 @@ def make_case(name, n, rng):
 
 
 QUICK = {"mlp10": 2000, "deep_narrow": 500, "mlp784": 300, "mnist_mlp": 40,
-         "mnist_mlp_trained": 40, "conv28": 20, "digits_cnn": 300}
+         "mnist_mlp_trained": 40, "conv28": 40, "digits_cnn": 300}
 
 
 def timed(fn):
