@@ -6,7 +6,9 @@
   lifespans sums in its "local" mode (MinMax over the layer, up to 250 inputs of each class
   0-8, half the total finite bar length, mean over classes: ``sktopo.split_by_label``);
 - ``fgsm``: the fast gradient sign attack (Goodfellow et al. 2015) on [0, 1] pixels, and
-  ``pgd``, its iterated, projected version (Madry et al. 2018).
+  ``pgd``, its iterated, projected version (Madry et al. 2018);
+- ``training_digits``: the digit images the study A scripts train on, cut down by ``--quick``;
+- ``plot_by_depth``: one line per group of a profile table against relative depth.
 """
 
 from collections import OrderedDict
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.preprocessing import minmax_scale
+from _common import digits_split
 from torch import nn
 
 from sktopo import (DiagramFeatures, LayerEmbedder, PersistenceDiagram, PHDimension,
@@ -49,6 +52,30 @@ def vgg_digits(activation="ReLU", channels=(16, 16, 32, 32, 64, 64), hidden=64, 
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
             nn.init.zeros_(module.bias)
     return model
+
+
+def training_digits(args):
+    """``X_train, X_test, y_train, y_test, per_class``: digit images split 75/25; ``--quick``
+    keeps 300 training digits, 20 per class and 2 epochs (it sets ``args.epochs``)."""
+    X_train, X_test, y_train, y_test = digits_split(args.seed, images=True)
+    per_class = 250
+    if args.quick:
+        X_train, y_train, args.epochs, per_class = X_train[:300], y_train[:300], 2, 20
+    return X_train, X_test, y_train, y_test, per_class
+
+
+def plot_by_depth(axes, table, columns, titles, *, level, xlabel="relative depth", style=None):
+    """On ``axes[i]``, ``table[columns[i]]`` against ``table["depth"]``, one line per group of
+    index ``level`` (``style(key)``: its line style); columns that are all NaN are skipped."""
+    for key, part in table.groupby(level=level, sort=False):
+        label = key if isinstance(key, str) else ", ".join(key)
+        for ax, column in zip(axes, columns):
+            if part[column].notna().any():
+                ax.plot(part["depth"], part[column], style(key) if style else "-", marker="o",
+                        label=label)
+    for ax, title in zip(axes, titles):
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
 
 
 def block_names(model):

@@ -7,9 +7,8 @@ Prints the table, writes it in tidy form to ``compare_architectures.csv`` and sa
 ``compare_architectures.png`` in ``--out``. Under a minute on a CPU.
 """
 
-import argparse
 import os
-import time
+import sys
 
 import matplotlib
 
@@ -25,13 +24,13 @@ from sktopo.datasets import load_digits  # noqa: E402
 from sktopo.nn.models import DigitsCNN, DigitsMLP, fit_digits  # noqa: E402
 from sktopo.plotting import plot_layer_profile  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import example_parser, save_figure, wide_tables  # noqa: E402
+
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser = example_parser(__doc__)
     args = parser.parse_args()
-    start = time.perf_counter()
 
     X, y = load_digits()
     models = {
@@ -58,7 +57,7 @@ def main():
 
     shown = ["phdim", "phdim_std", "twonn", "H0__total_persistence_p1", "H1__n_bars",
              "H1__max_lifetime"]
-    with pd.option_context("display.width", 140, "display.float_format", "{:.2f}".format):
+    with wide_tables("{:.2f}", width=140):
         print(table[shown])
     os.makedirs(args.out, exist_ok=True)
     tidy(table).to_csv(os.path.join(args.out, "compare_architectures.csv"), index=False)
@@ -67,10 +66,7 @@ def main():
     for ax, column, title in zip(axes, ["phdim", "twonn", "H0__total_persistence_p1"],
                                  ["PH dimension", "TwoNN dimension", "H0 lifespans sum"]):
         plot_layer_profile(table, y=column, ax=ax, title=title)
-    fig.tight_layout()
-    path = os.path.join(args.out, "compare_architectures.png")
-    fig.savefig(path, dpi=110)
-    print(f"saved {path} in {time.perf_counter() - start:.0f} s")
+    save_figure(fig, args.out, "compare_architectures.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ Prints the per-layer tables and saves ``digits_mlp_ranks.png`` in ``--out``. Abo
 on a CPU; ``--quick`` trains for one epoch (smoke test).
 """
 
-import argparse
 import os
+import sys
 
 import matplotlib
 
@@ -19,44 +19,33 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 
-from sktopo.datasets import load_digits  # noqa: E402
 from sktopo.nn.models import DigitsMLP, fit_digits  # noqa: E402
-from sktopo.nn.relu_rank import ReLURankRegions  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (digits_split, example_parser, parse_args,  # noqa: E402
+                     plot_ranks, rank_tables, save_figure)
 
 
-def per_layer(model, X, label):
-    summary = ReLURankRegions(model, device="cpu").fit(X).summary_
-    summary = summary[["units", "min_rank", "mean_rank", "max_rank", "mean_active", "n_regions",
-                       "frac_inputs_low_rank"]]
-    return summary.assign(inputs=label)
+COLUMNS = ["units", "min_rank", "mean_rank", "max_rank", "mean_active", "n_regions",
+           "frac_inputs_low_rank"]
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--quick", action="store_true", help="one epoch: smoke test")
-    args = parser.parse_args()
+    parser = example_parser(__doc__, seed=False, epochs=40)
+    args = parse_args(parser, quick="one epoch: smoke test")
     if args.quick:
         args.epochs = 1
-    torch.set_num_threads(1)  # a tiny network: one thread avoids oversubscribing a busy CPU
-    os.makedirs(args.out, exist_ok=True)
 
-    X, y = load_digits()
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0,
-                                                        stratify=y)
+    X_train, X_test, y_train, y_test = digits_split(0)
     noise = np.random.default_rng(0).uniform(0, 1, size=X_test.shape).astype(np.float32)
     model = DigitsMLP(hidden=(128, 64, 32), random_state=0).eval()
 
-    tables = [per_layer(model, X_test, "untrained, digits"),
-              per_layer(model, noise, "untrained, noise")]
+    tables = rank_tables(model, X_test, noise, "untrained", COLUMNS)
     fit_digits(model, X_train, y_train, epochs=args.epochs, random_state=0)
     with torch.no_grad():
         accuracy = (model(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean()
-    tables += [per_layer(model, X_test, "trained, digits"),
-               per_layer(model, noise, "trained, noise")]
+    tables += rank_tables(model, X_test, noise, "trained", COLUMNS)
     table = pd.concat(tables).reset_index().set_index(["inputs", "layer"])
     pd.set_option("display.width", 140)
     print(f"DigitsMLP(128, 64, 32), input dimension 64, test accuracy {accuracy:.3f} "
@@ -71,18 +60,12 @@ def main():
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, stat in zip(axes, ["mean_rank", "min_rank"]):
-        for label, group in table.groupby(level="inputs", sort=False):
-            layers = group.index.get_level_values("layer")
-            ax.plot(layers, group[stat], marker="o", label=label,
-                    ls="-" if "digits" in label else "--")
+        plot_ranks(ax, table, stat)
         ax.axhline(64, color="gray", ls=":", lw=1)
         ax.set(xlabel="ReLU layer", ylabel=stat.replace("_", " "),
                title=f"{stat.replace('_', ' ')} per layer (dotted: input dimension)")
     axes[0].legend()
-    fig.tight_layout()
-    path = os.path.join(args.out, "digits_mlp_ranks.png")
-    fig.savefig(path, dpi=110)
-    print(f"\nsaved {path}")
+    save_figure(fig, args.out, "digits_mlp_ranks.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ minute on a CPU.
 
 import argparse
 import os
+import sys
 import time
 
 import matplotlib
@@ -28,6 +29,9 @@ from sklearn.pipeline import make_union  # noqa: E402
 from sktopo import (MLEDimension, PHDimension, TwoNN, TwoNNLikelihood,  # noqa: E402
                     local_dimension)
 from sktopo.datasets import make_closed_curve, make_sphere, make_torus  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import save_figure  # noqa: E402
 
 
 def estimators(seed):
@@ -120,10 +124,7 @@ def main():
     ax.set_xlabel("local intrinsic dimension (Levina-Bickel, k = 20)")
     ax.set_ylabel("points")
     ax.legend()
-    fig.tight_layout()
-    path = os.path.join(args.out, "intrinsic_dimension_family.png")
-    fig.savefig(path, dpi=120)
-    print(f"\nsaved {path}")
+    save_figure(fig, args.out, "intrinsic_dimension_family.png", dpi=120)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,9 @@ Means over ``--trials`` random subsets of ``--batch`` inputs, with their spread.
 ``rtd_layers.png`` in ``--out``. About a minute on a 2-core CPU; ``--quick`` for a smoke run.
 """
 
-import argparse
 import copy
 import os
-import time
+import sys
 
 import matplotlib
 
@@ -27,11 +26,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 
 from sktopo import LayerEmbedder, rtd_table  # noqa: E402
-from sktopo.datasets import load_digits  # noqa: E402
 from sktopo.nn.models import DigitsCNN, fit_digits  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import digits_split, example_parser, parse_args, save_figure  # noqa: E402
 
 LAYERS = ["relu1", "relu2", "relu3", "out"]
 
@@ -59,23 +59,16 @@ def heatmap(ax, table, title, fmt="{:.2f}", cmap="viridis"):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser = example_parser(__doc__)
     parser.add_argument("--inputs", type=int, default=450, help="held-out digits embedded")
     parser.add_argument("--batch", type=int, default=100, help="inputs per RTD subset")
     parser.add_argument("--trials", type=int, default=4, help="RTD subsets per pair")
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
-    args = parser.parse_args()
+    args = parse_args(parser)
     if args.quick:
         args.inputs, args.batch, args.trials, args.epochs = 120, 60, 2, 3
-    torch.set_num_threads(1)
-    start = time.perf_counter()
 
-    X, y = load_digits(images=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=args.seed,
-                                                        stratify=y)
+    X_train, X_test, y_train, y_test = digits_split(args.seed, images=True)
     X_test = X_test[:args.inputs]
     model = DigitsCNN(random_state=args.seed)
     untrained = copy.deepcopy(model)
@@ -116,11 +109,7 @@ def main():
     heatmap(axes[1], within_cka, "linear CKA, trained layers", cmap="magma")
     heatmap(axes[2], cross, "RTD, untrained (rows) vs trained")
     heatmap(axes[3], cka, "linear CKA, untrained (rows) vs trained", cmap="magma")
-    fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "rtd_layers.png")
-    fig.savefig(path, dpi=100)
-    print(f"\nsaved {path} in {time.perf_counter() - start:.0f} s")
+    save_figure(fig, args.out, "rtd_layers.png")
 
 
 if __name__ == "__main__":

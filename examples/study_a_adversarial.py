@@ -12,10 +12,8 @@ the mean change per layer, and saves ``study_a_adversarial.png``. A few minutes 
 CPU; ``--quick`` for a smoke run.
 """
 
-import argparse
 import os
 import sys
-import time
 
 import matplotlib
 
@@ -23,33 +21,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _study_a import accuracy, fgsm, layer_profile, pgd, vgg_digits  # noqa: E402
+from _common import example_parser, parse_args, save_figure, wide_tables  # noqa: E402
+from _study_a import (accuracy, fgsm, layer_profile, pgd, plot_by_depth,  # noqa: E402
+                      training_digits, vgg_digits)
 
-from sktopo.datasets import load_digits  # noqa: E402
 from sktopo.nn.models import fit_digits  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser = example_parser(__doc__, epochs=30)
     parser.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.1, 0.2])
-    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    start = time.perf_counter()
+    args = parse_args(parser)
 
-    X, y = load_digits(images=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=args.seed,
-                                                        stratify=y)
-    per_class = 250
-    if args.quick:
-        X_train, y_train, args.epochs, per_class = X_train[:300], y_train[:300], 2, 20
+    X_train, X_test, y_train, y_test, per_class = training_digits(args)
 
     model = vgg_digits("ReLU", seed=args.seed)
     fit_digits(model, X_train, y_train, epochs=args.epochs, random_state=args.seed)
@@ -74,8 +60,7 @@ def main():
     print(f"VGG-like digits network (ReLU), {args.epochs} epochs, held-out accuracy "
           f"{accuracy(model, X_test, y_test):.3f}; {len(X_train)} training inputs attacked")
     print("accuracy on them: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracies.items()))
-    with pd.option_context("display.width", 160, "display.max_rows", 200, "display.max_columns", 20,
-                           "display.float_format", "{:.3f}".format):
+    with wide_tables("{:.3f}"):
         print(table)
         clean = table.xs("clean", level="inputs")
         change = {name: (table.xs(name, level="inputs")[["H0_lifespans", "H1_lifespans"]]
@@ -89,18 +74,10 @@ def main():
                   f"H1 lower at {lower['H1_lifespans']} of {len(diff)}")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, part in table.groupby(level="inputs", sort=False):
-        for ax, column in zip(axes, ["H0_lifespans", "H1_lifespans"]):
-            ax.plot(part["depth"], part[column], marker="o", label=name)
-    for ax, title in zip(axes, ["H0 lifespans sum (local)", "H1 lifespans sum (local)"]):
-        ax.set_title(title)
-        ax.set_xlabel("relative depth")
+    plot_by_depth(axes, table, ["H0_lifespans", "H1_lifespans"],
+                  ["H0 lifespans sum (local)", "H1 lifespans sum (local)"], level="inputs")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "study_a_adversarial.png")
-    fig.savefig(path, dpi=100)
-    print(f"saved {path} in {time.perf_counter() - start:.0f} s")
+    save_figure(fig, args.out, "study_a_adversarial.png")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ H0 lifespans sum (``sktopo.split_by_label``). Prints the table and saves
 ``study_a_architectures.png``. A few minutes on a 2-core CPU; ``--quick`` for a smoke run.
 """
 
-import argparse
 import os
 import sys
-import time
 
 import matplotlib
 
@@ -28,14 +26,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _study_a import accuracy, block_names, local_lifespans, vgg_digits  # noqa: E402
+from _common import example_parser, parse_args, save_figure, wide_tables  # noqa: E402
+from _study_a import (accuracy, block_names, local_lifespans, plot_by_depth,  # noqa: E402
+                      training_digits, vgg_digits)
 
 from sktopo import LayerEmbedder, PHDimension, TwoNN  # noqa: E402
-from sktopo.datasets import load_digits  # noqa: E402
 from sktopo.nn.models import DigitsMLP, fit_digits  # noqa: E402
 
 
@@ -80,21 +78,10 @@ def profile(model, layers, X, y, seed, per_class):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    start = time.perf_counter()
+    parser = example_parser(__doc__, epochs=30)
+    args = parse_args(parser)
 
-    X, y = load_digits(images=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=args.seed,
-                                                        stratify=y)
-    per_class = 250
-    if args.quick:
-        X_train, y_train, args.epochs, per_class = X_train[:300], y_train[:300], 2, 20
+    X_train, X_test, y_train, y_test, per_class = training_digits(args)
 
     mlp = DigitsMLP(hidden=(128, 128, 128, 128, 64), random_state=args.seed)
     cnn = vgg_digits("ReLU", seed=args.seed)
@@ -113,23 +100,15 @@ def main():
 
     print(f"{args.epochs} epochs, {len(X_train)} inputs; held-out accuracy "
           + ", ".join(f"{k} {v:.3f}" for k, v in accuracies.items()))
-    with pd.option_context("display.width", 160, "display.max_rows", 200, "display.max_columns", 20,
-                           "display.float_format", "{:.2f}".format):
+    with wide_tables("{:.2f}"):
         print(table)
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for name, part in table.groupby(level="model", sort=False):
-        for ax, column in zip(axes, ["phdim", "twonn", "H0_lifespans"]):
-            ax.plot(part["depth"], part[column], marker="o", label=name)
-    for ax, title in zip(axes, ["PH dimension", "TwoNN", "H0 lifespans sum (local)"]):
-        ax.set_title(title)
-        ax.set_xlabel("relative depth (1 = logits)")
+    plot_by_depth(axes, table, ["phdim", "twonn", "H0_lifespans"],
+                  ["PH dimension", "TwoNN", "H0 lifespans sum (local)"], level="model",
+                  xlabel="relative depth (1 = logits)")
     axes[0].legend()
-    fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "study_a_architectures.png")
-    fig.savefig(path, dpi=100)
-    print(f"saved {path} in {time.perf_counter() - start:.0f} s")
+    save_figure(fig, args.out, "study_a_architectures.png")
 
 
 if __name__ == "__main__":

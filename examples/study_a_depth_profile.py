@@ -18,44 +18,30 @@ Measured on the 1347 training digits. Prints the table and saves ``study_a_depth
 A few minutes on a 2-core CPU; ``--quick`` for a smoke run.
 """
 
-import argparse
 import copy
 import os
 import sys
-import time
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _study_a import accuracy, layer_profile, vgg_digits  # noqa: E402
+from _common import example_parser, parse_args, save_figure, wide_tables  # noqa: E402
+from _study_a import (accuracy, layer_profile, plot_by_depth, training_digits,  # noqa: E402
+                      vgg_digits)
 
-from sktopo.datasets import load_digits  # noqa: E402
 from sktopo.nn.models import fit_digits  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser = example_parser(__doc__, epochs=30)
     parser.add_argument("--activations", nargs="+", default=["ReLU", "Tanh"])
-    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    start = time.perf_counter()
+    args = parse_args(parser)
 
-    X, y = load_digits(images=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=args.seed,
-                                                        stratify=y)
-    per_class = 250
-    if args.quick:
-        X_train, y_train, args.epochs, per_class = X_train[:300], y_train[:300], 2, 20
+    X_train, X_test, y_train, y_test, per_class = training_digits(args)
 
     rows, accuracies = {}, {}
     for activation in args.activations:
@@ -71,8 +57,7 @@ def main():
 
     print(f"VGG-like digits network, 6 conv blocks, {args.epochs} epochs, {len(X_train)} inputs; "
           "held-out accuracy " + ", ".join(f"{a} {v:.3f}" for a, v in accuracies.items()))
-    with pd.option_context("display.width", 160, "display.max_rows", 200, "display.max_columns", 20,
-                           "display.float_format", "{:.2f}".format):
+    with wide_tables("{:.2f}"):
         print(table)
     for (activation, stage), part in table.groupby(level=[0, 1], sort=False):
         ph = part["phdim"].to_numpy()
@@ -83,19 +68,11 @@ def main():
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     styles = {"untrained": "--", "trained": "-"}
-    for (activation, stage), part in table.groupby(level=[0, 1], sort=False):
-        for ax, column in zip(axes, ["phdim", "H0_lifespans", "H1_lifespans"]):
-            ax.plot(part["depth"], part[column], styles[stage], marker="o",
-                    label=f"{activation}, {stage}")
-    for ax, title in zip(axes, ["PH dimension", "H0 lifespans sum (local)", "H1 lifespans sum (local)"]):
-        ax.set_title(title)
-        ax.set_xlabel("relative depth")
+    plot_by_depth(axes, table, ["phdim", "H0_lifespans", "H1_lifespans"],
+                  ["PH dimension", "H0 lifespans sum (local)", "H1 lifespans sum (local)"],
+                  level=[0, 1], style=lambda key: styles[key[1]])
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "study_a_depth_profile.png")
-    fig.savefig(path, dpi=100)
-    print(f"saved {path} in {time.perf_counter() - start:.0f} s")
+    save_figure(fig, args.out, "study_a_depth_profile.png")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@ error, and saves the scatter plot ``study_a_generalisation.png``. A few minutes 
 ``--quick`` for a smoke run.
 """
 
-import argparse
 import itertools
 import os
 import sys
-import time
 
 import matplotlib
 
@@ -24,15 +22,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 from scipy import stats  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import digits_split, example_parser, parse_args, save_figure  # noqa: E402
 from _study_a import accuracy, local_lifespans  # noqa: E402
 
 from sktopo import LayerEmbedder  # noqa: E402
-from sktopo.datasets import load_digits  # noqa: E402
 from sktopo.nn.models import DigitsMLP, fit_digits  # noqa: E402
 
 
@@ -50,18 +46,11 @@ def configurations(n, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser = example_parser(__doc__)
     parser.add_argument("--networks", type=int, default=24)
-    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    start = time.perf_counter()
+    args = parse_args(parser)
 
-    X, y = load_digits()
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=args.seed,
-                                                        stratify=y)
+    X_train, X_test, y_train, y_test = digits_split(args.seed)
     per_class = 250
     configs = configurations(args.networks, args.seed)
     if args.quick:
@@ -116,11 +105,7 @@ def main():
         ax.set_xlabel(f"{column.split('_')[0]} lifespans sum (local)")
         ax.set_ylabel("held-out error")
     plt.colorbar(points, ax=axes[1], label="label noise")
-    fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "study_a_generalisation.png")
-    fig.savefig(path, dpi=100)
-    print(f"saved {path} in {time.perf_counter() - start:.0f} s")
+    save_figure(fig, args.out, "study_a_generalisation.png")
 
 
 if __name__ == "__main__":

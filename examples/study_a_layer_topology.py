@@ -14,10 +14,9 @@ Conv maps are reduced by global average pooling (study A's choice). Prints the t
 ``study_a_layer_topology.png`` in ``--out``. Under a minute on a CPU.
 """
 
-import argparse
 import copy
 import os
-import time
+import sys
 
 import matplotlib
 
@@ -31,6 +30,9 @@ from sktopo import DiagramFeatures, LayerEmbedder, PersistenceDiagram, PHDimensi
 from sktopo.datasets import load_digits  # noqa: E402
 from sktopo.nn.models import DigitsCNN, DigitsMLP, fit_digits  # noqa: E402
 from sktopo.plotting import plot_layer_profile  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import example_parser, parse_args, save_figure, wide_tables  # noqa: E402
 
 
 def profile(model, X, seed):
@@ -49,13 +51,8 @@ def profile(model, X, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    start = time.perf_counter()
+    parser = example_parser(__doc__)
+    args = parse_args(parser)
 
     X_vec, y = load_digits()
     X_img, _ = load_digits(images=True)
@@ -70,7 +67,7 @@ def main():
         rows[(name, "trained")] = profile(model, X, args.seed)
     table = pd.concat(rows, names=["model", "stage"])
 
-    with pd.option_context("display.width", 140, "display.float_format", "{:.2f}".format):
+    with wide_tables("{:.2f}", width=140):
         print(table)
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
@@ -80,11 +77,7 @@ def main():
                                              ("H0__total_persistence_p1", "H0 lifespans sum"),
                                              ("H1__total_persistence_p1", "H1 lifespans sum")]):
             plot_layer_profile(part, y=column, ax=axes[r, c], hue="stage", title=f"{name}: {title}")
-    fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "study_a_layer_topology.png")
-    fig.savefig(path, dpi=110)
-    print(f"saved {path} in {time.perf_counter() - start:.0f} s")
+    save_figure(fig, args.out, "study_a_layer_topology.png", dpi=110)
 
 
 if __name__ == "__main__":

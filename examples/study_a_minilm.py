@@ -18,11 +18,10 @@ Prints the tables and saves ``study_a_minilm.png``. About a minute on a 2-core C
 ``--quick`` for a smoke run.
 """
 
-import argparse
 import glob
 import os
+import sys
 import re
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -33,12 +32,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import sklearn.datasets  # noqa: E402
-import torch  # noqa: E402
 from sklearn.preprocessing import minmax_scale  # noqa: E402
 
 from sktopo import DiagramFeatures, LayerEmbedder, PersistenceDiagram, PHDimension, TwoNN  # noqa: E402
 from sktopo.datasets import load_texts  # noqa: E402
 from sktopo.nn.models import load_minilm  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import example_parser, parse_args, save_figure, wide_tables  # noqa: E402
+from _study_a import plot_by_depth  # noqa: E402
 
 LAYERS = ["embeddings"] + [f"encoder.layer.{k}" for k in range(6)]
 
@@ -74,13 +76,8 @@ def lifespans(diagrams):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    start = time.perf_counter()
+    parser = example_parser(__doc__)
+    args = parse_args(parser)
 
     texts = offline_sentences()
     if args.quick:
@@ -119,24 +116,15 @@ def main():
     n_tokens = tokens[LAYERS[0]].map(len)
     print(f"all-MiniLM-L6-v2, {len(texts)} sentences ({n_tokens.mean():.1f} tokens on average, "
           f"{n_tokens.min()}-{n_tokens.max()})")
-    with pd.option_context("display.width", 160, "display.max_rows", 200, "display.max_columns", 20,
-                           "display.float_format", "{:.2f}".format):
+    with wide_tables("{:.2f}"):
         print(table)
 
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
-    for unit, part in table.groupby(level="unit", sort=False):
-        for ax, column in zip(axes, ["phdim", "twonn", "H0_lifespans", "H1_lifespans"]):
-            if part[column].notna().any():
-                ax.plot(part["depth"], part[column], marker="o", label=unit)
-    for ax, title in zip(axes, ["PH dimension", "TwoNN", "H0 lifespans sum", "H1 lifespans sum"]):
-        ax.set_title(title)
-        ax.set_xlabel("relative depth (embeddings = 0)")
+    plot_by_depth(axes, table, ["phdim", "twonn", "H0_lifespans", "H1_lifespans"],
+                  ["PH dimension", "TwoNN", "H0 lifespans sum", "H1 lifespans sum"], level="unit",
+                  xlabel="relative depth (embeddings = 0)")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "study_a_minilm.png")
-    fig.savefig(path, dpi=100)
-    print(f"saved {path} in {time.perf_counter() - start:.0f} s")
+    save_figure(fig, args.out, "study_a_minilm.png")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,8 @@ Prints the tables and saves ``study_b_dale.png`` in ``--out``. About a minute on
 ``--quick`` is a few seconds.
 """
 
-import argparse
 import os
-import time
+import sys
 
 import matplotlib
 
@@ -27,10 +26,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 from sktopo import ReLURankRegions  # noqa: E402
 from sktopo.nn.random_networks import dale_mlp  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import elapsed, example_parser, parse_args, save_figure  # noqa: E402
 
 PAPER_FACTOR = 4.0
 
@@ -61,14 +62,9 @@ def run(d, width, ks, factors, n_nets, n_inputs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
+    parser = example_parser(__doc__, seed=False)
     parser.add_argument("--n-nets", type=int, default=20, help="random networks per setting")
-    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # tiny networks: one thread avoids oversubscribing a busy CPU
-    os.makedirs(args.out, exist_ok=True)
-    start = time.perf_counter()
+    args = parse_args(parser)
 
     d, width = 10, 50
     if args.quick:
@@ -88,7 +84,7 @@ def main():
     print("mean minimum rank by inhibition/excitation ratio k * factor / (d - k):")
     print(ratio.groupby(bins, observed=True)["mean_min_rank"].agg(["mean", "count"]).round(2)
           .to_string())
-    print(f"\ntotal time {time.perf_counter() - start:.1f} s")
+    print(f"\ntotal time {elapsed():.1f} s")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for label, group in table.groupby("inhibition", sort=False):
@@ -105,10 +101,7 @@ def main():
     axes[1].axvline(1, color="gray", ls=":", lw=1)
     axes[1].set(xscale="log", xlabel="inhibition / excitation ratio k * factor / (d - k)",
                 ylabel="mean minimum rank", title="rank against E/I balance (dotted: balance)")
-    fig.tight_layout()
-    path = os.path.join(args.out, "study_b_dale.png")
-    fig.savefig(path, dpi=110)
-    print(f"saved {path}")
+    save_figure(fig, args.out, "study_b_dale.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,8 @@ Prints the median (and quartiles) of the H1 Wasserstein distance between X and X
 saves ``study_b_knots.png`` in ``--out``. A few minutes on a 2-core CPU; ``--quick`` is seconds.
 """
 
-import argparse
 import os
-import time
+import sys
 
 import matplotlib
 
@@ -34,10 +33,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 from sktopo import QuotientPersistence  # noqa: E402
 from sktopo.nn.random_networks import random_relu_mlp  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import elapsed, example_parser, parse_args, save_figure  # noqa: E402
 
 VARIANTS = {
     "sktopo": {},
@@ -73,14 +74,9 @@ def run(widths, n_pairs, n_points):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
+    parser = example_parser(__doc__, seed=False)
     parser.add_argument("--n-pairs", type=int, default=20, help="(knot, network) pairs per width")
-    parser.add_argument("--quick", action="store_true", help="seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # tiny networks: one thread avoids oversubscribing a busy CPU
-    os.makedirs(args.out, exist_ok=True)
-    start = time.perf_counter()
+    args = parse_args(parser, quick="seconds: smoke test")
 
     if args.quick:
         widths, n_pairs, n_points = [2, 10], 2, 80
@@ -97,7 +93,7 @@ def main():
     print(f"H1 Wasserstein distance between X and X/A ({n_pairs} knot/network pairs per width, "
           f"up to {n_points} points per knot)\n")
     print(summary.round(3).to_string())
-    print(f"\ntotal time {time.perf_counter() - start:.1f} s")
+    print(f"\ntotal time {elapsed():.1f} s")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name in VARIANTS:
@@ -111,10 +107,7 @@ def main():
     axes[1].set(xscale="log", xlabel="width n", ylabel="fraction of inputs in A",
                 title="size of the low-rank set A")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(args.out, "study_b_knots.png")
-    fig.savefig(path, dpi=110)
-    print(f"saved {path}")
+    save_figure(fig, args.out, "study_b_knots.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ minutes on a 2-core CPU (the ranks of 2000 x 784 maps dominate); ``--quick`` ana
 after one epoch (smoke test).
 """
 
-import argparse
 import os
+import sys
 import time
 
 import matplotlib
@@ -34,8 +34,11 @@ import torch.nn.functional as F  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from torch import nn  # noqa: E402
 
-from sktopo import ReLURankRegions  # noqa: E402
 from sktopo.datasets import load_digits  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (elapsed, example_parser, parse_args,  # noqa: E402
+                     plot_ranks, rank_tables, save_figure)
 
 WIDTHS = (2000, 1000, 500, 100)
 PAPER = {"untrained": "784, 510, 255, 55", "trained, digits": "100-200, 50-150, 10-50, 5-13",
@@ -74,25 +77,16 @@ def train(model, X, y, epochs, seed=0, batch_size=64):
     return model.eval()
 
 
-def per_layer(model, X, label):
-    summary = ReLURankRegions(model, device="cpu").fit(X).summary_
-    return summary[["units", "min_rank", "mean_rank", "max_rank", "mean_active"]].assign(
-        inputs=label)
+COLUMNS = ["units", "min_rank", "mean_rank", "max_rank", "mean_active"]
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
-    parser.add_argument("--epochs", type=int, default=50)
+    parser = example_parser(__doc__, seed=False, epochs=50)
     parser.add_argument("--n-inputs", type=int, default=100,
                         help="test digits (and noise images) whose ranks are computed")
-    parser.add_argument("--quick", action="store_true", help="4 inputs, one epoch: smoke test")
-    args = parser.parse_args()
+    args = parse_args(parser, quick="4 inputs, one epoch: smoke test")
     if args.quick:
         args.epochs, args.n_inputs = 1, 4
-    torch.set_num_threads(1)  # one thread avoids oversubscribing a busy 2-core CPU
-    os.makedirs(args.out, exist_ok=True)
-    start = time.perf_counter()
 
     X, y = upsampled_digits()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0,
@@ -100,15 +94,13 @@ def main():
     probe = X_test[:args.n_inputs]
     noise = np.random.default_rng(0).uniform(0, 1, size=probe.shape).astype(np.float32)
     model = make_mlp()
-    tables = [per_layer(model, probe, "untrained, digits"),
-              per_layer(model, noise, "untrained, noise")]
+    tables = rank_tables(model, probe, noise, "untrained", COLUMNS)
     t0 = time.perf_counter()
     train(model, X_train, y_train, args.epochs)
     train_time = time.perf_counter() - t0
     with torch.no_grad():
         accuracy = float((model(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean())
-    tables += [per_layer(model, probe, "trained, digits"),
-               per_layer(model, noise, "trained, noise")]
+    tables += rank_tables(model, probe, noise, "trained", COLUMNS)
     table = pd.concat(tables).reset_index().set_index(["inputs", "layer"])
 
     pd.set_option("display.width", 140)
@@ -117,24 +109,18 @@ def main():
           f"{len(probe)} test digits and {len(noise)} noise images\n")
     print(table.round(2).to_string())
     print("\npaper (MNIST, about): " + "; ".join(f"{k}: {v}" for k, v in PAPER.items()))
-    print(f"\ntotal time {time.perf_counter() - start:.1f} s")
+    print(f"\ntotal time {elapsed():.1f} s")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, stat in zip(axes, ["mean_rank", "min_rank"]):
-        for label, group in table.groupby(level="inputs", sort=False):
-            layers = group.index.get_level_values("layer")
-            ax.plot(layers, group[stat], marker="o", label=label,
-                    ls="-" if "digits" in label else "--")
+        layers = plot_ranks(ax, table, stat)
         ax.plot(layers, [784, 510, 255, 55], "k*", ms=9, label="paper, untrained (about)")
         ax.fill_between(layers, [100, 50, 10, 5], [200, 150, 50, 13], color="gray", alpha=0.2,
                         label="paper, trained on test images (about)")
         ax.set(xlabel="ReLU layer", ylabel=stat.replace("_", " "), yscale="log",
                title=f"{stat.replace('_', ' ')} per layer, input dimension 784")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    path = os.path.join(args.out, "study_b_mnist_mlp_ranks.png")
-    fig.savefig(path, dpi=110)
-    print(f"saved {path}")
+    save_figure(fig, args.out, "study_b_mnist_mlp_ranks.png", dpi=110)
 
 
 if __name__ == "__main__":

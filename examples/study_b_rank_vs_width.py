@@ -14,9 +14,8 @@ Prints the tables and saves ``study_b_rank_vs_width.png`` in ``--out``. Under a 
 ``--quick`` is a few seconds (smoke test).
 """
 
-import argparse
 import os
-import time
+import sys
 
 import matplotlib
 
@@ -24,12 +23,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 from sklearn.model_selection import ParameterGrid  # noqa: E402
 
 from sktopo.nn.random_networks import random_relu_mlp, sign_flipped_mlp  # noqa: E402
 from sktopo.nn.relu_rank import ReLURankRegions  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import elapsed, example_parser, parse_args, save_figure  # noqa: E402
 
 
 def min_rank(model, X):
@@ -62,15 +63,10 @@ def run_flip(k, n_nets, d=10, width=50):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
+    parser = example_parser(__doc__, seed=False)
     parser.add_argument("--n-nets", type=int, default=20, help="random networks per setting")
     parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="a few seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # tiny networks: one thread avoids oversubscribing a busy CPU
-    os.makedirs(args.out, exist_ok=True)
-    start = time.perf_counter()
+    args = parse_args(parser)
     if args.quick:
         args.n_nets, args.n_jobs = 2, 1
     parallel = Parallel(n_jobs=args.n_jobs)
@@ -91,7 +87,7 @@ def main():
     flip = pd.DataFrame(parallel(delayed(run_flip)(k, max(5, args.n_nets // 4)) for k in ks))
     print("3. all-positive weights, k rows flipped (d=10, width 50):")
     print(flip.round(2).to_string(index=False))
-    print(f"\ntotal time {time.perf_counter() - start:.1f} s")
+    print(f"\ntotal time {elapsed():.1f} s")
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for d, column in table.items():
@@ -108,10 +104,7 @@ def main():
     axes[2].set(xlabel="rows flipped k", ylabel="mean minimum rank",
                 title="sign-flipped positive weights")
     axes[2].legend()
-    fig.tight_layout()
-    path = os.path.join(args.out, "study_b_rank_vs_width.png")
-    fig.savefig(path, dpi=110)
-    print(f"\nsaved {path}")
+    save_figure(fig, args.out, "study_b_rank_vs_width.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,8 @@ Prints the table and saves ``study_b_regression_vs_classification.png`` in ``--o
 minutes on a 2-core CPU; ``--quick`` is seconds.
 """
 
-import argparse
 import os
-import time
+import sys
 
 import matplotlib
 
@@ -32,6 +31,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from sktopo import ReLURankRegions  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import elapsed, example_parser, parse_args, save_figure  # noqa: E402
 
 PAPER_ACTIVE = {"untrained": 19.5, "continuous": 27.5, "2 levels": 9.5, "3 levels": 6.5}
 
@@ -74,16 +76,11 @@ def last_layer(model, X):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "figures"))
+    parser = example_parser(__doc__, seed=False)
     parser.add_argument("--n-train", type=int, default=10000)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--n-seeds", type=int, default=2, help="networks per target type")
-    parser.add_argument("--quick", action="store_true", help="seconds: smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # tiny networks: one thread avoids oversubscribing a busy CPU
-    os.makedirs(args.out, exist_ok=True)
-    start = time.perf_counter()
+    args = parse_args(parser, quick="seconds: smoke test")
 
     if args.quick:
         n_train, epochs, n_seeds, kinds = 500, 2, 1, [None, 2]
@@ -119,7 +116,7 @@ def main():
           f"inputs; {n_seeds} network(s) per target, {n_train} training inputs, {epochs} "
           f"epochs\n")
     print(summary.round(2).to_string())
-    print(f"\ntotal time {time.perf_counter() - start:.1f} s")
+    print(f"\ntotal time {elapsed():.1f} s")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     positions = np.arange(len(order))
@@ -132,10 +129,7 @@ def main():
         ax.set(ylabel=f"mean {column} (last hidden layer)",
                title=f"{column} units" if column == "active" else "cumulative rank (max 20)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(args.out, "study_b_regression_vs_classification.png")
-    fig.savefig(path, dpi=110)
-    print(f"saved {path}")
+    save_figure(fig, args.out, "study_b_regression_vs_classification.png", dpi=110)
 
 
 if __name__ == "__main__":
