@@ -8,14 +8,19 @@ The device rule, applied by every estimator with a ``device`` parameter:
 - anything else (``"meta"``, an unknown name, a GPU that is not there) is a ``ValueError``
   raised before any model or data is touched. There is no silent fall-back to the CPU.
 
-``resolve_device("cpu")`` never imports torch, so numpy-only paths stay light.
+``resolve_device("cpu")`` never imports torch, and neither does ``resolve_device("auto")`` where
+CUDA surely is not there (:func:`cuda_possible`), so numpy-only paths stay light.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
+import sys
+from functools import lru_cache
 
-__all__ = ["resolve_device", "torch_dtype", "torch_threads"]
+__all__ = ["cuda_possible", "resolve_device", "torch_dtype", "torch_threads"]
 
 _ACCELERATORS = ("mps", "xpu")
 _DTYPE_NAMES = ("float32", "float64")
@@ -31,6 +36,26 @@ def _accelerator_available(torch, kind):
         return bool(backend is not None and backend.is_available())
     except Exception:  # a half-built backend: treat as absent
         return False
+
+
+def cuda_possible() -> bool:
+    """False when CUDA surely is not there, without importing torch (seconds on a busy machine).
+
+    A cheap pre-check for ``device="auto"``: torch not installed, or not imported yet on a
+    Linux machine without the NVIDIA driver. Otherwise torch decides.
+    """
+    if "torch" in sys.modules:
+        return True
+    return _cuda_possible_without_torch()
+
+
+@lru_cache(maxsize=1)
+def _cuda_possible_without_torch() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
+        return False
+    return True
 
 
 def resolve_device(device, *, owner: str | None = None) -> str:
@@ -55,7 +80,7 @@ def resolve_device(device, *, owner: str | None = None) -> str:
         come back from (``"meta"``).
     """
     prefix = _prefix(owner)
-    if isinstance(device, str) and device == "cpu":
+    if isinstance(device, str) and (device == "cpu" or (device == "auto" and not cuda_possible())):
         return "cpu"
     import torch
 

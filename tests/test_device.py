@@ -60,3 +60,39 @@ def test_torch_threads_restores():
     assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_every_device_parameter_defaults_to_auto():
+    # issue 9.4: one rule for device defaults (sktopo/_device.py), applied everywhere
+    import inspect
+
+    import sktopo
+    from sktopo.nn import models
+
+    owners = [getattr(sktopo, name) for name in sktopo._PUBLIC] + [models.fit_digits,
+                                                                   models.load_minilm]
+    checked = []
+    for owner in owners:
+        target = owner.__init__ if inspect.isclass(owner) else owner
+        try:
+            parameters = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            continue
+        if "device" in parameters:
+            checked.append(owner.__name__)
+            assert parameters["device"].default == "auto", owner.__name__
+    assert {"PersistenceDiagram", "PHDimension", "LayerEmbedder", "ReLURankRegions",
+            "fit_digits"} <= set(checked)
+
+
+def test_auto_does_not_import_torch_where_cuda_cannot_be(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, sktopo._device as d\n"
+            "d._cuda_possible_without_torch.cache_clear()\n"
+            "import os; real = os.path.exists\n"
+            "os.path.exists = lambda p: False if p == '/proc/driver/nvidia/version' else real(p)\n"
+            "assert d.resolve_device('auto') == 'cpu'\n"
+            "assert 'torch' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

