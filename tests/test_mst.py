@@ -172,3 +172,17 @@ def test_batched_mst_big_matrices_use_the_compiled_kernel(rng, monkeypatch):
     np.testing.assert_array_equal(prim, looped)
     Ds[0, 0, 1:] = Ds[0, 1:, 0] = np.inf  # a missing edge: back to Prim, which handles it
     assert np.isinf(mst.batched_mst_edge_lengths(Ds)[0]).sum() == 1
+
+
+def test_large_matrices_take_the_numpy_prim_with_the_same_lengths():
+    # above _PRIM_FROM points the numpy Prim is the faster kernel; same multiset as the
+    # compiled single linkage (the lengths are entries of D either way)
+    from scipy.spatial.distance import squareform
+
+    from sktopo import _mst
+    from sktopo._distance import pairwise_distances
+
+    X = np.random.default_rng(5).normal(size=(_mst._PRIM_FROM + 10, 8))
+    D = pairwise_distances(X)
+    compiled = _mst.single_linkage(squareform(D, checks=False), len(D))[:, 2]
+    np.testing.assert_array_equal(_mst.mst_edge_lengths(D), compiled)
