@@ -47,6 +47,7 @@ _DIM = re.compile(r"H(\d+)")
 # the dimension estimators, DiagramDistance, ReLURankRegions' per-layer columns and the
 # per-space columns of QuotientPersistence.table_
 DIMENSIONLESS_PREFIXES = ("phdim", "twonn", "bottleneck_distance", "wasserstein_distance",
+                          "sliced_wasserstein_distance", "sliced_wasserstein_kernel",
                           "rank", "active", "kernel_dim", "region", "n_points", "frac_low_rank")
 
 
