@@ -183,14 +183,24 @@ def _sliced_pairs(proj_a, diag_a, proj_b, diag_b, rows, cols):
     of ``a``: the L1 distance of the two sorted vectors, averaged over the
     directions (the normalisation of GUDHI's ``SlicedWassersteinDistance``).
     """
-    n_directions, width = proj_a.shape[1], proj_a.shape[2] + proj_b.shape[2]
-    batch = max(1, _SLICED_BATCH_BYTES // (2 * 8 * n_directions * max(width, 1)))
+    n_directions, wa, wb = proj_a.shape[1], proj_a.shape[2], proj_b.shape[2]
+    width = wa + wb
+    batch = max(1, min(len(rows), _SLICED_BATCH_BYTES // (2 * 8 * n_directions * max(width, 1))))
     out = np.empty(len(rows))
+    # two buffers reused by every batch, sorted in place (1.3-1.5x faster than
+    # concatenate + np.sort copies, measured on 100-point clouds' H0 diagrams)
+    first = np.empty((batch, n_directions, width))
+    second = np.empty_like(first)
     for s in range(0, len(rows), batch):
         r, c = rows[s:s + batch], cols[s:s + batch]
-        first = np.sort(np.concatenate([proj_a[r], diag_b[c]], axis=2), axis=2)
-        second = np.sort(np.concatenate([proj_b[c], diag_a[r]], axis=2), axis=2)
-        out[s:s + batch] = np.abs(first - second).sum(axis=2).mean(axis=1)
+        f, g = first[:len(r)], second[:len(r)]
+        f[:, :, :wa], f[:, :, wa:] = proj_a[r], diag_b[c]
+        g[:, :, :wb], g[:, :, wb:] = proj_b[c], diag_a[r]
+        f.sort(axis=2)
+        g.sort(axis=2)
+        f -= g
+        np.abs(f, out=f)
+        out[s:s + batch] = f.sum(axis=2).mean(axis=1)
     return out
 
 
