@@ -28,6 +28,8 @@ _PUBLIC = {
     "split_by_label": "sktopo.local",
     "mean_over_labels": "sktopo.local",
     "CloudScaler": "sktopo.preprocessing",
+    "GeodesicDistances": "sktopo.topology.geodesic",
+    "geodesic_distances": "sktopo.topology.geodesic",
     "PHDimension": "sktopo.dimension.phdim",
     "ph_dimension": "sktopo.dimension.phdim",
     "TwoNN": "sktopo.dimension.twonn",

@@ -133,7 +133,8 @@ def _collection_cases():
              (sktopo.PHDimension(random_state=0), _clouds),
              (sktopo.PHDimension(protocol="tulchinskii", random_state=0), _big_clouds),
              (sktopo.TwoNN(max_points=40, random_state=0), _clouds),
-             (sktopo.CloudScaler(), _clouds)]
+             (sktopo.CloudScaler(), _clouds),
+             (sktopo.GeodesicDistances(), _clouds)]
     for name in ("DiagramFeatures", "BettiCurve", "PersistenceImage", "PersistenceLandscape",
                  "DiagramDistance"):
         cases.append((getattr(sktopo, name)(), _diagrams))
