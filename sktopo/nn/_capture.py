@@ -7,6 +7,9 @@
   happens. After the first batch (a full forward pass, which also learns the order in which the
   layers run and how often each runs) the hook of the last call to be read raises a private
   exception that ends the forward pass early: later modules are never computed.
+- ``ModuleCalls``: the forward-hook mechanism under LayerHooks and the ReLU tracer
+  (``_relu_network``): hooks on named modules that number each module's calls in a pass
+  (``name``, ``name#2``, ... as ``call_name`` spells them) and may replace a call's output.
 """
 
 import contextlib
@@ -120,6 +123,63 @@ def prepared_model(model, device, *, dtype=None, owner=None):
                     param.requires_grad_(requires_grad)
 
 
+class ModuleCalls:
+    """Context manager: forward hooks on named modules that number each module's calls.
+
+    ``modules`` holds ``(name, module)`` pairs (one hook per module). After every call,
+    ``on_call(name, count, module, args, output)`` runs with ``count`` the call's number
+    (1, 2, ...) for that module since the last ``reset()``; a return value other than None
+    replaces the call's output, as a forward hook's does. With ``keep_input``, ``args`` are the
+    values the module received even when it works in place (``inplace=True``): such a module
+    gets a copy, so the caller's tensor is left untouched too.
+    """
+
+    def __init__(self, modules, on_call, *, keep_input=False):
+        self.modules = list(modules)
+        self.on_call = on_call
+        self.keep_input = keep_input
+        self.counts = {}
+        self._handles = []
+
+    def reset(self):
+        self.counts = {}
+
+    def _hooks(self, name):
+        kept = []
+
+        def pre_hook(module, args):
+            kept.append(args)
+            if getattr(module, "inplace", False):
+                return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+            return None
+
+        def hook(module, args, output):
+            if kept:
+                args = kept.pop()
+            count = self.counts[name] = self.counts.get(name, 0) + 1
+            return self.on_call(name, count, module, args, output)
+
+        return (pre_hook if self.keep_input else None), hook
+
+    def __enter__(self):
+        try:
+            for name, module in self.modules:
+                pre_hook, hook = self._hooks(name)
+                if pre_hook is not None:
+                    self._handles.append(module.register_forward_pre_hook(pre_hook))
+                self._handles.append(module.register_forward_hook(hook))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        return False
+
+
 class LayerHooks:
     """Context manager calling ``on_output(name, module, output)`` for each selected call.
 
@@ -139,9 +199,7 @@ class LayerHooks:
         self.stop_early = stop_early
         self.stop_after = None
         self.order = None
-        self._handles = []
         self._seen = []
-        self._counts = {}
         # module -> (module name, wanted calls or None for every call); one hook per module
         self._wanted = {}
         for selection, module, call in layers:
@@ -152,35 +210,27 @@ class LayerHooks:
             else:
                 wanted.add(call)
             self._wanted[id(module)] = (name, wanted)
-        self._modules = {id(module): module for _, module, _ in layers}
+        modules = {id(module): module for _, module, _ in layers}
+        self._calls = ModuleCalls(
+            [(name, modules[key]) for key, (name, _) in self._wanted.items()], self._on_call)
+        self._wanted_by_name = {name: wanted for name, wanted in self._wanted.values()}
 
-    def _make_hook(self, name, wanted):
-        def hook(module, args, output):
-            count = self._counts[name] = self._counts.get(name, 0) + 1
-            if wanted is not None and count not in wanted:
-                return
-            out_name = self._call_name(name, count)
-            self._seen.append(out_name)
-            self.on_output(out_name, module, output)
-            if out_name == self.stop_after:
-                raise _StopForward
-        return hook
+    def _on_call(self, name, count, module, args, output):
+        wanted = self._wanted_by_name[name]
+        if wanted is not None and count not in wanted:
+            return
+        out_name = self._call_name(name, count)
+        self._seen.append(out_name)
+        self.on_output(out_name, module, output)
+        if out_name == self.stop_after:
+            raise _StopForward
 
     def __enter__(self):
-        try:
-            for key, (name, wanted) in self._wanted.items():
-                self._handles.append(self._modules[key].register_forward_hook(
-                    self._make_hook(name, wanted)))
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
+        self._calls.__enter__()
         return self
 
     def __exit__(self, *exc_info):
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        return False
+        return self._calls.__exit__(*exc_info)
 
     def names(self):
         """Output names in selection order (after the first batch): calls expanded."""
@@ -195,7 +245,7 @@ class LayerHooks:
     def run(self, forward, batch_label):
         """Run ``forward()`` for one batch; ``batch_label`` names it in error messages."""
         self._seen = []
-        self._counts = {}
+        self._calls.reset()
         try:
             forward()
         except _StopForward:
@@ -222,7 +272,7 @@ class LayerHooks:
         missing = []
         for selection, module, call in self.layers:
             base = selection if call is None else selection.rpartition("#")[0]
-            runs = self._counts.get(base, 0)
+            runs = self._calls.counts.get(base, 0)
             if runs == 0:
                 missing.append(base)
             elif call is not None and call > runs:

@@ -19,7 +19,7 @@ from torch import nn
 
 # Raised after the last traced ReLU (the layers after it do not matter); the same
 # BaseException as LayerEmbedder's, so a model's own ``except Exception`` cannot swallow it.
-from sktopo.nn._capture import _StopForward
+from sktopo.nn._capture import ModuleCalls, _StopForward
 
 # Modules that make the network non piecewise-linear, or piecewise-linear with pieces that are
 # not described by ReLU activation patterns. Checked by isinstance on modules that actually run.
@@ -41,18 +41,13 @@ _MAXPOOL = (
 
 def modules_called(model, x):
     """Return the (name, module) pairs of ``model`` that run on ``x``, in first-call order."""
-    called, handles = {}, []
-    for name, module in model.named_modules():
-        def hook(mod, inputs, output, name=name):
-            called.setdefault(name, mod)
+    called = {}
 
-        handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    def on_call(name, count, module, args, output):
+        called.setdefault(name, module)
+
+    with ModuleCalls(model.named_modules(), on_call), torch.no_grad():
+        model(x)
     return list(called.items())
 
 
@@ -115,29 +110,28 @@ class ReLUTracer:
         self.n_calls = n_calls
 
     def _run(self, x, forward_for):
-        """Run ``model(x)`` with each ReLU's forward replaced by ``forward_for(module_index)``."""
-        calls = []
-        originals = []
-        for index, module in enumerate(self.relus):
-            def patched(z, index=index):
-                calls.append(self.relu_names[index])
-                y = forward_for(index, len(calls) - 1, z)
-                if len(calls) == self.n_calls:
-                    raise _StopForward
-                return y
+        """Run ``model(x)`` with each ReLU call's output replaced by
+        ``forward_for(module_index, call_index, z)``, ``z`` the call's input.
 
-            originals.append(module.__dict__.get("forward"))
-            module.forward = patched
+        Forward hooks (``ModuleCalls``): a hook's return value replaces the output, and
+        ``keep_input`` hands an in-place ReLU a copy, so ``z`` is the input as it came.
+        """
+        calls = []
+        index_of = {name: index for index, name in enumerate(self.relu_names)}
+
+        def on_call(name, count, module, args, output):
+            calls.append(name)
+            y = forward_for(index_of[name], len(calls) - 1, args[0])
+            if len(calls) == self.n_calls:
+                raise _StopForward
+            return y
+
         output = None
         try:
-            output = self.model(x)
+            with ModuleCalls(zip(self.relu_names, self.relus), on_call, keep_input=True):
+                output = self.model(x)
         except _StopForward:
             pass
-        finally:
-            for module, original in zip(self.relus, originals):
-                del module.forward
-                if original is not None:
-                    module.forward = original
         return output, calls
 
     def patterns(self, x):
