@@ -30,6 +30,7 @@ _PUBLIC = {
     "CloudScaler": "sktopo.preprocessing",
     "GeodesicDistances": "sktopo.topology.geodesic",
     "geodesic_distances": "sktopo.topology.geodesic",
+    "bar_significance": "sktopo.topology.significance",
     "PHDimension": "sktopo.dimension.phdim",
     "ph_dimension": "sktopo.dimension.phdim",
     "TwoNN": "sktopo.dimension.twonn",
