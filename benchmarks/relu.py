@@ -47,41 +47,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from sktopo.nn._relu_reference import jacobian_ranks
 from sktopo.nn.random_networks import random_relu_mlp
 from sktopo.nn.relu_rank import ReLURankRegions
 
 
 # ---------------------------------------------------------------------------- anchors
-def relu_outputs(model):
-    """x (one input) -> tuple of every nn.ReLU module's flattened output."""
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-
-    def f(x):
-        out = []
-        handles = [r.register_forward_hook(lambda m, i, o: out.append(o.reshape(-1)))
-                   for r in relus]
-        try:
-            model(x[None])
-        finally:
-            for h in handles:
-                h.remove()
-        return tuple(out)
-
-    return f
-
-
-def loop_ranks(model, X):
-    """(n, L) float64 Jacobian ranks, one input at a time, numpy's matrix_rank per layer."""
-    from torch.autograd.functional import jacobian
-
-    f = relu_outputs(model)
-    rows = []
-    for x in X:
-        jacs = jacobian(f, x)
-        rows.append([np.linalg.matrix_rank(J.reshape(J.shape[0], -1).numpy()) for J in jacs])
-    return np.asarray(rows)
-
-
 def old_engine_ranks(est, model, X, k, view=True):
     """The engine before the carried factor, as it was (a copy), on the first k of the inputs
     X (one region each): vmap(jvp) of the d input basis vectors per chunk, Gram screen,
@@ -218,7 +189,7 @@ def run_case(name, n, args, rng):
     t_ours, feats = timed(lambda: est.fit_transform(X))
     ours = np.asarray(feats)[:, 0::4]
     m = min(n_loop if not args.loop_inputs else args.loop_inputs, n)
-    t_loop, loop = timed(lambda: loop_ranks(model, Xt[:m]))
+    t_loop, loop = timed(lambda: jacobian_ranks(model, Xt[:m]))
     row = {"case": name, "desc": desc, "inputs": n, "regions": len(est.regions_),
            "ours_s": t_ours, "loop_s": t_loop * n / m, "loop_on": m,
            "equal_loop": bool(np.array_equal(ours[:m], loop)),

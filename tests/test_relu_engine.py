@@ -1,47 +1,19 @@
 """The carried-factor rank engine of ReLURankRegions against independent float64 references.
 
-References: per-input float64 Jacobians with ``numpy.linalg.matrix_rank`` (any network), and
+References: per-input float64 Jacobians with ``numpy.linalg.matrix_rank`` (any network;
+``sktopo.nn._relu_reference``, shared with benchmarks/relu.py), and
 ``numpy.linalg.matrix_rank`` of the explicit weight product when every unit is active.
 """
-
-import copy
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.autograd.functional import jacobian
 
 from sktopo.nn._relu_engine import _compact, matrix_rank
+from sktopo.nn._relu_reference import jacobian_ranks
 from sktopo.nn.random_networks import random_relu_mlp
 from sktopo.nn.relu_rank import ReLURankRegions
-
-
-def jacobian_ranks(model, X, rank_tol=None):
-    """(n, L) ranks of the float64 Jacobian of every nn.ReLU module's output, one input at a
-    time (each ReLU module must run once)."""
-    model = copy.deepcopy(model).double().eval()
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    X = torch.as_tensor(np.asarray(X), dtype=torch.float64)
-
-    def outputs(x):
-        out = []
-        handles = [r.register_forward_hook(lambda m, i, o: out.append(o.reshape(-1)))
-                   for r in relus]
-        try:
-            model(x[None])
-        finally:
-            for h in handles:
-                h.remove()
-        return tuple(out)
-
-    ranks = np.zeros((X.shape[0], len(relus)), dtype=int)
-    for i, x in enumerate(X):
-        jacs = jacobian(outputs, x)
-        for layer, J in enumerate(jacs):
-            ranks[i, layer] = np.linalg.matrix_rank(J.reshape(J.shape[0], -1).numpy(),
-                                                    tol=rank_tol)
-    return ranks
 
 
 def engine_ranks(model, X, all_active=False, **params):
@@ -201,6 +173,16 @@ def test_rank_can_grow_with_depth_by_the_full_product_rule():
     np.testing.assert_array_equal(engine_ranks(model, X, all_active=True), [want])
 
 
+def _padded(mats):
+    """Matrices zero-padded into one (len, R, C) float64 batch, with their rows and cols."""
+    R, C = max(m.shape[0] for m in mats), max(m.shape[1] for m in mats)
+    batch = np.zeros((len(mats), R, C))
+    for i, m in enumerate(mats):
+        batch[i, :m.shape[0], :m.shape[1]] = m
+    return (torch.as_tensor(batch), torch.tensor([m.shape[0] for m in mats]),
+            torch.tensor([m.shape[1] for m in mats]))
+
+
 @pytest.mark.parametrize("rank_tol", [None, 1e-8])
 def test_padded_batched_rank_equals_numpy(rank_tol):
     rng = np.random.default_rng(0)
@@ -212,13 +194,8 @@ def test_padded_batched_rank_equals_numpy(rank_tol):
             np.zeros((rows, cols))
         mats.append(m)
     mats.append(np.zeros((4, 6)))
-    R, C = max(m.shape[0] for m in mats), max(m.shape[1] for m in mats)
-    batch = np.zeros((len(mats), R, C))
-    for i, m in enumerate(mats):
-        batch[i, :m.shape[0], :m.shape[1]] = m
-    rows = torch.tensor([m.shape[0] for m in mats])
-    cols = torch.tensor([m.shape[1] for m in mats])
-    got = matrix_rank(torch.as_tensor(batch), rows, cols, full_shape, rank_tol).numpy()
+    batch, rows, cols = _padded(mats)
+    got = matrix_rank(batch, rows, cols, full_shape, rank_tol).numpy()
     eps = np.finfo(np.float64).eps
     want = []
     for m in mats:
@@ -231,11 +208,8 @@ def test_padded_batched_rank_equals_numpy(rank_tol):
 def test_compaction_keeps_singular_values():
     rng = np.random.default_rng(0)
     mats = [rng.normal(size=(3, 7)), rng.normal(size=(6, 4)), rng.normal(size=(5, 7))]
-    batch = np.zeros((3, 6, 7))
-    for i, m in enumerate(mats):
-        batch[i, :m.shape[0], :m.shape[1]] = m
-    rows, cols = torch.tensor([3, 6, 5]), torch.tensor([7, 4, 7])
-    out, new_cols = _compact(torch.as_tensor(batch), rows, cols)
+    batch, rows, cols = _padded(mats)
+    out, new_cols = _compact(batch, rows, cols)
     assert new_cols.tolist() == [3, 4, 5]
     for i, m in enumerate(mats):
         kept = out[i].numpy()
@@ -333,13 +307,8 @@ def test_large_padded_batches_use_the_blocked_gram_and_still_equal_numpy():
                np.r_[np.ones(500), np.zeros(20)], np.r_[np.geomspace(1, 1e-5, 280),
                                                          np.full(10, 1e-17)]]
     mats = [_weights_with_singular_values(rng, sh, sp) for sh, sp in zip(shapes, spectra)]
-    R, C = max(m.shape[0] for m in mats), max(m.shape[1] for m in mats)
-    batch = np.zeros((len(mats), R, C))
-    for i, m in enumerate(mats):
-        batch[i, :m.shape[0], :m.shape[1]] = m
-    rows = torch.tensor([m.shape[0] for m in mats])
-    cols = torch.tensor([m.shape[1] for m in mats])
-    got = matrix_rank(torch.as_tensor(batch), rows, cols, (800, 700)).numpy()
+    batch, rows, cols = _padded(mats)
+    got = matrix_rank(batch, rows, cols, (800, 700)).numpy()
     eps = np.finfo(np.float64).eps
     want = []
     for m in mats:
