@@ -38,10 +38,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import warnings
 
 import numpy as np
+
+from _timing import best_time as timed  # benchmarks/_timing.py
 
 
 def make_clouds(n_clouds, sizes, dim, seed):
@@ -54,15 +55,6 @@ def make_clouds(n_clouds, sizes, dim, seed):
         basis = rng.normal(size=(16, dim)) / 4.0
         clouds.append(offset + rng.normal(size=(n, 16)) @ basis + 0.1 * rng.normal(size=(n, dim)))
     return clouds
-
-
-def timed(fn, repeat=1):
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def same_bars(ours, theirs, dims, rtol=1e-5):
