@@ -20,6 +20,7 @@ TRANSFORMERS = [
     PersistenceImage(resolution=(3, 2)),
     PersistenceLandscape(n_layers=2, n_bins=4),
     DiagramDistance(),
+    DiagramDistance("sliced_wasserstein_kernel"),
 ]
 
 

@@ -138,6 +138,7 @@ def _collection_cases():
     for name in ("DiagramFeatures", "BettiCurve", "PersistenceImage", "PersistenceLandscape",
                  "DiagramDistance"):
         cases.append((getattr(sktopo, name)(), _diagrams))
+    cases.append((sktopo.DiagramDistance("sliced_wasserstein"), _diagrams))
     # every other exported cloud estimator, as soon as it exists (all share the base)
     from sktopo._base import CloudTransformer
 
