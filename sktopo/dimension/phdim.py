@@ -114,6 +114,15 @@ class PHDimension(CloudTransformer):
         On a torch device distances are computed in float32 (TF32 off).
     verbose : int, default=0
         Show a progress bar over clouds when positive.
+    homology_dimension : {0, 1}, default=0
+        Bars whose ``alpha``-weighted lengths make ``E_alpha(n)``: 0, the
+        minimum spanning tree; 1, the finite H1 bars of each subsample's
+        Vietoris-Rips diagram (ripser), the variant of study A's
+        ``PHdim(X, hom_dim=1)``. The same scaling ``n ** ((d - alpha) / d)``
+        holds for H1 bars (Schweinhart 2020) and the same ``alpha / (1 - m)``
+        gives the dimension. H1 costs a Rips diagram per subsample (computed
+        on the CPU whatever ``device``, never batched): keep ``max_points`` to
+        a few hundred, and a subsample without loops gives NaN.
 
     Attributes
     ----------
@@ -180,6 +189,7 @@ class PHDimension(CloudTransformer):
         "n_jobs": N_JOBS,
         "device": "no_validation",  # checked in fit: "cpu", "auto" or a torch device
         "verbose": ["verbose"],
+        "homology_dimension": [Interval(Integral, 0, 1, closed="both")],
     }
     _features = FEATURES
     _prefix = "phdim"
@@ -187,7 +197,8 @@ class PHDimension(CloudTransformer):
 
     def __init__(self, alpha=1.0, *, min_points=None, max_points=None, n_sizes=None,
                  n_draws=None, n_reruns=None, metric="euclidean", protocol=None,
-                 random_state=None, n_jobs=None, device="auto", verbose=0):
+                 random_state=None, n_jobs=None, device="auto", verbose=0,
+                 homology_dimension=0):
         self.alpha = alpha
         self.min_points = min_points
         self.max_points = max_points
@@ -200,6 +211,7 @@ class PHDimension(CloudTransformer):
         self.n_jobs = n_jobs
         self.device = device
         self.verbose = verbose
+        self.homology_dimension = homology_dimension
 
     def _check_settings(self):
         if self.protocol is not None:
@@ -233,6 +245,11 @@ class PHDimension(CloudTransformer):
                                                phdim_batch_key)
 
         function, settings = self._cell_task()
+        if self.homology_dimension == 1:  # a Rips diagram per subsample: no batch, no torch
+            settings = dict(settings, homology_dimension=1, device="cpu")
+            return compute_cells(clouds, seeds, labels, key=_no_batch, batch=None,
+                                 single=function, settings=settings, n_jobs=self.n_jobs,
+                                 verbose=self.verbose, desc=type(self).__name__)
         return compute_cells(clouds, seeds, labels, key=phdim_batch_key, batch=phdim_batch,
                              single=function, settings=settings, n_jobs=self.n_jobs,
                              verbose=self.verbose, desc=type(self).__name__,
@@ -283,8 +300,12 @@ def _nan_result():
     return {name: np.nan for name in FEATURES}
 
 
+def _no_batch(cloud, **settings):
+    return None
+
+
 def _estimate_cloud(cloud, seed, label, *, alpha, protocol, min_points, max_points, n_sizes,
-                    n_draws, n_reruns, metric, device):
+                    n_draws, n_reruns, metric, device, homology_dimension=0):
     """Estimate one cloud. Returns ``(values, warning messages)``; never raises on bad data."""
     messages = []
     precomputed = metric == "precomputed"
@@ -332,7 +353,8 @@ def _estimate_cloud(cloud, seed, label, *, alpha, protocol, min_points, max_poin
     # multiplied by an exact power of two so its squared distances neither overflow nor vanish
     cloud = rescaled(cloud, metric)
     rng = np.random.default_rng(seed)
-    E = _length_sums(cloud, plan, rng, alpha=alpha, metric=metric, device=device, label=label)
+    E = _length_sums(cloud, plan, rng, alpha=alpha, metric=metric, device=device, label=label,
+                     homology_dimension=homology_dimension)
     E = plan.pad_draws(E)  # sizes with fewer draws: unused slots keep their median
     with np.errstate(divide="ignore", invalid="ignore"):
         logE = np.log(E)
@@ -388,7 +410,7 @@ def _draw_subsets(plan, rng):
     return jobs
 
 
-def _length_sums(cloud, plan, rng, *, alpha, metric, device, label):
+def _length_sums(cloud, plan, rng, *, alpha, metric, device, label, homology_dimension=0):
     """``E_alpha`` for every (rerun, size, draw): an array ``(n_reruns, n_sizes, n_draws)``."""
     n_points = cloud.shape[0]
     precomputed = metric == "precomputed"
@@ -419,6 +441,8 @@ def _length_sums(cloud, plan, rng, *, alpha, metric, device, label):
         D, scale = _dense_distances(cloud, metric)
 
     def length_sum(block, scale):
+        if homology_dimension == 1:
+            return _h1_length_sum(block, scale, alpha)
         return float(np.sum(_mst_lengths(block) ** (alpha * scale)))
 
     def subsample_sum(points):
@@ -435,6 +459,17 @@ def _length_sums(cloud, plan, rng, *, alpha, metric, device, label):
             for r, s, k, m in targets:
                 E[r, s, k] = subsample_sum(cloud[order[:m]])
     return E
+
+
+def _h1_length_sum(block, scale, alpha):
+    """Sum of ``alpha``-powered finite H1 bar lengths of the Rips diagram of one block."""
+    from ripser import ripser
+
+    # squared Euclidean blocks (scale 1/2) back to distances, in float64 for ripser
+    D = np.sqrt(block, dtype=float) if scale == 0.5 else np.asarray(block, dtype=float)
+    bars = ripser(D, maxdim=1, distance_matrix=True)["dgms"][1]
+    bars = bars[np.isfinite(bars[:, 1])]
+    return float(np.sum((bars[:, 1] - bars[:, 0]) ** alpha))
 
 
 def _dense_distances(points, metric):
