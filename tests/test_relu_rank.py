@@ -349,3 +349,33 @@ def test_summary_and_region_table_on_new_inputs_match_fitted():
     est = ReLURankRegions(model).fit(X)
     pd.testing.assert_frame_equal(est.summary(X), est.summary_)
     pd.testing.assert_frame_equal(est.region_table(X), est.regions_)
+
+
+def test_tracer_hooks_see_in_place_relu_inputs_and_leave_no_hook():
+    # The tracer replaces each ReLU call's output through a forward hook: an in-place ReLU must
+    # get a copy (so a frozen mask of ones passes negative pre-activations through, and the
+    # previous layer's tensor is not changed), and every hook is gone afterwards, also when
+    # the pass stops early after the last traced call.
+    from sktopo.nn._relu_network import ReLUTracer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 5), nn.ReLU(inplace=True), nn.Linear(5, 3),
+                          nn.ReLU(inplace=True), nn.Linear(3, 1)).double().eval()
+    x = torch.randn(8, 2, dtype=torch.float64)
+    pre = model[0](x)
+    assert (pre < 0).any()
+    tracer = ReLUTracer(model, ["1", "3"])
+    names, patterns, _ = tracer.patterns(x)
+    assert names == ["1", "3"]
+    torch.testing.assert_close(patterns[0], pre > 0, rtol=0, atol=0)
+    seen = []
+    ones = [torch.ones(8, 5), torch.ones(8, 3)]
+    out, calls = tracer.frozen(x, ones, lambda call, y: seen.append(y))
+    torch.testing.assert_close(seen[0], pre, rtol=0, atol=0)  # not relu(pre)
+    torch.testing.assert_close(out, model[4](model[2](pre)), rtol=0, atol=0)
+    assert calls == ["1", "3"]
+    early = ReLUTracer(model, ["1", "3"], n_calls=1)
+    assert early.patterns(x)[0] == ["1"]
+    for module in model:
+        assert not module._forward_hooks and not module._forward_pre_hooks
+        assert "forward" not in module.__dict__
