@@ -42,6 +42,7 @@ from sktopo._seeding import cloud_seeds
 
 __all__ = [
     "CellMessage",
+    "CloudMapper",
     "CloudTransformer",
     "CollectionMapper",
     "CollectionTransformer",
@@ -250,6 +251,62 @@ class CollectionMapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
         tags.transformer_tags.preserves_dtype = []
         tags.non_deterministic = False
         return tags
+
+
+class CloudMapper(CollectionMapper):
+    """Base of the collection -> collection transformers that map each cloud on its own.
+
+    A subclass sets ``_one_cloud`` (the one-cloud function suggested for a bare
+    2-D array) and implements ``_map_cloud(cloud, label)``; ``fit`` checks the
+    parameters and the collection and learns nothing.
+    """
+
+    _one_cloud: str | None = None
+
+    def _check_collection(self, X):
+        return check_collection(X, cell="cloud", estimator=type(self).__name__,
+                                one_cloud=self._one_cloud)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the parameters and the collection (nothing is learned).
+
+        Parameters
+        ----------
+        X : collection of clouds
+            A list of 2-D arrays, a 3-D array, or a Series / DataFrame of clouds.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted transformer.
+        """
+        remember_input(self, self._check_collection(X))
+        return self
+
+    def transform(self, X):
+        """Map every cloud of the collection.
+
+        Parameters
+        ----------
+        X : collection of clouds
+
+        Returns
+        -------
+        mapped : collection
+            The same container as ``X`` (a list for lists and 3-D arrays, a
+            Series with ``set_output(transform="pandas")``), one result per cloud.
+        """
+        check_is_fitted(self, "n_features_in_")
+        collection = self._check_collection(X)
+        cells = [self._map_cloud(cloud, collection.cell_label(i, j))
+                 for cloud, (i, j) in zip(collection.flat(), collection.positions())]
+        return self._rebuild(collection, cells)
+
+    def _map_cloud(self, cloud, label):  # pragma: no cover - abstract
+        raise NotImplementedError
 
 
 # ------------------------------------------------------------------ messages

@@ -13,17 +13,14 @@ scaled cloud in any row, any collection.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
 
-from sktopo._base import CollectionMapper, remember_input
-from sktopo._collections import check_collection
+from sktopo._base import CloudMapper
 
 __all__ = ["CloudScaler"]
 
 
-class CloudScaler(CollectionMapper):
+class CloudScaler(CloudMapper):
     """Scale the coordinates of every cloud by the cloud's own statistics.
 
     A collection of clouds in, the same collection of scaled clouds out (same
@@ -76,46 +73,10 @@ class CloudScaler(CollectionMapper):
     def __init__(self, method="minmax"):
         self.method = method
 
-    def _check_collection(self, X):
-        return check_collection(X, cell="cloud", estimator=type(self).__name__,
-                                one_cloud="sklearn.preprocessing.minmax_scale(X)")
+    _one_cloud = "sklearn.preprocessing.minmax_scale(X)"
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Check the parameters and the collection (nothing is learned).
-
-        Parameters
-        ----------
-        X : collection of clouds
-            A list of 2-D arrays, a 3-D array, or a Series / DataFrame of clouds.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : object
-            The fitted scaler.
-        """
-        remember_input(self, self._check_collection(X))
-        return self
-
-    def transform(self, X):
-        """Scale every cloud by its own statistics.
-
-        Parameters
-        ----------
-        X : collection of clouds
-
-        Returns
-        -------
-        scaled : collection of clouds
-            The same container as ``X`` (a list for lists and 3-D arrays, a
-            Series with ``set_output(transform="pandas")``) with float64 clouds.
-        """
-        check_is_fitted(self, "n_features_in_")
-        collection = self._check_collection(X)
-        scale = _minmax if self.method == "minmax" else _standard
-        return self._rebuild(collection, [scale(cloud) for cloud in collection.flat()])
+    def _map_cloud(self, cloud, label):
+        return _minmax(cloud) if self.method == "minmax" else _standard(cloud)
 
 
 def _minmax(cloud: np.ndarray) -> np.ndarray:

@@ -21,12 +21,9 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, shortest_path
 from scipy.spatial.distance import cdist
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
-from sktopo._base import CollectionMapper, remember_input
-from sktopo._collections import check_collection
+from sktopo._base import CloudMapper
 
 __all__ = ["GeodesicDistances", "geodesic_distances"]
 
@@ -101,7 +98,7 @@ def _geodesic(X, n_neighbors, _name, _label):
     return D
 
 
-class GeodesicDistances(CollectionMapper):
+class GeodesicDistances(CloudMapper):
     """Geodesic distance matrix of every cloud (shortest paths in its kNN graph).
 
     A collection of clouds in, the same collection of square distance matrices
@@ -145,44 +142,7 @@ class GeodesicDistances(CollectionMapper):
     def __init__(self, n_neighbors=10):
         self.n_neighbors = n_neighbors
 
-    def _check_collection(self, X):
-        return check_collection(X, cell="cloud", estimator=type(self).__name__,
-                                one_cloud="sktopo.geodesic_distances(X)")
+    _one_cloud = "sktopo.geodesic_distances(X)"
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Check the parameters and the collection (nothing is learned).
-
-        Parameters
-        ----------
-        X : collection of clouds
-            A list of 2-D arrays, a 3-D array, or a Series / DataFrame of clouds.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : object
-            The fitted transformer.
-        """
-        remember_input(self, self._check_collection(X))
-        return self
-
-    def transform(self, X):
-        """Geodesic distance matrix of every cloud.
-
-        Parameters
-        ----------
-        X : collection of clouds
-
-        Returns
-        -------
-        distances : collection of ndarrays
-            The same container as ``X`` with one square float64 matrix per cloud.
-        """
-        check_is_fitted(self, "n_features_in_")
-        collection = self._check_collection(X)
-        name = type(self).__name__
-        out = [_geodesic(cloud, self.n_neighbors, name, collection.cell_label(i, j))
-               for cloud, (i, j) in zip(collection.flat(), collection.positions())]
-        return self._rebuild(collection, out)
+    def _map_cloud(self, cloud, label):
+        return _geodesic(cloud, self.n_neighbors, type(self).__name__, label)
