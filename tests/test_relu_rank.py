@@ -379,3 +379,57 @@ def test_tracer_hooks_see_in_place_relu_inputs_and_leave_no_hook():
     for module in model:
         assert not module._forward_hooks and not module._forward_pre_hooks
         assert "forward" not in module.__dict__
+
+
+def brute_force_layer_patterns(model, X):
+    """Per ReLU layer, the (n, units) 0/1 patterns pre-activation > 0 by a plain forward pass."""
+    h = torch.as_tensor(np.asarray(X), dtype=torch.float64)
+    patterns = []
+    with torch.no_grad():
+        for module in copy.deepcopy(model).double():
+            if isinstance(module, nn.ReLU):
+                patterns.append((h > 0).numpy())
+            h = module(h)
+    return patterns
+
+
+def test_layer_codes_match_brute_force_patterns_of_each_layer_alone():
+    net = random_relu_mlp(2, [3, 4, 3], 2, random_state=3)
+    X = np.random.default_rng(1).normal(size=(300, 2))
+    est = ReLURankRegions(net).fit(X)
+    expected = brute_force_layer_patterns(net, X)
+    summary = est.summary_
+    assert list(summary.columns) == ["units", "min_rank", "mean_rank", "max_rank", "mean_active",
+                                     "n_regions", "frac_inputs_low_rank",
+                                     "frac_regions_low_rank", "n_local_codes"]
+    cumulative_differs = False
+    for position, name in enumerate(est.layer_names_):
+        codes, patterns = est.layer_codes(layer=name, return_patterns=True)
+        np.testing.assert_array_equal(patterns, expected[position])
+        assert codes.attrs["layer"] == name and codes.name == "local_code"
+        assert codes.index.equals(pd.RangeIndex(len(X)))
+        # equal codes <=> equal patterns, numbered 0, 1, ... in order of first appearance
+        rows, first, inverse = np.unique(expected[position], axis=0, return_index=True,
+                                         return_inverse=True)
+        order = np.argsort(first)
+        renumber = np.empty_like(order)
+        renumber[order] = np.arange(order.size)
+        np.testing.assert_array_equal(codes.to_numpy(), renumber[inverse.reshape(-1)])
+        assert summary.loc[name, "n_local_codes"] == len(rows)
+        # same codes from a new call on the same inputs, by position as by name
+        np.testing.assert_array_equal(est.layer_codes(X, layer=position).to_numpy(), codes)
+        regions = est.input_table(layer=name)["region"].to_numpy()
+        for code in np.unique(codes):
+            cumulative_differs |= np.unique(regions[codes.to_numpy() == code]).size > 1
+    assert cumulative_differs  # the local codeword is not the cumulative region id
+    assert est.layer_codes().attrs["layer"] == est.layer_names_[-1]
+
+
+def test_layer_codes_index_follows_dataframe_and_rejects_bad_layer():
+    net = random_relu_mlp(2, [5, 5], random_state=0)
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(40, 2)), columns=["a", "b"],
+                     index=[f"x{i}" for i in range(40)])
+    est = ReLURankRegions(net).fit(X)
+    assert list(est.layer_codes(X, layer=0).index) == list(X.index)
+    with pytest.raises(ValueError, match="not a ReLU layer"):
+        est.layer_codes(layer="nope")

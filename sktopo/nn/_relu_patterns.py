@@ -79,3 +79,25 @@ def unique_regions(full_hash, words):
     rank[order] = np.arange(order.size)
     first, inverse = first[order], rank[inverse]
     return full_hash[first], first, inverse
+
+
+def local_codes(words):
+    """Exact codewords of one layer's own patterns.
+
+    Parameters
+    ----------
+    words : (n, W) uint64 array, one layer's packed pattern per input.
+
+    Returns
+    -------
+    codes : (n,) int64, equal exactly when the patterns are equal, numbered 0, 1, ... in
+        order of first appearance among the inputs.
+    first : (K,) int, index of the first input with each codeword.
+    """
+    # The hash of this layer alone (not of layers 1..l): cumulative_hashes of a one-layer list.
+    layer_hash = cumulative_hashes([words])[:, 0]
+    _, first, inverse = unique_regions(layer_hash, words)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[inverse].astype(np.int64), first[order]

@@ -29,6 +29,7 @@ from sktopo.nn._capture import prepared_model
 from sktopo.nn._relu_network import ReLUTracer, check_piecewise_linear, modules_called
 from sktopo.nn._relu_patterns import (
     cumulative_hashes,
+    local_codes,
     pack_pattern,
     unique_regions,
     unpack_pattern,
@@ -198,6 +199,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
                 names, name="layer"), name="units")
             self.low_rank_ = self.n_features_in_ if self.low_rank is None else int(self.low_rank)
             result = self._analyse(model, x, index)
+        self._fit_words = result.words  # layer_codes() of the fitted inputs
         self.regions_ = result.region_table()
         self.summary_ = result.summary()
         return result.features()
@@ -254,7 +256,9 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         table : pandas.DataFrame
             Indexed by layer, with columns ``units``, ``min_rank``, ``mean_rank``,
             ``max_rank``, ``mean_active``, ``n_regions`` (distinct patterns up to that layer),
-            ``frac_inputs_low_rank`` and ``frac_regions_low_rank`` (rank below ``low_rank_``).
+            ``frac_inputs_low_rank`` and ``frac_regions_low_rank`` (rank below ``low_rank_``),
+            and ``n_local_codes`` (distinct activation patterns of that layer alone, see
+            :meth:`layer_codes`).
         """
         check_is_fitted(self)
         if X is None:
@@ -324,6 +328,49 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         table["low_rank"] = table["rank"] < self.low_rank_
         table.attrs["layer"] = name
         return table
+
+    def layer_codes(self, X=None, *, layer=None, return_patterns=False):
+        """Per-input codeword of the activation pattern of one ReLU layer alone ("local").
+
+        The region id (see :meth:`input_table`) names the pattern of layers 1..l together;
+        the local codeword names only layer l's own 0/1 pattern ``pre-activation_l > 0``, so
+        inputs in different regions share it when they agree at layer l.
+
+        Parameters
+        ----------
+        X : array-like, optional
+            Inputs; None gives the codewords of the fitted inputs (no new computation).
+        layer : str, int or None, default=None
+            See :meth:`resolve_layer`; None is the last ReLU layer.
+        return_patterns : bool, default=False
+            Also return the 0/1 patterns themselves.
+
+        Returns
+        -------
+        codes : pandas.Series of int64
+            Indexed like X (the fitted inputs' index for ``X=None``), named ``"local_code"``:
+            0, 1, ... numbered in order of first appearance among the inputs of this call;
+            two inputs have the same code exactly when their patterns at the layer are equal
+            (deduplicated bit by bit, no hash collision). ``codes.attrs["layer"]`` is the
+            layer's name.
+        patterns : ndarray of shape (n_inputs, units), bool
+            Only with ``return_patterns=True``: the pattern of each input at the layer (units
+            in the order of the layer's flattened output).
+        """
+        check_is_fitted(self)
+        name = self.resolve_layer(layer)
+        position = self.layer_names_.index(name)
+        if X is None:
+            words, index = self._fit_words[position], self._fit_index
+        else:
+            index, _ = self._check_X(X, reset=False)
+            words = self._analyse_inputs(X).words[position]
+        codes, _ = local_codes(words)
+        codes = pd.Series(codes, index=index, name="local_code")
+        codes.attrs["layer"] = name
+        if return_patterns:
+            return codes, unpack_pattern(words, int(self.n_units_.iloc[position]))
+        return codes
 
     def network_output(self, X):
         """The network's output on X, computed in ``dtype`` on ``device_``.
@@ -453,7 +500,8 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         region_ranks = self._region_ranks(tracer, x[torch.as_tensor(first, device=x.device)],
                                           [w[first] for w in words], progress)
         self._check_consistency(tracer, x, words, first, inverse, n)
-        return _Analysis(self, index, hashes, active, region_hash, first, inverse, region_ranks)
+        return _Analysis(self, index, hashes, active, region_hash, first, inverse, region_ranks,
+                         words)
 
     def _region_ranks(self, tracer, reps, rep_words, progress):
         """(R, L) ranks of A_l on each region (one representative input per row of ``reps``).
@@ -530,8 +578,10 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
 class _Analysis:
     """Per-input and per-region results of one analysis; builds the three tables."""
 
-    def __init__(self, est, index, hashes, active, region_hash, first, inverse, region_ranks):
+    def __init__(self, est, index, hashes, active, region_hash, first, inverse, region_ranks,
+                 words):
         self.est, self.index = est, index
+        self.words = words  # per layer, (n, W) packed patterns
         self.hashes, self.active = hashes, active
         self.region_hash, self.first, self.inverse = region_hash, first, inverse
         self.region_ranks = region_ranks
@@ -575,6 +625,7 @@ class _Analysis:
                 "n_regions": int(first.size),
                 "frac_inputs_low_rank": float(low[:, layer].sum() / n),
                 "frac_regions_low_rank": float(low[first, layer].mean()),
+                "n_local_codes": int(local_codes(self.words[layer])[1].size),
             })
         return pd.DataFrame(rows, index=pd.Index(est.layer_names_, name="layer"))
 
