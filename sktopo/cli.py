@@ -379,8 +379,7 @@ def _rank_profile(model, X, args):
     try:
         return ReLURankRegions(model, device=args.device).fit(X).summary_
     except (ValueError, TypeError, NotImplementedError) as error:
-        # e.g. --model cnn: its max pooling is piecewise linear, but its linear regions are not
-        # described by ReLU activation patterns, which the rank engine reads.
+        # e.g. a user model with Tanh or LP pooling, which are not piecewise linear.
         _log(args, f"rank profile skipped: {str(error).splitlines()[0]}")
         return None
 
@@ -533,8 +532,8 @@ output files (in --out):
                  feature: phdim, phdim_std, phdim_r2, twonn, twonn_r2, n_bars,
                  total_persistence_p1, ... ; homology_dimension empty for
                  non-persistence features)
-  ranks.csv     min/mean cumulative rank per ReLU layer (ReLU networks only:
-                --model cnn has none, its max pooling is not a ReLU pattern)
+  ranks.csv     min/mean cumulative rank per ReLU layer (ReLU networks, max
+                pooling allowed: its argmax is part of the region)
   profile.png   per-layer plots (skipped with --no-plots)
   (.parquet instead of .csv with --format parquet)
 

@@ -205,9 +205,10 @@ def test_other_activation_is_refused_by_name(activation):
         ReLURankRegions(model).fit(np.ones((4, 2)))
 
 
-def test_maxpool_is_refused_with_advice():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2))
-    with pytest.raises(ValueError, match="'2' .*MaxPool2d.*AvgPool"):
+@pytest.mark.parametrize("pool", [nn.LPPool2d(2, 2), nn.FractionalMaxPool2d(2, output_size=2)])
+def test_lp_and_fractional_pooling_are_refused_with_advice(pool):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), pool)
+    with pytest.raises(ValueError, match=rf"'2' \({type(pool).__name__}\).*AvgPool"):
         ReLURankRegions(model).fit(np.ones((2, 1, 6, 6)))
 
 
@@ -433,3 +434,82 @@ def test_layer_codes_index_follows_dataframe_and_rejects_bad_layer():
     assert list(est.layer_codes(X, layer=0).index) == list(X.index)
     with pytest.raises(ValueError, match="not a ReLU layer"):
         est.layer_codes(layer="nope")
+
+
+def jacobian_ranks(model, X):
+    """(n, L) float64 ranks of reverse-mode (vectorised) Jacobians of every nn.ReLU output."""
+    model = copy.deepcopy(model).double().eval()
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float64)
+    ranks = np.zeros((X.shape[0], len(relus)), dtype=int)
+    for layer, relu in enumerate(relus):
+        def output(x):
+            out = []
+            handle = relu.register_forward_hook(lambda m, i, o: out.append(o))
+            try:
+                model(x[None])
+            finally:
+                handle.remove()
+            return out[0].reshape(-1)
+
+        for i, x in enumerate(X):
+            J = jacobian(output, x, vectorize=True).reshape(-1, x.numel())
+            ranks[i, layer] = np.linalg.matrix_rank(J.numpy())
+    return ranks
+
+
+def test_maxpool_cnn_ranks_match_float64_jacobian_ranks():
+    from sklearn.datasets import load_digits
+
+    from sktopo.nn.models import DigitsCNN
+
+    X = load_digits().data[:6].reshape(-1, 1, 8, 8) / 16.0
+    for seed in (0, 1):
+        net = DigitsCNN(channels=(4, 6, 8), random_state=seed).double()
+        est = ReLURankRegions(net).fit(X)
+        np.testing.assert_array_equal(ranks_of(est.transform(X), 3), jacobian_ranks(net, X))
+    torch.manual_seed(0)
+    tiny = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, stride=1),
+                         nn.Conv2d(3, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(2, 3), nn.ReLU()).double()
+    Xt = np.random.default_rng(0).normal(size=(30, 1, 5, 5))
+    est = ReLURankRegions(tiny).fit(Xt)
+    np.testing.assert_array_equal(ranks_of(est.transform(Xt), 3), jacobian_ranks(tiny, Xt))
+    assert est.summary_["min_rank"].iloc[-1] <= 3
+    # Dense segments (Linear) across max pooling, before the first ReLU and between two: the
+    # maps between ReLU calls depend on the region's argmax, so none may be shared (a map
+    # materialised on one region gives wrong ranks on others).
+    torch.manual_seed(0)
+    dense = nn.Sequential(nn.MaxPool1d(2), nn.Flatten(), nn.Linear(4, 3), nn.ReLU(),
+                          nn.Unflatten(1, (1, 3)), nn.MaxPool1d(2, stride=1), nn.Flatten(),
+                          nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU()).double()
+    Xd = np.random.default_rng(0).normal(size=(40, 1, 8))
+    est = ReLURankRegions(dense).fit(Xd)
+    np.testing.assert_array_equal(ranks_of(est.transform(Xd), 3), jacobian_ranks(dense, Xd))
+
+
+def test_maxpool_argmax_is_part_of_the_region_and_ties_are_deterministic():
+    # One 2 x 2 window, then an always-active ReLU: the ReLU pattern never changes, the argmax
+    # does, and the map x -> output reads a different pixel in each case.
+    net = nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1, 2), nn.ReLU()).double()
+    with torch.no_grad():
+        net[2].weight.copy_(torch.tensor([[1.0], [2.0]]))
+        net[2].bias.fill_(10.0)
+    X = np.zeros((4, 1, 2, 2))
+    X[0, 0, 0, 0] = X[1, 0, 1, 1] = 1.0   # different winners
+    X[2, 0, 0, 0] = 2.0                    # same winner as input 0, another value
+    X[3, 0, 0, :] = 1.0                    # a tie: torch picks one index, the same every time
+    est = ReLURankRegions(net).fit(X)
+    region = est.input_table()["region"].to_numpy()
+    assert region[0] == region[2] and region[0] != region[1]
+    # the tie goes to torch's index (the Jacobian's too): the region of that winner
+    winner = int(nn.functional.max_pool2d(torch.as_tensor(X[3:]), 2, return_indices=True)[1])
+    assert winner in (0, 1)
+    if winner == 0:  # the same winner as input 0
+        assert region[3] == region[0] and est.regions_.shape[0] == 2
+    else:            # a winner of its own
+        assert len({region[0], region[1], region[3]}) == 3 and est.regions_.shape[0] == 3
+    assert ReLURankRegions(net).fit(X).input_table()["region"].equals(est.input_table()["region"])
+    np.testing.assert_array_equal(est.input_table(X)["region"].to_numpy(), region)
+    np.testing.assert_array_equal(ranks_of(est.transform(X), 1), jacobian_ranks(net, X))
+    assert est.layer_codes().nunique() == 1  # same ReLU pattern everywhere

@@ -226,7 +226,7 @@ class RankEngine:
     """
 
     def __init__(self, model, relu_names, units, input_shape, *, rank_tol, batch_size,
-                 progress):
+                 progress, region_dependent_segments=False):
         self.model, self.relu_names = model, relu_names
         self.units = [int(u) for u in units]
         self.input_shape = tuple(input_shape)
@@ -237,6 +237,11 @@ class RankEngine:
         self.n_layers = len(self.units)
         self._dense = {}
         self._shapes = None
+        # Max pooling makes the maps between ReLU calls depend on the region (its argmax):
+        # then every factor is pushed from the input through the network itself, where forward
+        # differentiation of the pooling gathers at the region's own argmax (the primal is the
+        # region's representative), and no map is shared between regions.
+        self.region_dependent_segments = bool(region_dependent_segments)
 
     # ------------------------------------------------------------------ driver
     def ranks(self, reps, rep_words):
@@ -347,7 +352,7 @@ class RankEngine:
         """
         L = self.n_layers
         parents = [-1] * L
-        if L == 1:
+        if L == 1 or self.region_dependent_segments:
             return parents
         base = {}
 
@@ -478,6 +483,8 @@ class RankEngine:
     def _dense_map(self, x, fmasks, p, l):
         """Region-independent map y_p -> pre-activation of l = p + 1, padded by a zero row and
         column for gathers; None when too large (then pushed with jvp)."""
+        if self.region_dependent_segments:
+            return None
         if (p, l) in self._dense:
             return self._dense[(p, l)]
         cols = self.d if p < 0 else self.units[p]

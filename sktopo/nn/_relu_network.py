@@ -3,7 +3,9 @@
 Private helpers of :class:`sktopo.ReLURankRegions`:
 
 - :func:`check_piecewise_linear` refuses modules that make a network non piecewise-linear
-  (or piecewise-linear with regions we do not track, such as max pooling);
+  (or piecewise-linear with regions we do not track: fractional max pooling, LP pooling);
+  max pooling is tracked: the argmax index of each window is part of the region's pattern
+  (:func:`max_pool_indices`), and with it fixed the pooling is a gather, a linear map;
 - :class:`ReLUTracer` runs the network and records, for every *call* of an ``nn.ReLU`` module,
   the activation pattern (``pre-activation > 0``) or, in "frozen" mode, replaces each ReLU by a
   multiplication with a given 0/1 mask, so that forward-mode differentiation yields the linear
@@ -32,11 +34,33 @@ _NONLINEAR = (
     nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.Transformer,
     nn.modules.instancenorm._InstanceNorm, nn.Embedding, nn.EmbeddingBag,
 )
+# Max pooling whose argmax indices are tracked as part of the region (max_pool_indices).
 _MAXPOOL = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-    nn.AdaptiveMaxPool3d, nn.FractionalMaxPool2d, nn.FractionalMaxPool3d, nn.LPPool1d,
-    nn.LPPool2d,
+    nn.AdaptiveMaxPool3d,
 )
+# Pooling that is random (fractional) or not piecewise linear (LP): refused.
+_REFUSED_POOL = (nn.FractionalMaxPool2d, nn.FractionalMaxPool3d, nn.LPPool1d, nn.LPPool2d)
+
+
+def max_pool_indices(module, z):
+    """(n, outputs) int64 argmax index of every window of a max-pooling ``module`` on ``z``.
+
+    The same torch kernel (``*_with_indices``) that forward-mode and backward differentiation
+    of the module use, so ties in a window resolve to the same index as the Jacobian's.
+    """
+    F = nn.functional
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
+        pool = {nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d,
+                nn.MaxPool3d: F.max_pool3d}[type(module)]
+        _, idx = pool(z, module.kernel_size, module.stride, module.padding, module.dilation,
+                      ceil_mode=module.ceil_mode, return_indices=True)
+    else:
+        pool = {nn.AdaptiveMaxPool1d: F.adaptive_max_pool1d,
+                nn.AdaptiveMaxPool2d: F.adaptive_max_pool2d,
+                nn.AdaptiveMaxPool3d: F.adaptive_max_pool3d}[type(module)]
+        _, idx = pool(z, module.output_size, return_indices=True)
+    return idx.reshape(z.shape[0], -1)
 
 
 def modules_called(model, x):
@@ -60,12 +84,11 @@ def check_piecewise_linear(called):
     for name, module in called:
         label = f"module {name!r} ({type(module).__name__})" if name else (
             f"the model itself ({type(module).__name__})")
-        if isinstance(module, _MAXPOOL):
+        if isinstance(module, _REFUSED_POOL):
             raise ValueError(
-                f"{label} is a max/LP pooling layer. Max pooling is piecewise linear, but its "
-                "pieces are chosen by argmax patterns that ReLURankRegions does not track, so "
-                "ranks per ReLU region would be wrong. Replace it by nn.AvgPool (or a strided "
-                "convolution) to analyse the network."
+                f"{label} is a fractional max or LP pooling layer: its pieces are random or "
+                "not linear, so ReLURankRegions cannot analyse it. Replace it by nn.MaxPool, "
+                "nn.AvgPool (or a strided convolution) to analyse the network."
             )
         if isinstance(module, _NONLINEAR):
             raise ValueError(
@@ -85,6 +108,11 @@ def check_piecewise_linear(called):
     return relus
 
 
+def max_pool_names(called):
+    """Names of the tracked max-pooling modules among ``called`` (modules_called's output)."""
+    return [name for name, module in called if isinstance(module, _MAXPOOL)]
+
+
 class ReLUTracer:
     """Run a network recording (or freezing) the activation pattern of every ReLU call.
 
@@ -101,11 +129,15 @@ class ReLUTracer:
     layer per call, named ``name``, ``name#2``, ``name#3``, ...
     """
 
-    def __init__(self, model, relu_names, n_calls=None):
+    def __init__(self, model, relu_names, n_calls=None, pool_names=()):
         self.model = model
         modules = dict(model.named_modules())
         self.relus = [modules[name] for name in relu_names]
         self.relu_names = relu_names
+        self.pools = [(name, modules[name]) for name in pool_names]
+        # After patterns(): per ReLU call, the (n, windows) argmax indices of the max-pooling
+        # calls that ran since the previous ReLU call (they select the region too).
+        self.pool_indices = []
         # With the number of ReLU calls known, the forward pass stops after the last one.
         self.n_calls = n_calls
 
@@ -139,14 +171,19 @@ class ReLUTracer:
 
         ``output`` is None when the pass stopped after the last ReLU (``n_calls`` given).
         """
-        patterns = []
+        patterns, pending, self.pool_indices = [], [], []
 
         def record(index, call, z):
             positive = z > 0
             patterns.append(positive.reshape(z.shape[0], -1))
+            self.pool_indices.append(list(pending))
+            pending.clear()
             return torch.where(positive, z, torch.zeros((), dtype=z.dtype, device=z.device))
 
-        with torch.no_grad():
+        def record_pool(name, count, module, args, output):
+            pending.append(max_pool_indices(module, args[0]))
+
+        with torch.no_grad(), ModuleCalls(self.pools, record_pool):
             output, calls = self._run(x, record)
         return layer_names(calls), patterns, output
 

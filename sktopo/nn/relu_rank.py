@@ -26,7 +26,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from sktopo._device import resolve_device, torch_dtype
 from sktopo.nn._capture import prepared_model
-from sktopo.nn._relu_network import ReLUTracer, check_piecewise_linear, modules_called
+from sktopo.nn._relu_network import (
+    ReLUTracer,
+    check_piecewise_linear,
+    max_pool_names,
+    modules_called,
+)
 from sktopo.nn._relu_patterns import (
     cumulative_hashes,
     local_codes,
@@ -58,7 +63,11 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         in a ``forward``) are invisible to hooks: when they make merged regions inconsistent a
         ValueError is raised, but a network whose sampled regions are all singletons is not
         checked. Modules of other activations (Tanh, GELU, Sigmoid, ELU, LeakyReLU, Softplus,
-        ...) and max pooling are refused with a ValueError naming them. The model is never
+        ...), fractional max pooling and LP pooling are refused with a ValueError naming
+        them. Max pooling (``nn.MaxPool*d``, ``nn.AdaptiveMaxPool*d``) is piecewise linear:
+        the argmax index of each window (torch's choice on ties) is part of the region, so
+        two inputs share a region only when their ReLU patterns and the argmax indices of the
+        pooling calls before each layer agree, and ranks are exact. The model is never
         modified: it is run in eval mode (its training flags are restored) and copied when
         ``dtype`` or ``device`` differ from its own.
     rank_tol : float or None, default=None
@@ -193,6 +202,7 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
                     "(n_inputs, ...)."
                 ) from exc
             self._relu_module_names = check_piecewise_linear(called)
+            self._pool_module_names = max_pool_names(called)
             names, patterns, _ = ReLUTracer(model, self._relu_module_names).patterns(x[:1])
             self.layer_names_ = names
             self.n_units_ = pd.Series([p.shape[1] for p in patterns], index=pd.Index(
@@ -365,11 +375,14 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
         else:
             index, _ = self._check_X(X, reset=False)
             words = self._analyse_inputs(X).words[position]
+        # Only the ReLU bits (max-pooling indices follow them, see _analyse).
+        units = int(self.n_units_.iloc[position])
+        words = words[:, :max(1, -(-units // 64))]
         codes, _ = local_codes(words)
         codes = pd.Series(codes, index=index, name="local_code")
         codes.attrs["layer"] = name
         if return_patterns:
-            return codes, unpack_pattern(words, int(self.n_units_.iloc[position]))
+            return codes, unpack_pattern(words, units)
         return codes
 
     def network_output(self, X):
@@ -479,7 +492,8 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
 
         n = x.shape[0]
         progress = _progress(self.verbose)
-        tracer = ReLUTracer(model, self._relu_module_names, n_calls=len(self.layer_names_))
+        tracer = ReLUTracer(model, self._relu_module_names, n_calls=len(self.layer_names_),
+                            pool_names=self._pool_module_names)
         words = [[] for _ in self.layer_names_]
         active = [[] for _ in self.layer_names_]
         starts = range(0, n, self.batch_size)
@@ -491,7 +505,12 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
                     f"({self.layer_names_}); ReLURankRegions needs a fixed architecture.")
             for layer, pattern in enumerate(patterns):
                 active[layer].append(pattern.sum(1).cpu().numpy())
-                words[layer].append(pack_pattern(pattern.cpu().numpy()))
+                # The argmax indices of the max pooling before this layer follow its packed
+                # ReLU bits (unpack_pattern(words, units) reads only those).
+                words[layer].append(np.concatenate(
+                    [pack_pattern(pattern.cpu().numpy())]
+                    + [idx.cpu().numpy().astype(np.uint64) for idx in tracer.pool_indices[layer]],
+                    axis=1))
         words = [np.concatenate(w) for w in words]
         active = np.stack([np.concatenate(a) for a in active], axis=1).astype(np.int64)
         hashes = cumulative_hashes(words)
@@ -514,7 +533,8 @@ class ReLURankRegions(TransformerMixin, BaseEstimator):
 
         engine = RankEngine(tracer.model, self._relu_module_names, self.n_units_.to_numpy(),
                             self.input_shape_, rank_tol=self.rank_tol,
-                            batch_size=self.batch_size, progress=progress)
+                            batch_size=self.batch_size, progress=progress,
+                            region_dependent_segments=bool(self._pool_module_names))
         return engine.ranks(reps, rep_words)
 
     def _matrix_rank(self, matrices):
@@ -613,6 +633,7 @@ class _Analysis:
         est, n = self.est, self.ranks.shape[0]
         low = self.ranks < est.low_rank_
         rows = []
+        relu_words = [max(1, -(-int(u) // 64)) for u in est.n_units_]  # pool indices follow
         for layer, name in enumerate(est.layer_names_):
             # Regions at this layer = distinct patterns up to it; the rank is constant there.
             _, first = np.unique(self.hashes[:, layer], return_index=True)
@@ -625,7 +646,7 @@ class _Analysis:
                 "n_regions": int(first.size),
                 "frac_inputs_low_rank": float(low[:, layer].sum() / n),
                 "frac_regions_low_rank": float(low[first, layer].mean()),
-                "n_local_codes": int(local_codes(self.words[layer])[1].size),
+                "n_local_codes": int(local_codes(self.words[layer][:, :relu_words[layer]])[1].size),
             })
         return pd.DataFrame(rows, index=pd.Index(est.layer_names_, name="layer"))
 
