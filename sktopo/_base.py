@@ -452,11 +452,36 @@ class CloudTransformer(CollectionTransformer):
             like ``X`` with ``set_output(transform="pandas")``.
         """
         check_is_fitted(self, "n_features_in_")
-        collection = self._validate_collection(X, reset=False)
+        return self._table(self._validate_collection(X, reset=False))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit to ``X`` and compute its table, validating the collection once.
+
+        Parameters
+        ----------
+        X : collection of clouds
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        table : ndarray of shape (n_rows, n_columns * n_features)
+            As :meth:`transform`.
+        """
+        self._check_settings()
+        return self._table(self._validate_collection(X, reset=True))
+
+    def _draws_randomly(self) -> bool:
+        """Whether any cloud may need its random stream (a subclass says when not)."""
+        return True
+
+    def _table(self, collection: Collection):
         clouds = collection.flat()
         # per-cloud streams from random_state and the cloud's content: the same cloud
         # gets the same numbers in any row, order, subset, n_jobs, as points or distances
-        seeds = cloud_seeds(self.random_state, clouds, metric=self.metric)
+        seeds = (cloud_seeds(self.random_state, clouds, metric=self.metric)
+                 if self._draws_randomly() else [None] * len(clouds))
         labels = [collection.cell_label(i, j) for i, j in collection.positions()]
         results = self._compute_cells(clouds, seeds, labels)
         warn_cell_messages(type(self).__name__, [messages for _, messages in results], labels)

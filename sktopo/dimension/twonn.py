@@ -105,6 +105,10 @@ class TwoNN(CloudTransformer):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
+    def _draws_randomly(self):
+        # the only random step is the max_points subsample
+        return self.max_points is not None
+
     def _cell_task(self):
         return _twonn_cloud, dict(discard_fraction=float(self.discard_fraction),
                                   metric=self.metric, max_points=self.max_points)
