@@ -33,6 +33,7 @@ __all__ = [
     "check_cloud",
     "check_distance_matrix",
     "label_text",
+    "require_finite",
 ]
 
 
@@ -171,6 +172,7 @@ def check_collection(
     estimator: str = "X",
     one_cloud: str | None = None,
     min_points: int = 1,
+    finite: bool = True,
 ) -> Collection:
     """Validate a collection and return it as a :class:`Collection`.
 
@@ -189,6 +191,10 @@ def check_collection(
         The one-cloud function to suggest when a bare 2-D array is given.
     min_points : int
         Smallest number of points a cloud may have.
+    finite : bool, default=True
+        Check that clouds are finite. ``False`` leaves that check to a caller
+        that sees every value anyway (the batched persistence path reads it off
+        the squared norms) and must then call :func:`require_finite`.
 
     Returns
     -------
@@ -205,7 +211,7 @@ def check_collection(
     if cell == "cloud":
         def check(value, label):
             return check_cloud(value, label, prefix=prefix, min_points=min_points,
-                               one_cloud=one_cloud)
+                               one_cloud=one_cloud, finite=finite)
     elif cell == "distance":
         def check(value, label):
             return check_distance_matrix(value, label, prefix=prefix, min_points=min_points,
@@ -263,9 +269,21 @@ def _is_tensor(value) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "detach")
 
 
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
 def check_cloud(value, label: str = "cloud", *, prefix: str = "", min_points: int = 1,
-                one_cloud: str | None = None) -> np.ndarray:
-    """Return ``value`` as a finite 2-D float64 array, or raise naming ``label``."""
+                one_cloud: str | None = None, finite: bool = True) -> np.ndarray:
+    """Return ``value`` as a finite 2-D float64 array, or raise naming ``label``.
+
+    ``finite=False`` skips the finiteness check (see :func:`check_collection`).
+    """
+    if (type(value) is np.ndarray and value.ndim == 2 and value.dtype in _FLOATS
+            and value.shape[0] >= max(min_points, 1) and value.shape[1] > 0
+            and (not finite or np.isfinite(value).all())):
+        # the common case, checked in one pass: thousands of small clouds must not
+        # pay the general path's conversions (an error always takes that path)
+        return value if value.dtype == np.float64 else value.astype(np.float64)
     if _is_tensor(value):
         value = value.detach().cpu().numpy()
     try:
@@ -304,16 +322,23 @@ def check_cloud(value, label: str = "cloud", *, prefix: str = "", min_points: in
             f"{prefix}the cloud at {label} has {n_points} point(s); at least {min_points} are needed."
         )
     array = np.asarray(array, dtype=np.float64)
-    if not np.isfinite(array).all():
-        bad = ~np.isfinite(array)
-        n_nan = int(np.isnan(array).sum())
-        n_inf = int(bad.sum()) - n_nan
-        first = int(np.argmax(bad.any(axis=1)))
-        raise ValueError(
-            f"{prefix}the cloud at {label} contains {n_nan} NaN and {n_inf} infinite value(s) "
-            f"(first at point {first}). Remove or impute those points first."
-        )
+    if finite:
+        require_finite(array, label, prefix=prefix)
     return array
+
+
+def require_finite(cloud: np.ndarray, label: str = "cloud", *, prefix: str = "") -> None:
+    """Raise the collection contract's ValueError, naming ``label``, if ``cloud`` is not finite."""
+    if np.isfinite(cloud).all():
+        return
+    bad = ~np.isfinite(cloud)
+    n_nan = int(np.isnan(cloud).sum())
+    n_inf = int(bad.sum()) - n_nan
+    first = int(np.argmax(bad.any(axis=1)))
+    raise ValueError(
+        f"{prefix}the cloud at {label} contains {n_nan} NaN and {n_inf} infinite value(s) "
+        f"(first at point {first}). Remove or impute those points first."
+    )
 
 
 def check_distance_matrix(value, label: str = "matrix", *, prefix: str = "", min_points: int = 1,

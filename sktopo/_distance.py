@@ -134,46 +134,58 @@ def _refine_small(D2, X, sq):
         D2[i, j] = exact_squared(X, i, j)
 
 
-def batched_squared_euclidean_distances(X: np.ndarray, *, dtype=np.float64) -> np.ndarray:
+def batched_squared_euclidean_distances(X, *, dtype=np.float64, return_norms=False):
     """Squared Euclidean distance matrices of a batch of equally sized clouds.
 
-    One batched matrix product (``np.matmul`` on ``(b, n, d)``) for the whole
-    batch, then the refinement rule of :func:`unresolved` on the few pairs
-    that need it. Entries are clipped at 0 and the diagonal is exactly 0.
+    One Gram product per cloud (BLAS, which releases the GIL, so callers can
+    run chunks in threads), written straight into the output: the clouds are
+    never stacked into a ``(b, n, d)`` copy. The squared norms are the Gram
+    diagonal, so the clouds are read once. Then the refinement rule of
+    :func:`unresolved` on the few pairs that need it. Entries are clipped at 0
+    and the diagonal is exactly 0.
 
     Parameters
     ----------
-    X : ndarray of shape (b, n, d)
+    X : ndarray of shape (b, n, d), or a sequence of b arrays of shape (n, d)
         The clouds.
     dtype : numpy dtype, default=float64
-        Precision of the computation (float32 halves the memory traffic).
+        Precision of the computation.
+    return_norms : bool, default=False
+        Also return the squared norms of the points.
 
     Returns
     -------
     D2 : ndarray of shape (b, n, n)
+    sq : ndarray of shape (b, n)
+        ``|x|^2`` of every point; only with ``return_norms=True``.
     """
-    X = np.asarray(X, dtype=dtype)
-    if X.ndim != 3:
+    if isinstance(X, np.ndarray) and X.ndim != 3:
         raise ValueError(f"expected a batch of clouds (b, n, d), got shape {X.shape}")
-    b, n, _ = X.shape
-    out = np.empty((b, n, n), dtype=X.dtype)
-    # a few hundred kB at a time: the passes after the product stay in cache
+    b = len(X)
+    shape = np.shape(X[0]) if b else (0, 0)
+    n = shape[0]
+    out = np.empty((b, n, n), dtype=dtype)
+    sq = np.empty((b, n), dtype=dtype)
+    # a few hundred kB at a time: the passes after the products stay in cache
     chunk = max(1, (1 << 16) // max(n * n, 1))
     for start in range(0, b, chunk):
-        _squared_block(X[start:start + chunk], out[start:start + chunk])
-    return out
+        stop = start + chunk
+        _squared_block(X[start:stop], out[start:stop], sq[start:stop], shape)
+    return (out, sq) if return_norms else out
 
 
-def _squared_block(X, D2):
-    b, n, _ = X.shape
-    sq = np.einsum("bij,bij->bi", X, X)
-    # small clouds have n <= d: the norm terms are cheap passes over b x n x n,
-    # cheaper than riding along in the product (a (b, n, d + 2) copy of X)
-    np.matmul(X, X.transpose(0, 2, 1), out=D2)
+def _squared_block(X, D2, sq, shape):
+    b, n, _ = D2.shape
+    clouds = [np.asarray(x, dtype=D2.dtype) for x in X]
+    for k, x in enumerate(clouds):
+        if x.shape != shape:
+            raise ValueError(f"the clouds of a batch must have one shape {shape}; got {x.shape}")
+        np.matmul(x, x.T, out=D2[k])  # numpy calls BLAS syrk for x @ x.T: half the flops
+    idx = np.arange(n)
+    sq[...] = D2[:, idx, idx]  # |x|^2: the Gram diagonal
     D2 *= -2.0
     D2 += sq[:, :, None]
     D2 += sq[:, None, :]
-    idx = np.arange(n)
     D2[:, idx, idx] = np.inf  # never a candidate for refinement
     # a scalar bound per cloud finds candidates; the per-pair rule decides
     candidates = unresolved(D2, 2.0 * sq.max(axis=1)[:, None, None])
@@ -181,7 +193,9 @@ def _squared_block(X, D2):
         c, i, j = np.nonzero(candidates)
         keep = unresolved(D2[c, i, j], sq[c, i] + sq[c, j])
         c, i, j = c[keep], i[keep], j[keep]
-        D2[c, i, j] = exact_squared(X, (c, i), (c, j))
+        for k in np.unique(c):  # few clouds have such pairs (duplicates)
+            at = c == k
+            D2[k, i[at], j[at]] = exact_squared(clouds[k], i[at], j[at])
     D2[:, idx, idx] = 0.0
     np.maximum(D2, 0.0, out=D2)
     # exactly symmetric: the product's rounding can differ between (i, j) and (j, i)

@@ -170,6 +170,34 @@ class Diagram:
                     )
                 self.representatives[int(q)] = tuple(
                     np.asarray(reps[k], dtype=np.intp) for k in order)
+        self._set_metadata(n_points, n_landmarks, covering_radius, threshold, coeff, metric, engine)
+
+    @classmethod
+    def _from_engine(cls, bars: Mapping[int, np.ndarray], *, canonical: bool = False,
+                     n_points=None, n_landmarks=None, covering_radius=0.0, threshold=np.inf,
+                     coeff=2, metric="euclidean", engine=None) -> "Diagram":
+        """A diagram from bars an engine of the package computed, without re-checking them.
+
+        ``bars[q]`` must be a float64 ``(k, 2)`` array of valid bars (finite
+        births, deaths not before them); ``canonical=True`` says they are
+        already in the canonical order (birth, then death). Thousands of small
+        clouds make thousands of diagrams: the checks of :meth:`__init__`
+        would cost more than the H0 computation of a 64-point cloud.
+        """
+        self = cls.__new__(cls)
+        self._bars = {}
+        for q in sorted(bars):
+            pairs = bars[q]
+            if not canonical and len(pairs) > 1:
+                pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+            pairs.setflags(write=False)
+            self._bars[int(q)] = pairs
+        self.representatives = None
+        self._set_metadata(n_points, n_landmarks, covering_radius, threshold, coeff, metric, engine)
+        return self
+
+    def _set_metadata(self, n_points, n_landmarks, covering_radius, threshold, coeff, metric,
+                      engine):
         self.n_points = n_points
         self.n_landmarks = n_landmarks if n_landmarks is not None else n_points
         self.covering_radius = float(covering_radius)

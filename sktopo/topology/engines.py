@@ -503,6 +503,34 @@ def h0_bars(lengths, threshold, n_components=1):
     return bars
 
 
+def h0_bars_batch(lengths, threshold) -> list:
+    """H0 bars of a batch of trees, in the canonical order (what :func:`h0_bars` gives per row).
+
+    Parameters
+    ----------
+    lengths : ndarray of shape (b, n - 1)
+        Edge lengths of one spanning tree per row, each row ascending
+        (infinite lengths: missing edges).
+    threshold : float
+        Filtration threshold: longer edges never join, their bars are infinite.
+
+    Returns
+    -------
+    bars : list of b ndarrays of shape (k, 2)
+        Views of one ``(b, n, 2)`` array: born at 0, finite deaths ascending,
+        then the infinite bars; zero-length bars left out.
+    """
+    b, m = lengths.shape
+    pairs = np.zeros((b, m + 1, 2))
+    deaths = pairs[:, :, 1]
+    deaths[:, :m] = lengths
+    deaths[:, m] = np.inf
+    if threshold < np.inf:
+        deaths[deaths > threshold] = np.inf
+    zeros = (deaths[:, :m] <= 0.0).sum(axis=1)  # ascending rows: the zero lengths come first
+    return [pairs[k, zeros[k]:] for k in range(b)]
+
+
 _h0_bars = h0_bars  # older private name
 
 

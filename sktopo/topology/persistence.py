@@ -48,10 +48,17 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import CollectionMapper
-from .._collections import Collection, check_cloud, check_collection, check_distance_matrix
+from .._collections import (
+    Collection,
+    check_cloud,
+    check_collection,
+    check_distance_matrix,
+    require_finite,
+)
 from .._device import cuda_possible, resolve_device
 from .._distance import pairwise_distances
 from .._parallel import effective_jobs, run_parallel
+from .._progress import progress
 from .._seeding import cloud_seeds
 from ..diagram import Diagram
 from ._base import check_homology_dimensions
@@ -63,7 +70,7 @@ from .engines import (
     compute_bars,
     dense_bytes_of,
     giotto_condensed,
-    h0_bars,
+    h0_bars_batch,
     resolve_engine,
     ripser_condensed,
     scale_of,
@@ -310,7 +317,7 @@ class PersistenceDiagram(CollectionMapper):
         self.engine_ = resolve_engine(self.backend, self.homology_dimensions_)
         self._device = _check_device(self.device, self.engine_, name)
 
-    def _check_collection(self, X):
+    def _check_collection(self, X, *, finite=True):
         name = type(self).__name__
         if self.metric == "precomputed":
             def check(value, label):
@@ -319,7 +326,7 @@ class PersistenceDiagram(CollectionMapper):
             return check_collection(X, cell=check, estimator=name,
                                     one_cloud="sktopo.persistence", min_points=2)
         return check_collection(X, cell="cloud", estimator=name,
-                                one_cloud="sktopo.persistence", min_points=2)
+                                one_cloud="sktopo.persistence", min_points=2, finite=finite)
 
     # ------------------------------------------------------------ transform
     def transform(self, X):
@@ -339,7 +346,7 @@ class PersistenceDiagram(CollectionMapper):
             columns and name otherwise.
         """
         check_is_fitted(self, "engine_")
-        return self._diagrams(self._check_collection(X))
+        return self._diagrams(self._check_collection(X, finite=False))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):
@@ -358,7 +365,7 @@ class PersistenceDiagram(CollectionMapper):
             As in :meth:`transform`.
         """
         self._validate_settings()
-        return self._diagrams(self._check_collection(X))
+        return self._diagrams(self._check_collection(X, finite=False))
 
     def _diagrams(self, collection):
         clouds = collection.flat()
@@ -465,6 +472,14 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
         return []
     metric_params = settings.params or None
     n_points = [c.shape[0] for c in clouds]
+    # clouds may come unchecked for finiteness (check_collection(finite=False)): the
+    # batched Euclidean path reads it off the squared norms, the others check here
+    fused = settings.plain_euclidean and not settings.precomputed and settings.device is None
+    prefix = settings.lead()
+    if not fused or settings.n_landmarks is not None:
+        for cloud, label in zip(clouds, labels):
+            if not settings.precomputed:
+                require_finite(cloud, label, prefix=prefix)
     subsets = [None] * n_clouds
     radii = [0.0] * n_clouds
     if settings.n_landmarks is not None:
@@ -484,6 +499,9 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
     batched = [k for k in range(n_clouds) if _batchable(data[k], settings)]
     batched_set = set(batched)
     single = [k for k in range(n_clouds) if k not in batched_set]
+    if fused and settings.n_landmarks is None:
+        for k in single:
+            require_finite(clouds[k], labels[k], prefix=prefix)
     bars = [None] * n_clouds
     workers = effective_jobs(n_jobs)
 
@@ -504,13 +522,18 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
     if settings.representatives:
         reps = [_representatives(data[k], bars[k], subsets[k], labels[k], settings)
                 for k in range(n_clouds)]
-    return [
-        Diagram(bars[k], n_points=n_points[k], n_landmarks=data[k].shape[0],
-                covering_radius=radii[k], threshold=settings.threshold, coeff=settings.coeff,
-                metric=metric_name, representatives=reps[k],
-                engine=_core_engine(settings, data[k].shape[0]) if k in batched_set else settings.engine)
-        for k in range(n_clouds)
-    ]
+    diagrams = []
+    for k in range(n_clouds):
+        meta = dict(n_points=n_points[k], n_landmarks=data[k].shape[0], covering_radius=radii[k],
+                    threshold=settings.threshold, coeff=settings.coeff, metric=metric_name)
+        if k in batched_set:
+            # the batched path's bars are checked and in canonical order (see _engine_task)
+            diagrams.append(Diagram._from_engine(
+                bars[k], canonical=True, engine=_core_engine(settings, data[k].shape[0]), **meta))
+        else:
+            diagrams.append(Diagram(bars[k], representatives=reps[k], engine=settings.engine,
+                                    **meta))
+    return diagrams
 
 
 def _representatives(data, bars, subset, label, settings):
@@ -570,14 +593,20 @@ def _batchable(data, settings) -> bool:
     return limit is None or dense_bytes_of(data, settings) <= limit
 
 
-def _chunks(data, indices):
-    """Lists of cloud indices of the same shape, each small enough for one batched pass."""
+def _chunks(data, indices, settings):
+    """Lists of cloud indices of the same shape, each small enough for one batched pass.
+
+    Euclidean clouds are never stacked (one Gram product per cloud into the
+    chunk's ``(b, n, n)`` matrices), so their chunks are sized by ``n^2``;
+    other metrics stack the chunk's clouds, ``(b, n, d)``.
+    """
     buckets = {}
     for k in indices:
         buckets.setdefault(data[k].shape, []).append(k)
+    stacked = settings.precomputed or not settings.plain_euclidean
     for shape, members in buckets.items():
         n = shape[0]
-        width = max(n, shape[1]) if len(shape) == 2 else n
+        width = max(n, shape[1]) if stacked else n
         size = max(1, _CHUNK_ENTRIES // (n * width))
         for start in range(0, len(members), size):
             yield members[start:start + size]
@@ -597,15 +626,25 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
     entries, not the clouds) go to the worker processes, which call the
     engine's compiled core with no Python-level checks.
     """
-    chunks = list(_chunks(data, indices))
+    chunks = list(_chunks(data, indices, settings))
     workers = min(effective_jobs(n_jobs), len(indices))
     desc = settings.estimator or "persistence"
     if settings.engine == "mst" or settings.device is not None:
-        results = (_chunk_h0(data, chunk, labels, settings) for chunk in chunks)
-        if verbose:
-            from tqdm.auto import tqdm
+        h0 = partial(_chunk_h0, data=data, labels=labels, settings=settings)
+        if workers > 1 and len(chunks) > 1 and settings.device is None:
+            # threads: the Gram products (BLAS) and the Prim steps (numpy) release
+            # the GIL; BLAS runs one thread per worker so the two do not oversubscribe
+            from joblib import Parallel, delayed
+            from threadpoolctl import threadpool_limits
 
-            results = tqdm(results, total=len(chunks), desc=desc, unit="chunk")
+            with threadpool_limits(1, user_api="blas"):
+                results = list(progress(
+                    Parallel(n_jobs=workers, backend="threading", return_as="generator")(
+                        delayed(h0)(chunk) for chunk in chunks),
+                    verbose=verbose, total=len(chunks), desc=desc, unit="chunk"))
+        else:
+            results = progress((h0(chunk) for chunk in chunks), verbose=verbose,
+                               total=len(chunks), desc=desc, unit="chunk")
         for chunk, result in zip(chunks, results):
             for k, b in zip(chunk, result):
                 bars[k] = b
@@ -660,8 +699,11 @@ def _chunk_distances(data, chunk, labels, settings):
     scale-invariant metrics). Euclidean chunks give squared distances
     (``squared=True``).
     """
-    from .._distance import batched_pairwise_distances, batched_squared_euclidean_distances
+    from .._distance import batched_pairwise_distances
 
+    if settings.plain_euclidean and not settings.precomputed:
+        return _chunk_squared_euclidean([data[k] for k in chunk], [labels[k] for k in chunk],
+                                        settings)
     stack = np.stack([data[k] for k in chunk])
     if settings.precomputed:
         peak = stack.max(axis=(1, 2))  # non-negative: the largest entry
@@ -678,15 +720,38 @@ def _chunk_distances(data, chunk, labels, settings):
         scales = np.ones_like(scales)  # scale-invariant: the distances do not change
     if settings.precomputed:
         return stack, False, scales
-    if settings.plain_euclidean:
-        return batched_squared_euclidean_distances(stack), True, scales
     D = batched_pairwise_distances(stack, settings.metric, **settings.params)
     for b, k in enumerate(chunk):  # overflow or underflow of the metric: a clear error
         check_metric_values(D[b], stack[b], settings, labels[k])
     return D, False, scales
 
 
-def _chunk_h0(data, chunk, labels, settings):
+def _chunk_squared_euclidean(clouds, labels, settings):
+    """``(D2, True, scales)`` of equally shaped clouds: one Gram product each, no stacked copy.
+
+    The clouds' finiteness is checked here: a NaN or infinite value makes its
+    point's squared norm NaN or infinite. A cloud is rescaled when its largest absolute value is outside
+    ``[2^-60, 2^60]``, as :func:`_chunk_distances` decides for other metrics.
+    The squared norms bound that value (``max |x|^2 / d <= peak^2 <= max |x|^2``),
+    so only clouds near those limits are read again to decide.
+    """
+    from .._distance import batched_squared_euclidean_distances
+
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowing clouds are redone below
+        D2, sq = batched_squared_euclidean_distances(clouds, return_norms=True)
+    d = clouds[0].shape[1]
+    top = sq.max(axis=1)
+    scales = np.ones(len(clouds))
+    for b in np.flatnonzero(~((top <= 2.0**120) & (top >= d * 2.0**-120))):
+        if not np.isfinite(top[b]):  # NaN or inf in the cloud, or squares that overflow
+            require_finite(clouds[b], labels[b], prefix=settings.lead())
+        scales[b] = scale_of(clouds[b], settings)
+        if scales[b] != 1.0:
+            D2[b] = batched_squared_euclidean_distances([clouds[b] * scales[b]])[0]
+    return D2, True, scales
+
+
+def _chunk_h0(chunk, *, data, labels, settings):
     """H0 bars of one chunk: one batched MST pass (numpy, or torch on a device)."""
     if settings.device is not None:
         return _chunk_bars_torch(data, chunk, settings)
@@ -697,7 +762,7 @@ def _chunk_h0(data, chunk, labels, settings):
     if squared:
         np.sqrt(lengths, out=lengths)
     lengths /= scales[:, None]
-    return [{0: h0_bars(lengths[b], settings.threshold)} for b in range(len(chunk))]
+    return [{0: pairs} for pairs in h0_bars_batch(lengths, settings.threshold)]
 
 
 def _chunk_condensed(data, chunk, labels, settings):
@@ -729,7 +794,7 @@ def _engine_task(condensed, thresholds, scales, *, n, settings):
         m = int(round((1 + np.sqrt(1 + 8 * len(c))) / 2))
         core = ripser_condensed if _core_engine(settings, m) == "ripser" else giotto_condensed
         dgms = core(c, m, settings.maxdim, float(threshold), settings.coeff)
-        out.append({q: _clean(dgms[q]) / scale if q < len(dgms) else np.empty((0, 2))
+        out.append({q: _canonical(_clean(dgms[q]) / scale) if q < len(dgms) else np.empty((0, 2))
                     for q in settings.homology_dimensions})
     return out
 
@@ -772,12 +837,17 @@ def _chunk_bars_torch(data, chunk, settings):
     lengths = torch_batched_mst_edge_lengths(D).double().cpu().numpy()
     lengths.sort(axis=1)
     lengths /= scales[:, None]
-    return [{0: h0_bars(lengths[b], settings.threshold)} for b in range(len(chunk))]
+    return [{0: pairs} for pairs in h0_bars_batch(lengths, settings.threshold)]
 
 
 def _clean(pairs) -> np.ndarray:
     pairs = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
     return pairs[pairs[:, 1] > pairs[:, 0]]
+
+
+def _canonical(pairs) -> np.ndarray:
+    """Bars in the Diagram's canonical order (birth, then death), sorted in the worker."""
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))] if len(pairs) > 1 else pairs
 
 
 def persistence(X, homology_dimensions=(0, 1), **params) -> Diagram:
