@@ -176,30 +176,30 @@ def batched_squared_euclidean_distances(X, *, dtype=np.float64, return_norms=Fal
 
 def _squared_block(X, D2, sq, shape):
     b, n, _ = D2.shape
-    clouds = [np.asarray(x, dtype=D2.dtype) for x in X]
+    clouds = [np.ascontiguousarray(x, dtype=D2.dtype) for x in X]
     for k, x in enumerate(clouds):
         if x.shape != shape:
             raise ValueError(f"the clouds of a batch must have one shape {shape}; got {x.shape}")
-        np.matmul(x, x.T, out=D2[k])  # numpy calls BLAS syrk for x @ x.T: half the flops
+        # numpy calls BLAS syrk for a contiguous x @ x.T: half the flops of a general
+        # product, and an exactly symmetric result (it mirrors one triangle)
+        np.matmul(x, x.T, out=D2[k])
     idx = np.arange(n)
     sq[...] = D2[:, idx, idx]  # |x|^2: the Gram diagonal
+    norm_sums = sq[:, :, None] + sq[:, None, :]  # exactly symmetric (a + b == b + a)
     D2 *= -2.0
-    D2 += sq[:, :, None]
-    D2 += sq[:, None, :]
+    D2 += norm_sums  # so D2 is exactly symmetric too
     D2[:, idx, idx] = np.inf  # never a candidate for refinement
-    # a scalar bound per cloud finds candidates; the per-pair rule decides
+    # a scalar bound per cloud finds candidates; the per-pair rule decides. Every
+    # negative entry (rounding) is a candidate, so none is left after refinement
     candidates = unresolved(D2, 2.0 * sq.max(axis=1)[:, None, None])
     if candidates.any():
         c, i, j = np.nonzero(candidates)
-        keep = unresolved(D2[c, i, j], sq[c, i] + sq[c, j])
+        keep = unresolved(D2[c, i, j], norm_sums[c, i, j])
         c, i, j = c[keep], i[keep], j[keep]
         for k in np.unique(c):  # few clouds have such pairs (duplicates)
             at = c == k
             D2[k, i[at], j[at]] = exact_squared(clouds[k], i[at], j[at])
     D2[:, idx, idx] = 0.0
-    np.maximum(D2, 0.0, out=D2)
-    # exactly symmetric: the product's rounding can differ between (i, j) and (j, i)
-    np.minimum(D2, D2.transpose(0, 2, 1), out=D2)
 
 
 def batched_pairwise_distances(X: np.ndarray, metric="euclidean", *, dtype=np.float64,

@@ -115,6 +115,24 @@ def test_batched_distances_equal_per_cloud(rng):
     np.testing.assert_allclose(D1[4], cdist(X[4], X[4], "cityblock"))
 
 
+def test_batched_distances_of_a_list_equal_those_of_the_stack(rng):
+    from sktopo._distance import batched_squared_euclidean_distances
+
+    X = rng.normal(size=(40, 9, 30)) + 20.0
+    X[3, 2] = X[3, 6]
+    stacked = batched_squared_euclidean_distances(X)
+    # a list of clouds (never stacked), strided views and float32 copies work alike
+    listed, sq = batched_squared_euclidean_distances(list(X), return_norms=True)
+    assert np.array_equal(listed, stacked)
+    np.testing.assert_allclose(sq, (X**2).sum(-1), rtol=1e-12)
+    wide = np.repeat(X, 2, axis=2)[:, :, ::2]  # not contiguous, same values
+    assert np.array_equal(batched_squared_euclidean_distances(list(wide)), stacked)
+    assert all(np.array_equal(D, D.T) for D in listed) and (listed >= 0).all()
+    assert listed[3, 2, 6] == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        batched_squared_euclidean_distances([X[0], X[1, :, :10]])
+
+
 def test_batched_h0_equals_ripser(rng):
     from sktopo._distance import batched_squared_euclidean_distances
     from sktopo._mst import batched_mst_edge_lengths
