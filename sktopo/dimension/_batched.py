@@ -3,13 +3,14 @@
 A per-input study (one cloud of tokens or patches per input) has thousands of
 clouds of tens of points. Cloud by cloud, each estimate is a handful of tiny
 numpy / scipy calls and the Python overhead dominates. Here clouds of the same
-shape are stacked ``(b, n, d)``:
+shape are handled together:
 
 - their distance matrices are one batched matrix product
   (:func:`sktopo._distance.batched_squared_euclidean_distances`);
-- PHDimension's minimum spanning trees of every (cloud, rerun, size) are one
-  vectorised Prim pass per subsample size (:func:`sktopo._mst.batched_mst_edge_lengths`);
-- TwoNN's two nearest neighbours are one partial sort
+- PHDimension's subsamples are sub-matrices of those, gathered for every
+  (cloud, rerun, draw) of a size by one ``np.take``, and their minimum spanning
+  trees are one vectorised Prim pass per size (:func:`sktopo._mst.batched_mst_edge_lengths`);
+- TwoNN's two nearest neighbours are two row minima
   (:func:`sktopo.dimension._neighbors.batched_knn_distances`), its fit one
   vectorised least-squares through the origin.
 
@@ -22,11 +23,19 @@ device) go to the per-cloud functions, which warn as before.
 
 :func:`compute_cells` groups the clouds by shape, cuts the groups into chunks of
 bounded memory and runs chunks and single clouds through
-:func:`sktopo._parallel.run_parallel` (``n_jobs``, ``verbose``).
+:func:`sktopo._parallel.run_parallel` (``n_jobs``, ``verbose``). Chunks run in
+threads unless a ``joblib.parallel_config`` backend says otherwise: their numpy
+and BLAS calls release the GIL, and threads share the clouds where processes would
+pickle every cloud through a pipe (measured on 2 cores, 2,000 clouds of 64 x 384:
+the pickling took more CPU in the parent than TwoNN's whole computation). Each chunk's
+matrix products are small (64 x 384 by 384 x 64), too small for BLAS threads to pay
+for their hand-offs, so BLAS runs one thread per worker meanwhile (OpenBLAS's own
+threads on top of two workers made TwoNN 5x slower on a busy 2-core machine).
 """
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 from typing import Callable
 
@@ -36,15 +45,16 @@ from sktopo._parallel import effective_jobs, run_parallel
 from sktopo.dimension._neighbors import DENSE_MAX_POINTS, batched_knn_distances, unit_scale
 
 __all__ = ["compute_cells", "phdim_batch", "phdim_batch_cost", "phdim_batch_key", "twonn_batch",
-           "twonn_batch_key"]
+           "twonn_batch_key", "twonn_fit"]
 
-# A chunk holds about this many float64 numbers (16 MiB: stacked clouds, distance
-# matrices, sub-matrices; see the ``cost`` of compute_cells), whatever the number of clouds.
-# Measured on 2,000 clouds of 64 x 384: 8 to 64 MiB chunks all cost the same CPU time
-# (PHDimension 0.36-0.41, TwoNN 0.15 ms per cloud), so the smaller memory wins.
+# A chunk holds about this many float64 numbers (16 MiB: distance matrices, sub-matrices;
+# see the ``cost`` of compute_cells), whatever the number of clouds.
 _CHUNK_ENTRIES = 1 << 21
 # Chunks per worker, so that joblib can balance uneven chunks.
 _CHUNKS_PER_WORKER = 4
+# PHDimension stacks the points of this many float64 numbers at a time (4 MiB, a few tens
+# of token clouds) for their distance matrices: the stack stays in cache between passes.
+_STACK_ENTRIES = 1 << 19
 # PHDimension batches clouds up to this many points. Measured (2 cores, d = 64): batched
 # 0.7 vs 1.9 ms per cloud at 128 points, 1.9 vs 2.7 at 256, 4.0 vs 4.8 at 400; above
 # that scipy's compiled single linkage, cloud by cloud, catches up with the numpy Prim.
@@ -76,39 +86,49 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
         stacked points, distance matrices and sub-matrices), which sizes the chunks.
         Default: the points and two ``n x n`` matrices.
     n_jobs, verbose, desc
-        As in :func:`sktopo._parallel.run_parallel`; a progress step is a chunk or a cloud.
+        As in :func:`sktopo._parallel.run_parallel`; a progress step is a chunk
+        (in threads, see the module docstring) or a cloud computed on its own.
 
     Returns
     -------
     results : list of (dict, list)
     """
-    n = len(clouds)
     groups: dict = {}
-    tasks = []
+    alone = []
     for i, cloud in enumerate(clouds):
         k = key(cloud, **settings)
         if k is None:
-            tasks.append((False, [i]))
+            alone.append(i)
         else:
             groups.setdefault(k, []).append(i)
     workers = effective_jobs(n_jobs)
     cost = cost or _default_cost
+    chunks = []
     for members in groups.values():
         size = max(1, _CHUNK_ENTRIES // max(1, int(cost(clouds[members[0]], **settings))))
         if workers > 1:
             size = min(size, -(-len(members) // (workers * _CHUNKS_PER_WORKER)))
-        for start in range(0, len(members), size):
-            tasks.append((True, members[start:start + size]))
-    run = partial(_run_task, batch=batch, single=single, settings=settings)
-    outputs = run_parallel(
-        run,
-        [(is_batch, [clouds[i] for i in idx], [seeds[i] for i in idx], [labels[i] for i in idx])
-         for is_batch, idx in tasks],
-        n_jobs=n_jobs, verbose=verbose, desc=desc, unit="chunk",
-    )
-    results = [None] * n
-    for (_, idx), output in zip(tasks, outputs):
-        for i, result in zip(idx, output):
+        chunks.extend(members[start:start + size] for start in range(0, len(members), size))
+    results = [None] * len(clouds)
+    if chunks:
+        from joblib import parallel_config
+
+        with _one_blas_thread(), parallel_config(prefer="threads"):
+            outputs = run_parallel(
+                partial(batch, **settings),
+                [([clouds[i] for i in idx], [seeds[i] for i in idx], [labels[i] for i in idx])
+                 for idx in chunks],
+                n_jobs=n_jobs, verbose=verbose, desc=desc, unit="chunk",
+            )
+        for idx, output in zip(chunks, outputs):
+            for i, result in zip(idx, output):
+                results[i] = result
+    if alone:
+        # larger clouds: compiled kernels that hold the GIL, so the default (process) backend
+        outputs = run_parallel(partial(single, **settings),
+                               [(clouds[i], seeds[i], labels[i]) for i in alone],
+                               n_jobs=n_jobs, verbose=verbose, desc=desc, unit="cloud")
+        for i, result in zip(alone, outputs):
             results[i] = result
     return results
 
@@ -117,10 +137,16 @@ def _default_cost(cloud, **settings):
     return cloud.size + 2 * cloud.shape[0] ** 2
 
 
-def _run_task(is_batch, clouds, seeds, labels, *, batch, single, settings):
-    if is_batch:
-        return batch(clouds, seeds, labels, **settings)
-    return [single(clouds[0], seeds[0], labels[0], **settings)]
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # scans the loaded libraries once (milliseconds)
+
+
+def _one_blas_thread():
+    """Context: BLAS libraries of this process run one thread each."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _stack_unit_scale(clouds) -> np.ndarray:
@@ -133,13 +159,10 @@ def _stack_unit_scale(clouds) -> np.ndarray:
     return X
 
 
-def _has_zero_offdiagonal(d2_first: np.ndarray) -> np.ndarray:
-    """Per cloud: does some point have a neighbour at distance 0 (a duplicate)?"""
-    return (d2_first == 0).any(axis=1)
-
-
 # ----------------------------------------------------------------------- PH dimension
+@functools.lru_cache(maxsize=256)
 def _phdim_plan(n_points, *, protocol, min_points, max_points, n_sizes, n_draws, n_reruns):
+    """The plan of a cloud of ``n_points`` (cached: the batch keys ask once per cloud)."""
     from sktopo.dimension._protocols import make_plan
 
     return make_plan(n_points, protocol=protocol, min_points=min_points, max_points=max_points,
@@ -165,16 +188,16 @@ def phdim_batch_key(cloud, *, alpha, protocol, min_points, max_points, n_sizes, 
 
 def phdim_batch_cost(cloud, *, protocol, min_points, max_points, n_sizes, n_draws, n_reruns,
                      **settings):
-    """Numbers a PHDimension batch holds per cloud: points, distances, the reruns' sub-matrices."""
+    """Numbers a PHDimension chunk holds per cloud: its distances and the largest size's
+    sub-matrices of every (rerun, draw) (points, float64 distances and gather indices are
+    held a few clouds at a time, see ``_STACK_ENTRIES``)."""
     n_points = cloud.shape[0]
     plan = _phdim_plan(n_points, protocol=protocol, min_points=min_points,
                        max_points=max_points, n_sizes=n_sizes, n_draws=n_draws,
                        n_reruns=n_reruns)
     below = plan.sizes[plan.sizes < n_points]
     longest = int(below[-1]) if len(below) else 0
-    # float32 matrices and sub-matrices count half
-    return cloud.size + 2 * n_points ** 2 + (n_points ** 2 + plan.n_reruns * plan.n_draws
-                                              * longest ** 2) // 2
+    return (n_points ** 2 + plan.n_reruns * plan.n_draws * longest ** 2) // 2  # float32: half
 
 
 def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_points, n_sizes,
@@ -182,52 +205,44 @@ def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_point
     """PH dimension of equally shaped Euclidean clouds (a :func:`phdim_batch_key` group).
 
     The same numbers as :func:`sktopo.dimension.phdim._estimate_cloud` on each
-    cloud (same subsamples, same float32 squared distances, the same MST edge
+    cloud (same subsamples, float32 squared distances, the same MST edge
     lengths summed in the same ascending order).
     """
-    from sktopo._distance import batched_squared_euclidean_distances
-    from sktopo._mst import batched_mst_edge_lengths
-    from sktopo.dimension.phdim import (_draw_subsets, _estimate_cloud, _fit_results,
-                                        _infinite_length_message, _nan_result)
+    from sktopo.dimension.phdim import (_estimate_cloud, _fit_results,
+                                        _infinite_length_message, _nan_result, _nested_orders)
 
     settings = dict(alpha=alpha, protocol=protocol, min_points=min_points,
                     max_points=max_points, n_sizes=n_sizes, n_draws=n_draws,
                     n_reruns=n_reruns, metric=metric, device=device)
-    c, n_points, _ = len(clouds), *clouds[0].shape
+    c, n_points = len(clouds), clouds[0].shape[0]
     plan = _phdim_plan(n_points, protocol=protocol, min_points=min_points,
                        max_points=max_points, n_sizes=n_sizes, n_draws=n_draws,
                        n_reruns=n_reruns)
-    X = _stack_unit_scale(clouds)
-    X -= X.mean(axis=1, keepdims=True)  # as the per-cloud path: less cancellation
-    D2 = batched_squared_euclidean_distances(X)
-    del X
-    idx = np.arange(n_points)
-    D2[:, idx, idx] = np.inf
-    duplicated = _has_zero_offdiagonal(D2.min(axis=2))
-    D2[:, idx, idx] = 0.0
-    D = D2.astype(np.float32)  # what the per-cloud path feeds its MSTs
-    del D2
+    below = plan.sizes[plan.sizes < plan.pool_size]
+    longest = int(below[-1]) if len(below) else 0
+    n_orders = plan.n_reruns * plan.n_draws
+    D = np.empty((c, n_points, n_points), dtype=np.float32)
+    # (cloud, rerun * n_draws + draw): the sub-matrix of the largest size below the pool;
+    # the smaller sizes are its leading blocks (nested prefixes of one order)
+    blocks = np.empty((c, n_orders, longest, longest), dtype=np.float32)
+    duplicated = np.empty(c, dtype=bool)
+    # a few clouds at a time: their points, distances and gather indices stay in cache
+    step = max(1, _STACK_ENTRIES // clouds[0].size)
+    for start in range(0, c, step):
+        part = slice(start, start + step)
+        duplicated[part] = _pool_distances(clouds[part], out=D[part])
+        if longest:
+            orders = np.stack([_nested_orders(plan, np.random.default_rng(seed))
+                               for seed in seeds[part]])
+            _sub_matrices(D[part], orders, out=blocks[part])
     power = alpha * 0.5  # squared distances: E = sum(edge2 ** (alpha / 2))
-
-    def length_sums(blocks):
-        lengths = batched_mst_edge_lengths(blocks).astype(np.float64)
-        return np.sum(lengths ** power, axis=1)
-
-    n_sizes_used = len(plan.sizes)
-    E = np.empty((c, plan.n_reruns, n_sizes_used, plan.n_draws))
+    E = np.empty((c, plan.n_reruns, len(plan.sizes), plan.n_draws))
     if plan.sizes[-1] >= plan.pool_size:
-        E[:, :, -1, :] = length_sums(D)[:, None, None]
-    jobs = [_draw_subsets(plan, np.random.default_rng(seed)) for seed in seeds]
-    if jobs[0]:
-        # nested plan: job j = (rerun r, draw k), j = r * n_draws + k, one order for all sizes
-        orders = np.stack([np.stack([order for order, _ in cloud_jobs]) for cloud_jobs in jobs])
-        n_jobs_per_cloud, longest = orders.shape[1:]
-        rows = np.arange(c)[:, None, None, None]
-        blocks = D[rows, orders[:, :, :, None], orders[:, :, None, :]]
-        blocks = blocks.reshape(c * n_jobs_per_cloud, longest, longest)
-        for _, s, _, m in jobs[0][0][1]:
-            sums = length_sums(blocks[:, :m, :m])
-            E[:, :, s, :] = sums.reshape(c, plan.n_reruns, plan.n_draws)
+        E[:, :, -1, :] = _mst_length_sums(D, power)[:, None, None]
+    blocks = blocks.reshape(c * n_orders, longest, longest)
+    for s, m in enumerate(below):
+        sums = _mst_length_sums(blocks[:, :m, :m], power)
+        E[:, :, s, :] = sums.reshape(c, plan.n_reruns, plan.n_draws)
     with np.errstate(divide="ignore", invalid="ignore"):
         logE = np.log(E)
     finite = np.isfinite(logE).all(axis=(1, 2, 3))
@@ -243,6 +258,41 @@ def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_point
             values, message = fitted[i]
             results.append((values, [message] if message else []))
     return results
+
+
+def _pool_distances(clouds, out):
+    """Squared distances of the centred clouds into ``out`` (float32, ``(c, n, n)``).
+
+    Returns, per cloud, whether a point has a duplicate (a zero off the
+    diagonal of the float64 distances).
+    """
+    from sktopo._distance import batched_squared_euclidean_distances
+
+    X = _stack_unit_scale(clouds)
+    X -= X.mean(axis=1, keepdims=True)  # as the per-cloud path: less cancellation
+    D2 = batched_squared_euclidean_distances(X)
+    idx = np.arange(D2.shape[1])
+    D2[:, idx, idx] = np.inf
+    duplicated = (D2.min(axis=2) == 0).any(axis=1)
+    D2[:, idx, idx] = 0.0
+    out[...] = D2  # rounded to float32: what the per-cloud path feeds its MSTs
+    return duplicated
+
+
+def _sub_matrices(D, orders, out):
+    """``out[i, j] = D[i][orders[i, j]][:, orders[i, j]]``, by one flat ``np.take``."""
+    c, n, _ = D.shape
+    starts = orders * n + (np.arange(c) * n * n)[:, None, None]  # rows, as flat offsets
+    index = starts[:, :, :, None] + orders[:, :, None, :]
+    np.take(D.reshape(-1), index, out=out, mode="clip")  # valid indices: no checks, no buffer
+
+
+def _mst_length_sums(D, power):
+    """``sum(edge ** power)`` of the minimum spanning tree of every matrix of ``D``."""
+    from sktopo._mst import batched_mst_edge_lengths
+
+    lengths = batched_mst_edge_lengths(D).astype(np.float64)
+    return np.sum(lengths ** power, axis=1)
 
 
 # ------------------------------------------------------------------------------ TwoNN

