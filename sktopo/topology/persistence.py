@@ -619,9 +619,9 @@ def _one_cloud_bars(data, label, *, settings):
 def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
     """Fill ``bars[k]`` for the small clouds ``indices``: batched distances and MSTs.
 
-    H0 (the MST engine) runs here chunk by chunk: the distance product uses
-    BLAS's threads and the Prim loop is a few numpy calls per step for the
-    whole chunk. For H1 and above the distances are still computed here, in
+    H0 (the MST engine) runs chunk by chunk, the chunks spread over
+    ``n_jobs`` threads: one Gram product per cloud and a Prim loop of a few
+    numpy calls per step for the whole chunk, both outside the GIL. For H1 and above the distances are still computed here, in
     batches, and only the float32 condensed matrices (``n (n - 1) / 2``
     entries, not the clouds) go to the worker processes, which call the
     engine's compiled core with no Python-level checks.
@@ -638,16 +638,13 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
             from threadpoolctl import threadpool_limits
 
             with threadpool_limits(1, user_api="blas"):
-                results = list(progress(
-                    Parallel(n_jobs=workers, backend="threading", return_as="generator")(
-                        delayed(h0)(chunk) for chunk in chunks),
-                    verbose=verbose, total=len(chunks), desc=desc, unit="chunk"))
+                results = Parallel(n_jobs=workers, backend="threading", return_as="generator")(
+                    delayed(h0)(chunk) for chunk in chunks)
+                _collect(chunks, progress(results, verbose=verbose, total=len(chunks),
+                                          desc=desc, unit="chunk"), bars)
         else:
-            results = progress((h0(chunk) for chunk in chunks), verbose=verbose,
-                               total=len(chunks), desc=desc, unit="chunk")
-        for chunk, result in zip(chunks, results):
-            for k, b in zip(chunk, result):
-                bars[k] = b
+            _collect(chunks, progress((h0(chunk) for chunk in chunks), verbose=verbose,
+                                      total=len(chunks), desc=desc, unit="chunk"), bars)
         return
     # tasks of consecutive clouds, a few per worker so that unequal clouds balance
     # out; made lazily, so the distances of the next chunk are computed here while
@@ -673,18 +670,24 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
     big_enough = np.mean([data[k].shape[0] for k in indices]) > _SMALL_FOR_GIOTTO
     if workers > 1 and len(owners) > 1 and big_enough:
         from joblib import Parallel, delayed
+        from threadpoolctl import threadpool_limits
 
         # processes, not threads: ripser.py's core holds the GIL, and giotto-ph's
         # deadlocked once in a C++ static initialisation when two threads entered
-        # it at the same time (seen in benchmarks/many_clouds.py)
-        results = Parallel(n_jobs=workers, prefer="processes", return_as="generator")(
-            delayed(core)(*task) for task in tasks())
+        # it at the same time (seen in benchmarks/many_clouds.py). The distances
+        # computed here meanwhile use one BLAS thread: the workers have the cores
+        with threadpool_limits(1, user_api="blas"):
+            results = Parallel(n_jobs=workers, prefer="processes", return_as="generator")(
+                delayed(core)(*task) for task in tasks())
+            _collect(owners, progress(results, verbose=verbose, total=len(owners), desc=desc,
+                                      unit="task"), bars)
     else:
         results = (core(*task) for task in tasks())
-    if verbose:
-        from tqdm.auto import tqdm
+        _collect(owners, progress(results, verbose=verbose, total=len(owners), desc=desc,
+                                  unit="task"), bars)
 
-        results = tqdm(results, total=len(owners), desc=desc, unit="task")
+
+def _collect(owners, results, bars):
     for owner, result in zip(owners, results):
         for k, b in zip(owner, result):
             bars[k] = b
