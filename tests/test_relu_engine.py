@@ -316,3 +316,47 @@ def test_large_padded_batches_use_the_blocked_gram_and_still_equal_numpy():
         want.append(int((sv > sv.max() * 800 * eps).sum()))
     np.testing.assert_array_equal(got, want)
     assert want[0] == 300 and want[2] == 500 and want[3] == 280
+
+
+def test_greedy_column_colors_never_share_a_colour_within_a_row():
+    from sktopo.nn._relu_engine import greedy_column_colors
+
+    rng = np.random.default_rng(0)
+    pattern = rng.random((60, 40)) < 0.1
+    colors, n = greedy_column_colors(pattern)
+    assert colors.shape == (40,) and colors.min() == 0 and colors.max() == n - 1
+    for row in pattern:
+        assert len(set(colors[row])) == row.sum()
+    # A 3 x 3 receptive field on a 10 x 10 image, in raster order: 9 colours.
+    image = np.zeros((10, 10, 10, 10), dtype=bool)
+    for i in range(10):
+        for j in range(10):
+            image[i, j, max(i - 1, 0):i + 2, max(j - 1, 0):j + 2] = True
+    assert greedy_column_colors(image.reshape(100, 100))[1] == 9
+
+
+def test_convolutions_pushed_with_coloured_input_tangents_equal_jacobian_ranks(monkeypatch):
+    # 10 x 10 inputs: the third layer sees 7 x 7 pixels, so 49 coloured tangents replace 100.
+    from sktopo.nn import _relu_engine
+
+    used = []
+    original = _relu_engine.RankEngine._input_coloring
+
+    def spy(self, x, ls):
+        coloring = original(self, x, ls)
+        used.append(None if coloring is None else coloring[0].shape[0])
+        return coloring
+
+    monkeypatch.setattr(_relu_engine.RankEngine, "_input_coloring", spy)
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(6, 4, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.abs_()
+    X = np.random.default_rng(3).normal(size=(6, 1, 10, 10))
+    X[:3, :, :4, :4] = -10.0  # no first-layer unit sees these pixels: rank-deficient regions
+    want = jacobian_ranks(model, X)
+    assert want.min() < 100 and want.max() == 100
+    np.testing.assert_array_equal(engine_ranks(model, X), want)
+    assert any(n is not None and n < 50 for n in used)

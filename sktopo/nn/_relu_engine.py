@@ -37,6 +37,19 @@ convolution), applied as a gathered dense product. A factor that would be carrie
 (never wide in the chunk) is not re-entered: the layers after it whose segments are pushed
 anyway (convolutions) are pushed from its own source in the same pass.
 
+Coloured input tangents
+-----------------------
+A push from the input does not need all ``d`` basis vectors when the input maps are sparse: a
+convolution's unit sees only its receptive field, on every region. The nonzero pattern of the
+maps from the input to the pushed layers is read once, from one push of the basis with every
+ReLU frozen to random positive scalings instead of 0/1 masks (an entry nonzero on some region
+is a nonzero polynomial in the scalings, so it is nonzero at random ones). Columns that never
+share a row get one colour (greedy, in raster order: an ``h x w`` receptive field gives about
+``h w`` colours); each colour is pushed as the sum of its basis vectors, and every entry of
+the factor is read back from its colour's column (the one column of that colour in its row's
+pattern). Products and sums are those of the full push, only over fewer tangents: on a 28 x 28
+CNN whose second ReLU layer sees 8 x 8 pixels, 64 tangents per region replace 784.
+
 The rank rule
 -------------
 The rank of ``A_l`` is decided by numpy's rule for the full ``M x N = units_l x d`` product:
@@ -63,6 +76,7 @@ Per matrix the decision is made in two steps:
 
 import numpy as np
 import torch
+from scipy import sparse
 from torch.func import jvp, vmap
 
 from sktopo.nn._relu_network import ReLUTracer
@@ -73,6 +87,8 @@ _DENSE_LIMIT = 1 << 22
 # Fraction of nonzero entries below which a segment map between two ReLU calls is pushed
 # through the modules (a convolution's) rather than gathered and multiplied densely.
 _DENSE_FILL = 0.5
+# Seed of the random positive masks of the probe that finds the input maps' sparsity patterns.
+_PROBE_SEED = 12345
 
 
 def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
@@ -204,6 +220,24 @@ def _active_index(mask):
     return order.masked_fill(pad, units), counts
 
 
+def greedy_column_colors(pattern):
+    """Colour the columns of a boolean (m, d) pattern: no row has two nonzeros of one colour.
+
+    Greedy in column order (for an image, raster order: a receptive field of h x w pixels then
+    gives about h * w colours). Returns ``(colors, n_colors)``, ``colors`` a (d,) int64 array.
+    """
+    S = sparse.csr_matrix(pattern, dtype=np.int32)
+    conflict = (S.T @ S).tocsr()  # columns that share a row
+    d = pattern.shape[1]
+    colors = np.full(d, -1, dtype=np.int64)
+    for j in range(d):
+        used = colors[conflict.indices[conflict.indptr[j]:conflict.indptr[j + 1]]]
+        taken = np.zeros(used.size + 1, dtype=bool)
+        taken[used[(used >= 0) & (used <= used.size)]] = True
+        colors[j] = int(np.argmin(taken))  # the smallest colour no neighbour has
+    return colors, int(colors.max()) + 1 if d else 0
+
+
 class RankEngine:
     """Cumulative ranks of every ReLU call on each region; see the module docstring.
 
@@ -236,6 +270,7 @@ class RankEngine:
         self.progress = progress
         self.n_layers = len(self.units)
         self._dense = {}
+        self._colorings = {}
         self._shapes = None
         # Max pooling makes the maps between ReLU calls depend on the region (its argmax):
         # then every factor is pushed from the input through the network itself, where forward
@@ -408,11 +443,66 @@ class RankEngine:
                     for g in range(0, B.shape[0], group)])
         if pushed:
             ls = [children[i] for i in pushed]
-            tangents = self._tangents(x, fmasks, carried, active, p)
-            raws = self._jvp(x, fmasks, p, ls, tangents, [active[l][0] for l in ls])
+            acts = [active[l][0] for l in ls]
+            coloring = self._input_coloring(x, ls) if p < 0 else None
+            if coloring is None:
+                tangents = self._tangents(x, fmasks, carried, active, p)
+                raws = self._jvp(x, fmasks, p, ls, tangents, acts)
+            else:
+                # One tangent per colour; each nonzero of A_l is read back from its colour.
+                basis, index = coloring
+                n = basis.shape[0]
+                tangents = basis.reshape(n, 1, *self.input_shape).expand(
+                    n, x.shape[0], *self.input_shape)
+                raws = [torch.gather(torch.nn.functional.pad(raw, (0, 1)), 2, index[l][act])
+                        for l, act, raw in zip(ls, acts,
+                                               self._jvp(x, fmasks, p, ls, tangents, acts))]
             for i, raw in zip(pushed, raws):
                 out[i] = raw
         return out
+
+    def _input_coloring(self, x, ls):
+        """Compressed input basis for pushing the input maps of layers ``ls`` (or None).
+
+        The map from the input to layer l's pre-activation has, on every region, its nonzeros
+        within a fixed pattern: a convolution's unit sees only its receptive field. Inputs
+        (columns) that never share a unit of ``ls`` get one colour and are pushed as the sum of
+        their basis vectors; the pushed sum holds, in each unit's row, the entry of the one
+        column of that colour in the row's pattern. The pattern is read from one push of the
+        input basis with every ReLU frozen to random positive scalings (not 0/1 masks): an
+        entry that is nonzero on some region is a polynomial in the scalings that is not zero,
+        so it is nonzero at random ones. Used when the colours at most halve the tangents.
+
+        Returns ``(basis, index)``: the (n_colors, d) 0/1 basis and, per layer l of ``ls``, a
+        (units_l + 1, d) int64 map of each entry to its colour (``n_colors``, a zero column
+        appended to the pushed rows, outside the pattern and in the padding row).
+        """
+        key = tuple(ls)
+        if key in self._colorings:
+            return self._colorings[key]
+        coloring = None
+        limit = max(_DENSE_LIMIT, self.batch_size * max(self.units))
+        if (not self.region_dependent_segments and self.d > 1
+                and sum(self.units[l] for l in ls) * self.d <= limit):
+            gen = torch.Generator(device="cpu").manual_seed(_PROBE_SEED)
+            scalings = [(1.0 + torch.rand(1, u, generator=gen, dtype=x.dtype)).to(x.device)
+                        for u in self.units]
+            eye = torch.eye(self.d, dtype=x.dtype, device=x.device).reshape(
+                self.d, 1, *self.input_shape)
+            probes = self._jvp(x[:1], scalings, -1, ls, eye)  # (d, 1, units_l) each
+            patterns = [(probe[:, 0, :] != 0).T.cpu().numpy() for probe in probes]
+            colors, n = greedy_column_colors(np.concatenate(patterns))
+            if 2 * n <= self.d:
+                colors = torch.as_tensor(colors, device=x.device)
+                basis = torch.nn.functional.one_hot(colors, n).T.to(x.dtype)
+                index = {}
+                for l, pattern in zip(ls, patterns):
+                    inside = torch.as_tensor(pattern, device=x.device)
+                    index[l] = torch.nn.functional.pad(
+                        torch.where(inside, colors[None, :], n), (0, 0, 0, 1), value=n)
+                coloring = (basis.contiguous(), index)
+        self._colorings[key] = coloring
+        return coloring
 
     def _gather_rows(self, tangent, act):
         """(r, k, units) tangents -> (k, a_max, r) rows of the active units."""
