@@ -621,31 +621,49 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
 
     H0 (the MST engine) runs chunk by chunk, the chunks spread over
     ``n_jobs`` threads: one Gram product per cloud and a Prim loop of a few
-    numpy calls per step for the whole chunk, both outside the GIL. For H1 and above the distances are still computed here, in
-    batches, and only the float32 condensed matrices (``n (n - 1) / 2``
-    entries, not the clouds) go to the worker processes, which call the
-    engine's compiled core with no Python-level checks.
+    numpy calls per step for the whole chunk, both outside the GIL. For H1
+    and above the distances are still computed here, in batches, and only
+    the float32 condensed matrices (``n (n - 1) / 2`` entries, not the
+    clouds) go to the worker processes, which call the engine's compiled
+    core with no Python-level checks.
+
+    The products of small clouds use one BLAS thread: a second one only
+    adds synchronisation at these sizes (measured: the same wall time for
+    twice the CPU time, and 20x slower when the cores are busy), and the
+    cores go to the workers instead.
     """
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
     chunks = list(_chunks(data, indices, settings))
     workers = min(effective_jobs(n_jobs), len(indices))
-    desc = settings.estimator or "persistence"
-    if settings.engine == "mst" or settings.device is not None:
-        h0 = partial(_chunk_h0, data=data, labels=labels, settings=settings)
-        if workers > 1 and len(chunks) > 1 and settings.device is None:
-            # threads: the Gram products (BLAS) and the Prim steps (numpy) release
-            # the GIL; BLAS runs one thread per worker so the two do not oversubscribe
-            from joblib import Parallel, delayed
-            from threadpoolctl import threadpool_limits
-
-            with threadpool_limits(1, user_api="blas"):
-                results = Parallel(n_jobs=workers, backend="threading", return_as="generator")(
-                    delayed(h0)(chunk) for chunk in chunks)
-                _collect(chunks, progress(results, verbose=verbose, total=len(chunks),
-                                          desc=desc, unit="chunk"), bars)
+    # the limit costs about a millisecond to set: not worth it for a handful of clouds
+    one_blas_thread = (threadpool_limits(1, user_api="blas") if len(indices) >= 16
+                       else nullcontext())
+    with one_blas_thread:
+        if settings.engine == "mst" or settings.device is not None:
+            _batched_h0(data, labels, chunks, bars, settings, workers=workers, verbose=verbose)
         else:
-            _collect(chunks, progress((h0(chunk) for chunk in chunks), verbose=verbose,
-                                      total=len(chunks), desc=desc, unit="chunk"), bars)
-        return
+            _batched_engine(data, labels, indices, chunks, bars, settings, workers=workers,
+                            verbose=verbose)
+
+
+def _batched_h0(data, labels, chunks, bars, settings, *, workers, verbose):
+    h0 = partial(_chunk_h0, data=data, labels=labels, settings=settings)
+    if workers > 1 and len(chunks) > 1 and settings.device is None:
+        from joblib import Parallel, delayed
+
+        # threads: the Gram products (BLAS) and the Prim steps (numpy) release the GIL
+        results = Parallel(n_jobs=workers, backend="threading", return_as="generator")(
+            delayed(h0)(chunk) for chunk in chunks)
+    else:
+        results = (h0(chunk) for chunk in chunks)
+    _collect(chunks, progress(results, verbose=verbose, total=len(chunks),
+                              desc=settings.estimator or "persistence", unit="chunk"), bars)
+
+
+def _batched_engine(data, labels, indices, chunks, bars, settings, *, workers, verbose):
     # tasks of consecutive clouds, a few per worker so that unequal clouds balance
     # out; made lazily, so the distances of the next chunk are computed here while
     # the workers run the engine on the previous ones
@@ -670,21 +688,16 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
     big_enough = np.mean([data[k].shape[0] for k in indices]) > _SMALL_FOR_GIOTTO
     if workers > 1 and len(owners) > 1 and big_enough:
         from joblib import Parallel, delayed
-        from threadpoolctl import threadpool_limits
 
         # processes, not threads: ripser.py's core holds the GIL, and giotto-ph's
         # deadlocked once in a C++ static initialisation when two threads entered
-        # it at the same time (seen in benchmarks/many_clouds.py). The distances
-        # computed here meanwhile use one BLAS thread: the workers have the cores
-        with threadpool_limits(1, user_api="blas"):
-            results = Parallel(n_jobs=workers, prefer="processes", return_as="generator")(
-                delayed(core)(*task) for task in tasks())
-            _collect(owners, progress(results, verbose=verbose, total=len(owners), desc=desc,
-                                      unit="task"), bars)
+        # it at the same time (seen in benchmarks/many_clouds.py)
+        results = Parallel(n_jobs=workers, prefer="processes", return_as="generator")(
+            delayed(core)(*task) for task in tasks())
     else:
         results = (core(*task) for task in tasks())
-        _collect(owners, progress(results, verbose=verbose, total=len(owners), desc=desc,
-                                  unit="task"), bars)
+    _collect(owners, progress(results, verbose=verbose, total=len(owners),
+                              desc=settings.estimator or "persistence", unit="task"), bars)
 
 
 def _collect(owners, results, bars):
