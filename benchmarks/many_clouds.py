@@ -27,6 +27,7 @@ Usage::
     python benchmarks/many_clouds.py                       # 10,000 clouds (a few minutes)
     python benchmarks/many_clouds.py --n-clouds 1000       # quick
     python benchmarks/many_clouds.py --sizes 20,64,200     # unequal sizes (buckets)
+    python benchmarks/many_clouds.py --dtype float32       # LayerEmbedder's dtype
 
 Targets (issue 10 item 2, 2-core CPU): H0 >= 30x a ripser.py loop; H0 + H1 >= 3x
 a ripser.py loop and >= 1.5x a giotto-ph loop with the same threads;
@@ -84,6 +85,8 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--block", type=int, default=250, help="clouds per interleaved block")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="dtype of the clouds (LayerEmbedder gives float32 by default)")
     parser.add_argument("--skip", default="", help="comma-separated tasks to skip: h0,h1,phdim,twonn")
     args = parser.parse_args(argv)
 
@@ -95,10 +98,10 @@ def main(argv=None):
 
     sizes = [int(s) for s in args.sizes.split(",")]
     skip = set(filter(None, args.skip.split(",")))
-    clouds = make_clouds(args.n_clouds, sizes, args.dim, args.seed)
+    clouds = [c.astype(args.dtype) for c in make_clouds(args.n_clouds, sizes, args.dim, args.seed)]
     n_anchor = min(args.anchor_clouds, args.n_clouds)
     anchor = clouds[:n_anchor]
-    print(f"sktopo {sktopo.__version__}: {args.n_clouds} clouds of {args.sizes} points in "
+    print(f"sktopo {sktopo.__version__}: {args.n_clouds} {args.dtype} clouds of {args.sizes} points in "
           f"R^{args.dim}; anchors on {n_anchor} clouds; n_jobs={args.n_jobs}; "
           f"{os.cpu_count()} CPUs")
     rows = []
