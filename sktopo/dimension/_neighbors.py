@@ -90,7 +90,7 @@ def batched_knn_distances(X: np.ndarray, k: int) -> np.ndarray:
 
     Parameters
     ----------
-    X : ndarray of shape (b, n, d)
+    X : ndarray of shape (b, n, d), or a sequence of b arrays of shape (n, d)
         ``b`` clouds of ``n`` points each (``n > k``), in a safe scale
         (see :func:`rescaled`).
     k : int
@@ -103,9 +103,8 @@ def batched_knn_distances(X: np.ndarray, k: int) -> np.ndarray:
     """
     from sktopo._distance import batched_squared_euclidean_distances
 
-    n = X.shape[1]
     D2 = batched_squared_euclidean_distances(X)
-    idx = np.arange(n)
+    idx = np.arange(D2.shape[1])
     D2[:, idx, idx] = np.inf  # a point is not its own neighbour
     return smallest(D2, k)
 

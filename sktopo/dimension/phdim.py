@@ -398,7 +398,9 @@ def _draw_subsets(plan, rng):
     if not below:
         return jobs
     if plan.nested:
-        orders = _nested_orders(plan, rng)
+        orders = _shuffled_orders(
+            rng, np.empty((plan.n_reruns * plan.n_draws, plan.pool_size), dtype=np.intp))
+        orders = orders[:, :below[-1][1]]
         for r in range(plan.n_reruns):
             for k in range(plan.n_draws):
                 jobs.append((orders[r * plan.n_draws + k], [(r, s, k, m) for s, m in below]))
@@ -411,17 +413,16 @@ def _draw_subsets(plan, rng):
     return jobs
 
 
-def _nested_orders(plan, rng):
-    """The random orders of a nested plan: ``(n_reruns * n_draws, longest)`` pool indices.
+def _shuffled_orders(rng, out):
+    """Fill ``out`` (``(n_reruns * n_draws, pool)``) with one random order of the pool per row.
 
-    Row ``r * n_draws + k`` serves draw ``k`` of rerun ``r``: its first ``m`` entries are the
-    subsample of size ``m``, for every size below the pool (``longest`` is the largest).
-    One shuffle per row of one array: the stream of one ``rng.permutation`` per row, in a
-    single call (the batched path draws thousands of clouds' orders).
+    Row ``r * n_draws + k`` serves draw ``k`` of rerun ``r`` of a nested plan: its first
+    ``m`` entries are the subsample of size ``m``, for every size. One shuffle of the
+    rows in place: the stream of one ``rng.permutation(pool)`` per row, in a single call
+    (the batched path draws the orders of thousands of clouds).
     """
-    below = plan.sizes[plan.sizes < plan.pool_size]
-    rows = np.tile(np.arange(plan.pool_size), (plan.n_reruns * plan.n_draws, 1))
-    return rng.permuted(rows, axis=1, out=rows)[:, :int(below[-1])]
+    out[...] = np.arange(out.shape[1])
+    return rng.permuted(out, axis=1, out=out)
 
 
 def _length_sums(cloud, plan, rng, *, alpha, metric, device, label, homology_dimension=0):
