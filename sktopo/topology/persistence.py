@@ -496,7 +496,8 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
                 subsets[k], radii[k] = indices, radius
     data = [_subset(c, idx, settings.precomputed) for c, idx in zip(clouds, subsets)]
 
-    batched = [k for k in range(n_clouds) if _batchable(data[k], settings)]
+    fits = {}  # by shape: the same answer for every cloud of a shape (but see _batchable)
+    batched = [k for k in range(n_clouds) if _batchable(data[k], settings, fits)]
     batched_set = set(batched)
     single = [k for k in range(n_clouds) if k not in batched_set]
     if fused and settings.n_landmarks is None:
@@ -581,16 +582,20 @@ def _subset(data, indices, precomputed):
     return data[np.ix_(indices, indices)] if precomputed else data[indices]
 
 
-def _batchable(data, settings) -> bool:
-    n = data.shape[0]
-    if n > BATCH_MAX_POINTS or hasattr(data, "tocsr") or settings.representatives:
-        return False  # big, scipy.sparse, or representatives (per cloud)
-    if settings.device is not None and settings.engine != "mst":  # pragma: no cover - not resolved so
-        return False
-    if settings.precomputed and not np.isfinite(data).all():
+def _batchable(data, settings, fits) -> bool:
+    """Whether a cloud takes the batched path; ``fits`` caches the size checks by shape."""
+    if hasattr(data, "tocsr"):
+        return False  # scipy.sparse: the engines' sparse path
+    if data.shape not in fits:
+        limit = settings.memory_limit
+        fits[data.shape] = (
+            data.shape[0] <= BATCH_MAX_POINTS
+            and not settings.representatives  # per cloud
+            and (settings.device is None or settings.engine == "mst")
+            and (limit is None or dense_bytes_of(data, settings) <= limit))
+    if settings.precomputed and fits[data.shape] and not np.isfinite(data).all():
         return False  # missing edges: the engines' sparse path
-    limit = settings.memory_limit
-    return limit is None or dense_bytes_of(data, settings) <= limit
+    return fits[data.shape]
 
 
 def _chunks(data, indices, settings):
