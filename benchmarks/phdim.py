@@ -289,7 +289,7 @@ def many_clouds_table(scale, anchor_clouds, jobs):
 
     print("\n== many small clouds: ms per cloud; ratios = anchor / ours, measured in the same run ==")
     print("cpu: CPU time of this process (robust on a shared machine; n_jobs=1, all threads);")
-    print("wall: elapsed time (n_jobs=2 spreads chunks over two loky workers)")
+    print("wall: elapsed time (n_jobs=2 spreads chunks over two threads)")
     header = (f"{'workload':<19} {'estimator':<11} {'cpu j=1':>8} {'wall j=1':>8} "
               + " ".join(f"{f'wall j={j}':>8}" for j in jobs if j != 1)
               + f" | {'per-cloud':>9} {'sklearn':>8} (cpu) | {'x per-cloud':>11} {'x sklearn':>9}"

@@ -621,9 +621,10 @@ def _fit_many(plan, logE, alpha):
 def _fit_results(plan, logE, alpha, labels):
     """``(values, message or None)`` per cloud from ``log E`` (clouds, reruns, sizes, draws)."""
     fitted = _fit_many(plan, logE, alpha)
+    columns = {name: fitted[name].tolist() for name in FEATURES}  # Python floats, at once
     results = []
     for i, label in enumerate(labels):
-        values = {name: float(fitted[name][i]) for name in FEATURES}
+        values = {name: columns[name][i] for name in FEATURES}
         message = None
         if not np.isfinite(values["phdim"]):
             slope = fitted["slope"][i]
