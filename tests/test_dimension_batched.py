@@ -3,6 +3,7 @@ number for a cloud in any batch, with unequal sizes, duplicates and extreme scal
 
 import warnings
 
+import joblib
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -11,8 +12,8 @@ from sktopo import PHDimension, TwoNN, ph_dimension, twonn
 from sktopo.datasets import make_sphere, make_torus
 from sktopo.dimension import _batched
 from sktopo.dimension._batched import phdim_batch, phdim_batch_key, twonn_batch, twonn_batch_key
-from sktopo.dimension._neighbors import batched_knn_distances, rescaled, unit_scale
-from sktopo.dimension.phdim import _estimate_cloud
+from sktopo.dimension._neighbors import batched_knn_distances, rescaled, smallest, unit_scale
+from sktopo.dimension.phdim import _estimate_cloud, _shuffled_orders
 from sktopo.dimension.twonn import _twonn_cloud
 
 PHDIM = dict(alpha=1.0, protocol=None, min_points=None, max_points=None, n_sizes=None,
@@ -63,13 +64,56 @@ def test_twonn_batch_equals_brute_force_and_the_per_cloud_path(rng, discard):
         assert got[0]["twonn"] == pytest.approx(x @ y / (x @ x), rel=1e-9)
 
 
-def test_knn_distances_match_cdist(rng):
+@pytest.mark.parametrize("k", [1, 2, 5])  # row minima up to 3 neighbours, a partial sort above
+def test_knn_distances_match_cdist(rng, k):
     X = rng.normal(size=(3, 25, 4))
-    got = batched_knn_distances(X, 5)
+    got = batched_knn_distances(X, k)
     for b in range(3):
         D = cdist(X[b], X[b], "sqeuclidean")
         np.fill_diagonal(D, np.inf)
-        np.testing.assert_allclose(got[b], np.sort(D, axis=1)[:, :5], rtol=1e-10)
+        np.testing.assert_allclose(got[b], np.sort(D, axis=1)[:, :k], rtol=1e-10)
+
+
+def test_smallest_entries_with_ties_and_infinities_leave_the_matrix_as_it_was(rng):
+    D = np.round(rng.random((4, 12, 12)), 1)  # ties
+    D[rng.random(D.shape) < 0.3] = np.inf
+    D[:, np.arange(12), np.arange(12)] = np.inf
+    before = D.copy()
+    for k in range(1, 13):
+        np.testing.assert_array_equal(smallest(D, k), np.sort(D, axis=-1)[..., :k])
+    np.testing.assert_array_equal(D, before)
+
+
+def test_subsample_orders_are_one_permutation_per_row():
+    # the per-cloud path and the batches draw with one call per cloud: the stream must be
+    # that of one rng.permutation per (rerun, draw), as the seeded numbers were computed
+    rows = _shuffled_orders(np.random.default_rng(5), np.empty((6, 40), dtype=np.intp))
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(rows, [rng.permutation(40) for _ in range(6)])
+
+
+def test_batches_run_in_threads_with_one_blas_thread_and_restore_it(monkeypatch):
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        blas = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+        seen.append((threading.current_thread() is threading.main_thread(), blas))
+        return twonn_batch(*args, **kwargs)
+
+    clouds = _token_clouds(24, 30, 8)
+    before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()]
+    monkeypatch.setattr(_batched, "twonn_batch", spy)
+    threads = TwoNN(n_jobs=2).fit_transform(clouds)
+    assert seen and all(not main and blas == {1} for main, blas in seen)
+    assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()] == before
+    monkeypatch.undo()
+    # an explicit joblib backend still wins, with the same numbers
+    with joblib.parallel_config(backend="loky"):
+        np.testing.assert_array_equal(TwoNN(n_jobs=2).fit_transform(clouds), threads)
 
 
 @pytest.mark.parametrize("estimator", [PHDimension(random_state=3), TwoNN(max_points=50,

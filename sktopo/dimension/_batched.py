@@ -29,14 +29,13 @@ and BLAS calls release the GIL, and threads share the clouds where processes wou
 pickle every cloud through a pipe (measured on 2 cores, 2,000 clouds of 64 x 384:
 the pickling took more CPU in the parent than TwoNN's whole computation). Each chunk's
 matrix products are small (64 x 384 by 384 x 64), too small for BLAS threads to pay
-for their hand-offs, so BLAS runs one thread per worker meanwhile (OpenBLAS's own
-threads on top of two workers made TwoNN 5x slower on a busy 2-core machine).
+for their hand-offs, so BLAS runs one thread meanwhile (OpenBLAS's default two threads
+made TwoNN 3-6x slower per cloud on a busy 2-core machine).
 """
 
 from __future__ import annotations
 
 import functools
-from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -116,7 +115,7 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
 
         with _one_blas_thread(), parallel_config(prefer="threads"):
             outputs = run_parallel(
-                partial(batch, **settings),
+                functools.partial(batch, **settings),
                 [([clouds[i] for i in idx], [seeds[i] for i in idx], [labels[i] for i in idx])
                  for idx in chunks],
                 n_jobs=n_jobs, verbose=verbose, desc=desc, unit="chunk",
@@ -125,8 +124,9 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
             for i, result in zip(idx, output):
                 results[i] = result
     if alone:
-        # larger clouds: compiled kernels that hold the GIL, so the default (process) backend
-        outputs = run_parallel(partial(single, **settings),
+        # large clouds, other metrics, torch devices: their compiled kernels (scipy's single
+        # linkage, scikit-learn's neighbours) hold the GIL, so joblib's default backend
+        outputs = run_parallel(functools.partial(single, **settings),
                                [(clouds[i], seeds[i], labels[i]) for i in alone],
                                n_jobs=n_jobs, verbose=verbose, desc=desc, unit="cloud")
         for i, result in zip(alone, outputs):
