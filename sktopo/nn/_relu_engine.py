@@ -116,7 +116,9 @@ def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
         return ranks
     eps = torch.finfo(B.dtype).eps
     big = max(full_shape)
-    fro2 = B.square().sum(dim=(1, 2))
+    # Sums of squares as one dot product per matrix: no temporary of B's size.
+    flat = B.reshape(k, -1)
+    fro2 = (flat[:, None, :] @ flat[:, :, None]).reshape(k)
     small = torch.minimum(rows, cols)
     live = (fro2 > 0) & (small > 0)
     certified = torch.zeros(k, dtype=torch.bool, device=B.device)
@@ -127,7 +129,11 @@ def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
             continue
         idx = torch.nonzero(group).reshape(-1)
         n = int(small[idx].max())
-        sub = B[idx][:, :n, :].transpose(1, 2) if wide else B[idx][:, :, :n]
+        sub = B[:, :n, :] if wide else B[:, :, :n]
+        if idx.numel() < k:  # a copy of the group's matrices only when it is not all
+            sub = sub[idx]
+        if wide:
+            sub = sub.transpose(1, 2)
         f, s = fro2[idx], small[idx]
         larger = torch.maximum(rows[idx], cols[idx]).to(B.dtype)
         tol2 = (f * (big * eps) ** 2 if rank_tol is None
