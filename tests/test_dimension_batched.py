@@ -161,10 +161,15 @@ def test_duplicates_in_a_batch_take_the_per_cloud_path_and_warn():
 
 def test_many_tiny_clouds_give_one_summary_warning():
     clouds = [make_sphere(10, 1, random_state=i) for i in range(30)]
+    # batched too (threads, not a process per cloud): the batch hands them to the per-cloud path
+    assert phdim_batch_key(clouds[0], **PHDIM) == (10, 2)
     with pytest.warns(UserWarning) as record:
-        table = PHDimension(random_state=0).fit_transform(clouds)
+        table = PHDimension(random_state=0, n_jobs=2).fit_transform(clouds)
     assert np.isnan(table[:, 0]).all()
     assert len(record) == 1 and "30 of 30 clouds" in str(record[0].message)
+    assert phdim_batch(clouds[:2], [0, 1], ["row 0", "row 1"], **PHDIM) == [
+        _estimate_cloud(cloud, seed, label, **PHDIM)
+        for cloud, seed, label in zip(clouds[:2], [0, 1], ["row 0", "row 1"])]
 
 
 # ------------------------------------------------------------------ extreme scales (issue 11)

@@ -173,17 +173,18 @@ def _phdim_plan(n_points, *, protocol, min_points, max_points, n_sizes, n_draws,
 
 def phdim_batch_key(cloud, *, alpha, protocol, min_points, max_points, n_sizes, n_draws,
                     n_reruns, metric, device):
-    """The shape of a cloud PHDimension can batch, or None (computed on its own)."""
-    from sktopo.dimension._protocols import MIN_N_SIZES
+    """The shape of a cloud PHDimension can batch, or None (computed on its own).
 
+    Clouds too small for the plan's sizes are batched too: the batch hands them to the
+    per-cloud function, which gives NaN at once (no process to start for them).
+    """
     n_points = cloud.shape[0]
     if device != "cpu" or metric != "euclidean" or n_points > PHDIM_BATCH_MAX_POINTS:
         return None
     plan = _phdim_plan(n_points, protocol=protocol, min_points=min_points,
                        max_points=max_points, n_sizes=n_sizes, n_draws=n_draws,
                        n_reruns=n_reruns)
-    if (not plan.nested or plan.pool_size != n_points or plan.dropped_sizes
-            or len(plan.sizes) < MIN_N_SIZES):
+    if not plan.nested or plan.pool_size != n_points or plan.dropped_sizes:
         return None
     return cloud.shape
 
@@ -210,6 +211,7 @@ def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_point
     cloud (same subsamples, float32 squared distances, the same MST edge
     lengths summed in the same ascending order).
     """
+    from sktopo.dimension._protocols import MIN_N_SIZES
     from sktopo.dimension.phdim import (_estimate_cloud, _fit_results,
                                         _infinite_length_message, _nan_result, _shuffled_orders)
 
@@ -220,6 +222,9 @@ def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_point
     plan = _phdim_plan(n_points, protocol=protocol, min_points=min_points,
                        max_points=max_points, n_sizes=n_sizes, n_draws=n_draws,
                        n_reruns=n_reruns)
+    if len(plan.sizes) < MIN_N_SIZES:  # too few points: NaN and the per-cloud message
+        return [_estimate_cloud(cloud, seed, label, **settings)
+                for cloud, seed, label in zip(clouds, seeds, labels)]
     below = plan.sizes[plan.sizes < plan.pool_size]
     longest = int(below[-1]) if len(below) else 0
     n_orders = plan.n_reruns * plan.n_draws
