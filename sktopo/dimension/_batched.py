@@ -54,7 +54,7 @@ _CHUNKS_PER_WORKER = 4
 # PHDimension computes the distances of clouds of this many float64 numbers at a time
 # (2 MiB, ten token clouds of 64 x 384): their centred copies, float64 distances and gather
 # indices stay in cache (measured: 0.44-0.47 ms per cloud from 10 to 20 clouds, 0.57 at 2).
-_STACK_ENTRIES = 1 << 18
+_CENTRED_ENTRIES = 1 << 18
 # PHDimension batches clouds up to this many points. Measured (2 cores, d = 64): batched
 # 0.7 vs 1.9 ms per cloud at 128 points, 1.9 vs 2.7 at 256, 4.0 vs 4.8 at 400; above
 # that scipy's compiled single linkage, cloud by cloud, catches up with the numpy Prim.
@@ -193,7 +193,7 @@ def phdim_batch_cost(cloud, *, protocol, min_points, max_points, n_sizes, n_draw
                      **settings):
     """Numbers a PHDimension chunk holds per cloud: its distances and the largest size's
     sub-matrices of every (rerun, draw) (points, float64 distances and gather indices are
-    held a few clouds at a time, see ``_STACK_ENTRIES``)."""
+    held a few clouds at a time, see ``_CENTRED_ENTRIES``)."""
     n_points = cloud.shape[0]
     plan = _phdim_plan(n_points, protocol=protocol, min_points=min_points,
                        max_points=max_points, n_sizes=n_sizes, n_draws=n_draws,
@@ -234,7 +234,7 @@ def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_point
     blocks = np.empty((c, n_orders, longest, longest), dtype=np.float32)
     duplicated = np.empty(c, dtype=bool)
     # a few clouds at a time: their points, distances and gather indices stay in cache
-    step = max(1, _STACK_ENTRIES // clouds[0].size)
+    step = max(1, _CENTRED_ENTRIES // clouds[0].size)
     centred = np.empty((min(step, c), *clouds[0].shape))
     orders = np.empty((min(step, c), n_orders, n_points), dtype=np.intp)
     for start in range(0, c, step):
