@@ -173,6 +173,7 @@ def check_collection(
     one_cloud: str | None = None,
     min_points: int = 1,
     finite: bool = True,
+    keep_float32: bool = False,
 ) -> Collection:
     """Validate a collection and return it as a :class:`Collection`.
 
@@ -195,6 +196,10 @@ def check_collection(
         Check that clouds are finite. ``False`` leaves that check to a caller
         that sees every value anyway (the batched persistence path reads it off
         the squared norms) and must then call :func:`require_finite`.
+    keep_float32 : bool, default=False
+        Leave float32 clouds in float32 (LayerEmbedder's dtype) for a caller
+        that converts them chunk by chunk where it computes: a float64 copy of
+        every cloud up front doubles the memory of the collection.
 
     Returns
     -------
@@ -211,7 +216,7 @@ def check_collection(
     if cell == "cloud":
         def check(value, label):
             return check_cloud(value, label, prefix=prefix, min_points=min_points,
-                               one_cloud=one_cloud, finite=finite)
+                               one_cloud=one_cloud, finite=finite, keep_float32=keep_float32)
     elif cell == "distance":
         def check(value, label):
             return check_distance_matrix(value, label, prefix=prefix, min_points=min_points,
@@ -273,17 +278,21 @@ _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
 
 def check_cloud(value, label: str = "cloud", *, prefix: str = "", min_points: int = 1,
-                one_cloud: str | None = None, finite: bool = True) -> np.ndarray:
+                one_cloud: str | None = None, finite: bool = True,
+                keep_float32: bool = False) -> np.ndarray:
     """Return ``value`` as a finite 2-D float64 array, or raise naming ``label``.
 
-    ``finite=False`` skips the finiteness check (see :func:`check_collection`).
+    ``finite=False`` skips the finiteness check and ``keep_float32=True``
+    returns float32 clouds as they are (see :func:`check_collection`).
     """
     if (type(value) is np.ndarray and value.ndim == 2 and value.dtype in _FLOATS
             and value.shape[0] >= max(min_points, 1) and value.shape[1] > 0
             and (not finite or np.isfinite(value).all())):
         # the common case, checked in one pass: thousands of small clouds must not
         # pay the general path's conversions (an error always takes that path)
-        return value if value.dtype == np.float64 else value.astype(np.float64)
+        if value.dtype == np.float64 or keep_float32:
+            return value
+        return value.astype(np.float64)
     if _is_tensor(value):
         value = value.detach().cpu().numpy()
     try:

@@ -668,3 +668,33 @@ def test_auto_takes_ripser_core_for_tiny_clouds(rng):
     assert all(d.engine == "giotto" for d in giotto)
     for a, g in zip(auto, giotto):
         assert a == g  # the same float32 matrix, exact engines: the same diagram
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"n_jobs": 2}, {"n_landmarks": 10, "random_state": 0}, {"metric": "manhattan"},
+    {"representatives": True}, {"max_edge_length": 1.0},
+])
+@pytest.mark.parametrize("dims", [(0,), (0, 1)])
+def test_float32_clouds_give_the_diagrams_of_their_float64_copies(rng, dims, params):
+    # float32 clouds are converted chunk by chunk, not up front: the same exact diagrams,
+    # the caller's arrays untouched, and extreme scales still rescaled
+    if params.get("representatives") and dims == (0,):
+        pytest.skip("representatives are tested with H1")
+    clouds32 = [(rng.normal(size=(int(rng.integers(5, 60)), 7)) * scale).astype(np.float32)
+                for scale in [1e-30, 1.0, 1e30] * 12]
+    before = [c.copy() for c in clouds32]
+    ours = PersistenceDiagram(dims, **params).fit_transform(clouds32)
+    reference = PersistenceDiagram(dims, **params).fit_transform(
+        [c.astype(np.float64) for c in clouds32])
+    assert all(a == b for a, b in zip(ours, reference))
+    assert all(np.array_equal(a, b) for a, b in zip(clouds32, before))
+
+
+@pytest.mark.parametrize("params", [{}, {"n_jobs": 2}, {"n_landmarks": 3}, {"metric": "cosine"}])
+@pytest.mark.parametrize("dims", [(0,), (0, 1)])
+def test_non_finite_float32_clouds_are_named_on_every_path(rng, dims, params):
+    clouds = [rng.normal(size=(20, 4)).astype(np.float32) for _ in range(30)]
+    clouds[17][3, 1] = np.inf
+    X = pd.Series(clouds, index=[f"text{k}" for k in range(30)])
+    with pytest.raises(ValueError, match=r"row 'text17' contains 0 NaN and 1 infinite"):
+        PersistenceDiagram(dims, **params).fit_transform(X)

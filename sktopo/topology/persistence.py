@@ -317,7 +317,7 @@ class PersistenceDiagram(CollectionMapper):
         self.engine_ = resolve_engine(self.backend, self.homology_dimensions_)
         self._device = _check_device(self.device, self.engine_, name)
 
-    def _check_collection(self, X, *, finite=True):
+    def _check_collection(self, X, *, finite=True, keep_float32=False):
         name = type(self).__name__
         if self.metric == "precomputed":
             def check(value, label):
@@ -326,7 +326,8 @@ class PersistenceDiagram(CollectionMapper):
             return check_collection(X, cell=check, estimator=name,
                                     one_cloud="sktopo.persistence", min_points=2)
         return check_collection(X, cell="cloud", estimator=name,
-                                one_cloud="sktopo.persistence", min_points=2, finite=finite)
+                                one_cloud="sktopo.persistence", min_points=2, finite=finite,
+                                keep_float32=keep_float32)
 
     # ------------------------------------------------------------ transform
     def transform(self, X):
@@ -346,7 +347,8 @@ class PersistenceDiagram(CollectionMapper):
             columns and name otherwise.
         """
         check_is_fitted(self, "engine_")
-        return self._diagrams(self._check_collection(X, finite=False))
+        # diagrams_of checks finiteness and converts float32 where each cloud is computed
+        return self._diagrams(self._check_collection(X, finite=False, keep_float32=True))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):
@@ -365,7 +367,8 @@ class PersistenceDiagram(CollectionMapper):
             As in :meth:`transform`.
         """
         self._validate_settings()
-        return self._diagrams(self._check_collection(X, finite=False))
+        # diagrams_of checks finiteness and converts float32 where each cloud is computed
+        return self._diagrams(self._check_collection(X, finite=False, keep_float32=True))
 
     def _diagrams(self, collection):
         clouds = collection.flat()
@@ -472,14 +475,18 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
         return []
     metric_params = settings.params or None
     n_points = [c.shape[0] for c in clouds]
-    # clouds may come unchecked for finiteness (check_collection(finite=False)): the
-    # batched Euclidean path reads it off the squared norms, the others check here
+    # clouds may come unchecked for finiteness and in float32 (check_collection(finite=
+    # False, keep_float32=True)): the batched Euclidean path reads finiteness off the
+    # squared norms and converts each cloud for its product; the others are done here
     fused = settings.plain_euclidean and not settings.precomputed and settings.device is None
     prefix = settings.lead()
-    if not fused or settings.n_landmarks is not None:
-        for cloud, label in zip(clouds, labels):
-            if not settings.precomputed:
-                require_finite(cloud, label, prefix=prefix)
+
+    def checked(k):
+        require_finite(clouds[k], labels[k], prefix=prefix)
+        return np.asarray(clouds[k], dtype=np.float64)
+
+    if not settings.precomputed and (not fused or settings.n_landmarks is not None):
+        clouds = [checked(k) for k in range(n_clouds)]
     subsets = [None] * n_clouds
     radii = [0.0] * n_clouds
     if settings.n_landmarks is not None:
@@ -502,7 +509,7 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
     single = [k for k in range(n_clouds) if k not in batched_set]
     if fused and settings.n_landmarks is None:
         for k in single:
-            require_finite(clouds[k], labels[k], prefix=prefix)
+            data[k] = checked(k)
     bars = [None] * n_clouds
     workers = effective_jobs(n_jobs)
 
@@ -768,7 +775,8 @@ def _chunk_squared_euclidean(clouds, labels, settings):
             require_finite(clouds[b], labels[b], prefix=settings.lead())
         scales[b] = scale_of(clouds[b], settings)
         if scales[b] != 1.0:
-            D2[b] = batched_squared_euclidean_distances([clouds[b] * scales[b]])[0]
+            scaled = np.asarray(clouds[b], dtype=np.float64) * scales[b]
+            D2[b] = batched_squared_euclidean_distances([scaled])[0]
     return D2, True, scales
 
 
