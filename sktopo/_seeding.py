@@ -59,7 +59,8 @@ def _first_row_distances(data, metric, metric_params) -> np.ndarray:
     X = np.asarray(data, dtype=np.float64)
     if metric == "euclidean" and not metric_params:
         # differences, not the dot-product expansion: exact for near points
-        return np.sqrt(np.einsum("ij,ij->i", X - X[0], X - X[0]))
+        diff = X - X[0]
+        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
     from sklearn.metrics import pairwise_distances
 
     return pairwise_distances(X, X[:1], metric=metric, **(metric_params or {}))[:, 0]
