@@ -662,15 +662,17 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
 
 
 def _batched_h0(data, labels, chunks, bars, settings, *, workers, verbose):
-    h0 = partial(_chunk_h0, data=data, labels=labels, settings=settings)
+    tasks = (([data[k] for k in chunk], [labels[k] for k in chunk]) for chunk in chunks)
+    h0 = partial(_chunk_h0, settings=settings)
     if workers > 1 and len(chunks) > 1 and settings.device is None:
         from joblib import Parallel, delayed
 
-        # threads: the Gram products (BLAS) and the Prim steps (numpy) release the GIL
-        results = Parallel(n_jobs=workers, backend="threading", return_as="generator")(
-            delayed(h0)(chunk) for chunk in chunks)
+        # threads: the Gram products (BLAS) and the Prim steps (numpy) release the
+        # GIL, and nothing is copied to a worker; a backend the user chose still wins
+        results = Parallel(n_jobs=workers, prefer="threads", return_as="generator")(
+            delayed(h0)(*task) for task in tasks)
     else:
-        results = (h0(chunk) for chunk in chunks)
+        results = (h0(*task) for task in tasks)
     _collect(chunks, progress(results, verbose=verbose, total=len(chunks),
                               desc=settings.estimator or "persistence", unit="chunk"), bars)
 
@@ -780,13 +782,14 @@ def _chunk_squared_euclidean(clouds, labels, settings):
     return D2, True, scales
 
 
-def _chunk_h0(chunk, *, data, labels, settings):
-    """H0 bars of one chunk: one batched MST pass (numpy, or torch on a device)."""
+def _chunk_h0(clouds, labels, *, settings):
+    """H0 bars of one chunk of clouds: one batched MST pass (numpy, or torch on a device)."""
+    chunk = range(len(clouds))
     if settings.device is not None:
-        return _chunk_bars_torch(data, chunk, settings)
+        return _chunk_bars_torch(clouds, chunk, settings)
     from .._mst import batched_mst_edge_lengths
 
-    D, squared, scales = _chunk_distances(data, chunk, labels, settings)
+    D, squared, scales = _chunk_distances(clouds, chunk, labels, settings)
     lengths = batched_mst_edge_lengths(D)
     if squared:
         np.sqrt(lengths, out=lengths)
