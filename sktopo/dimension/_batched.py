@@ -40,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from sktopo._parallel import effective_jobs, run_parallel
+from sktopo._parallel import effective_jobs, one_blas_thread, run_parallel
 from sktopo.dimension._neighbors import DENSE_MAX_POINTS, batched_knn_distances, unit_scale
 
 __all__ = ["compute_cells", "phdim_batch", "phdim_batch_cost", "phdim_batch_key", "twonn_batch",
@@ -113,7 +113,7 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
     if chunks:
         from joblib import parallel_config
 
-        with _one_blas_thread(), parallel_config(prefer="threads"):
+        with one_blas_thread(), parallel_config(prefer="threads"):
             outputs = run_parallel(
                 functools.partial(batch, **settings),
                 [([clouds[i] for i in idx], [seeds[i] for i in idx], [labels[i] for i in idx])
@@ -136,18 +136,6 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
 
 def _default_cost(cloud, **settings):
     return cloud.size + 2 * cloud.shape[0] ** 2
-
-
-@functools.cache
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()  # scans the loaded libraries once (milliseconds)
-
-
-def _one_blas_thread():
-    """Context: BLAS libraries of this process run one thread each."""
-    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _unit_scaled(clouds) -> list:

@@ -57,7 +57,7 @@ from .._collections import (
 )
 from .._device import cuda_possible, resolve_device
 from .._distance import pairwise_distances
-from .._parallel import effective_jobs, run_parallel
+from .._parallel import effective_jobs, one_blas_thread, run_parallel
 from .._progress import progress
 from .._seeding import cloud_seeds
 from ..diagram import Diagram
@@ -605,12 +605,13 @@ def _batchable(data, settings, fits) -> bool:
     return fits[data.shape]
 
 
-def _chunks(data, indices, settings):
+def _chunks(data, indices, settings, workers=1):
     """Lists of cloud indices of the same shape, each small enough for one batched pass.
 
     Euclidean clouds are never stacked (one Gram product per cloud into the
     chunk's ``(b, n, n)`` matrices), so their chunks are sized by ``n^2``;
-    other metrics stack the chunk's clouds, ``(b, n, d)``.
+    other metrics stack the chunk's clouds, ``(b, n, d)``. A bucket is cut
+    into at least ``workers`` chunks, so that every worker gets one.
     """
     buckets = {}
     for k in indices:
@@ -619,7 +620,7 @@ def _chunks(data, indices, settings):
     for shape, members in buckets.items():
         n = shape[0]
         width = max(n, shape[1]) if stacked else n
-        size = max(1, _CHUNK_ENTRIES // (n * width))
+        size = max(1, min(_CHUNK_ENTRIES // (n * width), -(-len(members) // workers)))
         for start in range(0, len(members), size):
             yield members[start:start + size]
 
@@ -639,21 +640,12 @@ def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
     clouds) go to the worker processes, which call the engine's compiled
     core with no Python-level checks.
 
-    The products of small clouds use one BLAS thread: a second one only
-    adds synchronisation at these sizes (measured: the same wall time for
-    twice the CPU time, and 20x slower when the cores are busy), and the
-    cores go to the workers instead.
+    The products of small clouds use one BLAS thread
+    (:func:`sktopo._parallel.one_blas_thread`).
     """
-    from contextlib import nullcontext
-
-    from threadpoolctl import threadpool_limits
-
-    chunks = list(_chunks(data, indices, settings))
     workers = min(effective_jobs(n_jobs), len(indices))
-    # the limit costs about a millisecond to set: not worth it for a handful of clouds
-    one_blas_thread = (threadpool_limits(1, user_api="blas") if len(indices) >= 16
-                       else nullcontext())
-    with one_blas_thread:
+    chunks = list(_chunks(data, indices, settings, workers))
+    with one_blas_thread():
         if settings.engine == "mst" or settings.device is not None:
             _batched_h0(data, labels, chunks, bars, settings, workers=workers, verbose=verbose)
         else:
