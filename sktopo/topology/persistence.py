@@ -752,10 +752,11 @@ def _chunk_squared_euclidean(clouds, labels, settings):
     """``(D2, True, scales)`` of equally shaped clouds: one Gram product each, no stacked copy.
 
     The clouds' finiteness is checked here: a NaN or infinite value makes its
-    point's squared norm NaN or infinite. A cloud is rescaled when its largest absolute value is outside
-    ``[2^-60, 2^60]``, as :func:`_chunk_distances` decides for other metrics.
-    The squared norms bound that value (``max |x|^2 / d <= peak^2 <= max |x|^2``),
-    so only clouds near those limits are read again to decide.
+    point's squared norm NaN or infinite. A cloud is rescaled when its largest
+    absolute value is outside ``[2^-60, 2^60]``, as :func:`_chunk_distances`
+    decides for other metrics. The squared norms bound that value
+    (``max |x|^2 / d <= peak^2 <= max |x|^2``), so only clouds near those
+    limits are read again to decide.
     """
     from .._distance import batched_squared_euclidean_distances
 
