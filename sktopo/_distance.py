@@ -141,8 +141,9 @@ def batched_squared_euclidean_distances(X, *, dtype=np.float64, return_norms=Fal
     run chunks in threads), written straight into the output: the clouds are
     never stacked into a ``(b, n, d)`` copy. The squared norms are the Gram
     diagonal, so the clouds are read once. Then the refinement rule of
-    :func:`unresolved` on the few pairs that need it. Entries are clipped at 0
-    and the diagonal is exactly 0.
+    :func:`unresolved` on the few pairs that need it (every entry that rounding
+    made negative is among them, so all entries are non-negative), and the
+    diagonal is exactly 0.
 
     Parameters
     ----------
