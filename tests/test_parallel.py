@@ -3,6 +3,7 @@
 import os
 
 import joblib
+import pytest
 
 from sktopo._parallel import effective_jobs, run_parallel
 
@@ -80,3 +81,28 @@ def test_process_workers_do_not_oversubscribe_torch_threads():
         assert torch.get_num_threads() == 2  # the calling process keeps its own setting
     finally:
         torch.set_num_threads(before)
+
+
+def test_gc_paused_restores_the_collector_state_also_on_error():
+    import gc
+
+    from sktopo._parallel import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():  # nested: the inner one leaves it to the outer
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with gc_paused():
+            raise RuntimeError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector the caller disabled stays disabled
+    finally:
+        gc.enable()
