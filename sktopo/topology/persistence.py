@@ -57,7 +57,7 @@ from .._collections import (
 )
 from .._device import cuda_possible, resolve_device
 from .._distance import pairwise_distances
-from .._parallel import effective_jobs, one_blas_thread, run_parallel
+from .._parallel import effective_jobs, gc_paused, one_blas_thread, run_parallel
 from .._progress import progress
 from .._seeding import cloud_seeds
 from ..diagram import Diagram
@@ -348,7 +348,8 @@ class PersistenceDiagram(CollectionMapper):
         """
         check_is_fitted(self, "engine_")
         # diagrams_of checks finiteness and converts float32 where each cloud is computed
-        return self._diagrams(self._check_collection(X, finite=False, keep_float32=True))
+        with gc_paused():  # thousands of small objects, no reference cycles
+            return self._diagrams(self._check_collection(X, finite=False, keep_float32=True))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):
@@ -368,7 +369,8 @@ class PersistenceDiagram(CollectionMapper):
         """
         self._validate_settings()
         # diagrams_of checks finiteness and converts float32 where each cloud is computed
-        return self._diagrams(self._check_collection(X, finite=False, keep_float32=True))
+        with gc_paused():  # thousands of small objects, no reference cycles
+            return self._diagrams(self._check_collection(X, finite=False, keep_float32=True))
 
     def _diagrams(self, collection):
         clouds = collection.flat()
