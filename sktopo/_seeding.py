@@ -26,7 +26,8 @@ from numbers import Integral
 
 import numpy as np
 
-__all__ = ["cloud_seeds", "content_key", "root_entropy"]
+__all__ = ["CloudSeeder", "cloud_seeds", "content_key", "content_keys", "resolve_seeds", "root_entropy",
+           "seeds_of_keys"]
 
 
 def root_entropy(random_state) -> int:
@@ -85,20 +86,176 @@ def content_key(data, *, metric="euclidean", metric_params=None) -> int:
     n_points = int(data.shape[0])
     if n_points == 0:
         return 0
-    total = float(np.sum(_first_row_distances(data, metric, metric_params)))
+    return _key_of_total(n_points, float(np.sum(_first_row_distances(data, metric, metric_params))))
+
+
+def _key_of_total(n_points: int, total: float) -> int:
+    """The key of a cloud of ``n_points`` whose first-row distances sum to ``total``."""
     if not np.isfinite(total):
         total_text = repr(total)
     else:
         total_text = f"{total:.8e}"
-    digest = np.frombuffer(
-        hashlib.blake2b(f"{n_points}|{total_text}".encode(), digest_size=8).digest(),
-        dtype="<u8",
-    )[0]
-    return int(digest)
+    return int.from_bytes(
+        hashlib.blake2b(f"{n_points}|{total_text}".encode(), digest_size=8).digest(), "little")
+
+
+# Clouds of this many float64 numbers at a time in content_keys' differences buffer (1 MiB:
+# it stays in cache between the subtraction and the row norms).
+_KEY_ENTRIES = 1 << 17
+# dtypes whose conversion to float64 inside np.subtract(..., dtype=float64) is the
+# np.asarray(data, dtype=float64) of _first_row_distances (exact, or one rounding)
+_KEY_KINDS = "fiu"
+
+
+def _batchable(cloud) -> bool:
+    # C-contiguous only: the per-cloud differences of another layout keep it, and einsum
+    # could then sum a row in another order
+    return (type(cloud) is np.ndarray and cloud.ndim == 2 and cloud.shape[0] > 0
+            and cloud.flags.c_contiguous and cloud.dtype.kind in _KEY_KINDS
+            and cloud.dtype.itemsize <= 8)
+
+
+def content_keys(clouds, *, metric="euclidean", metric_params=None) -> list[int]:
+    """:func:`content_key` of every cloud (the same integers), Euclidean clouds in batches.
+
+    For the Euclidean metric, clouds of one shape are handled a few at a time:
+    each cloud's differences to its first point go into one float64 buffer
+    (``np.subtract(X, X[0], dtype=float64)``: the same numbers as
+    ``np.asarray(X, float64) - X[0]``, without the copy), and the row norms
+    and their sums of the buffer are computed by one ``einsum`` and one
+    ``sum`` (each row is reduced alone, in the order of the per-cloud call).
+    ``tests/test_seeding.py`` checks the identity on many clouds.
+    """
+    if metric != "euclidean" or metric_params:
+        return [content_key(cloud, metric=metric, metric_params=metric_params)
+                for cloud in clouds]
+    keys: list = [None] * len(clouds)
+    groups: dict = {}
+    for i, cloud in enumerate(clouds):
+        if _batchable(cloud):
+            groups.setdefault(cloud.shape, []).append(i)
+        else:
+            keys[i] = content_key(cloud)
+    for shape, members in groups.items():
+        n_points = shape[0]
+        step = max(1, _KEY_ENTRIES // (n_points * max(1, shape[1])))
+        buffer = np.empty((min(step, len(members)), *shape))
+        for start in range(0, len(members), step):
+            part = members[start:start + step]
+            diff = buffer[:len(part)]
+            for row, i in zip(diff, part):
+                X = clouds[i]
+                np.subtract(X, X[0], out=row, dtype=np.float64)
+            norms = np.einsum("cij,cij->ci", diff, diff)
+            totals = np.sqrt(norms, out=norms).sum(axis=1)
+            for i, total in zip(part, totals.tolist()):
+                keys[i] = _key_of_total(n_points, total)
+    return keys
+
+
+# numpy's SeedSequence (O'Neill's seed_seq hash, numpy/random/bit_generator.pyx), for the
+# entropy [root, key] with a pool of 4 words: see _sequence_states
+_MASK32 = 0xFFFFFFFF
+_INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
+_INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
+_MIX_MULT_L, _MIX_MULT_R = 0xCA01F9DD, 0x4973F715
+_XSHIFT = 16
+
+
+def _int_words(value: int) -> list[int]:
+    """numpy's ``_int_to_uint32_array``: the 32-bit words of ``value >= 0``, low first."""
+    words = []
+    while value > 0:
+        words.append(value & _MASK32)
+        value >>= 32
+    return words or [0]
+
+
+def _sequence_states(root: int, keys) -> np.ndarray:
+    """``SeedSequence([root, key]).generate_state(1)[0]`` for every key, vectorised.
+
+    ``root`` below 2**64 takes one or two 32-bit words, each key one or two: at
+    most four entropy words, so the pool of four is filled by ``hashmix`` of the
+    words padded with zeros (what SeedSequence does for a short entropy; a key
+    below 2**32 has one word, the padding gives its high word 0 either way), then
+    every pool word is mixed into every other. ``tests/test_seeding.py`` checks
+    it against SeedSequence on many inputs.
+    """
+    keys = np.asarray(keys, dtype=np.uint64)
+    root_words = _int_words(root)
+    words = [np.full(keys.shape, w, dtype=np.uint32) for w in root_words]
+    words.append((keys & np.uint64(_MASK32)).astype(np.uint32))
+    words.append((keys >> np.uint64(32)).astype(np.uint32))
+    words += [np.zeros(keys.shape, dtype=np.uint32)] * (4 - len(words))
+    hash_const = _INIT_A
+
+    def hashmix(value):
+        nonlocal hash_const
+        value = value ^ np.uint32(hash_const)
+        hash_const = (hash_const * _MULT_A) & _MASK32
+        value = value * np.uint32(hash_const)
+        return value ^ (value >> np.uint32(_XSHIFT))
+
+    with np.errstate(over="ignore"):
+        pool = [hashmix(w) for w in words]
+        for src in range(4):
+            for dst in range(4):
+                if src != dst:
+                    mixed = (np.uint32(_MIX_MULT_L) * pool[dst]
+                             - np.uint32(_MIX_MULT_R) * hashmix(pool[src]))
+                    pool[dst] = mixed ^ (mixed >> np.uint32(_XSHIFT))
+        # generate_state(1): the first pool word, hashed once more
+        state = pool[0] ^ np.uint32(_INIT_B)
+        state = state * np.uint32((_INIT_B * _MULT_B) & _MASK32)
+        return state ^ (state >> np.uint32(_XSHIFT))
+
+
+def seeds_of_keys(entropy: int, keys) -> list[int]:
+    """The seed of each content key under the root ``entropy`` (see :func:`cloud_seeds`)."""
+    return _sequence_states(entropy % 2**64, keys).tolist()
+
+
+class CloudSeeder:
+    """The seeds of one call, computed where the clouds are.
+
+    ``random_state`` is read once, here (one draw of a ``RandomState``, fresh
+    entropy for ``None``); ``seeder(clouds)`` then gives the seeds of any
+    clouds of the call, the same as :func:`cloud_seeds` would, so a batch can
+    compute its own clouds' seeds in its own thread (a cloud's seed depends on
+    that cloud alone).
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+        The estimator's ``random_state``.
+    metric, metric_params
+        As in :func:`content_key`.
+    """
+
+    def __init__(self, random_state, *, metric="euclidean", metric_params=None):
+        self.entropy = root_entropy(random_state)
+        self.metric = metric
+        self.metric_params = metric_params
+
+    def __call__(self, clouds) -> list[int]:
+        keys = content_keys(clouds, metric=self.metric, metric_params=self.metric_params)
+        return seeds_of_keys(self.entropy, keys)
+
+    def __repr__(self):
+        return f"CloudSeeder(entropy={self.entropy}, metric={self.metric!r})"
+
+
+def resolve_seeds(seeds, clouds) -> list:
+    """``seeds(clouds)`` for a :class:`CloudSeeder`, ``seeds`` (a list) as it is otherwise."""
+    return seeds(clouds) if isinstance(seeds, CloudSeeder) else seeds
 
 
 def cloud_seeds(random_state, clouds, *, metric="euclidean", metric_params=None) -> list[int]:
     """One seed per cloud, from ``random_state`` (read once) and each cloud's content key.
+
+    The seed of a cloud is ``SeedSequence([entropy % 2**64, key]).generate_state(1)[0]``
+    (``entropy`` from :func:`root_entropy`, ``key`` from :func:`content_key`),
+    computed for all clouds at once (:func:`content_keys`, :func:`seeds_of_keys`).
 
     Parameters
     ----------
@@ -114,10 +271,4 @@ def cloud_seeds(random_state, clouds, *, metric="euclidean", metric_params=None)
     seeds : list of int
         Seeds for :func:`numpy.random.default_rng` / ``RandomState`` (below 2**32).
     """
-    entropy = root_entropy(random_state)
-    seeds = []
-    for cloud in clouds:
-        key = content_key(cloud, metric=metric, metric_params=metric_params)
-        sequence = np.random.SeedSequence([entropy % 2**64, key])
-        seeds.append(int(sequence.generate_state(1)[0]))
-    return seeds
+    return CloudSeeder(random_state, metric=metric, metric_params=metric_params)(clouds)
