@@ -19,7 +19,8 @@ and the cloud estimators (:class:`~sktopo.PHDimension`, :class:`~sktopo.TwoNN`).
   summarised in one warning (how many, which rows, what to change).
 
 :class:`CloudTransformer` adds the per-cloud machinery: seeds from
-:func:`sktopo._seeding.cloud_seeds` (``random_state`` plus the cloud's content),
+:func:`sktopo._seeding.cloud_seeds` (``random_state`` plus the cloud's content,
+through a :class:`~sktopo._seeding.CloudSeeder`, so a batch seeds its own clouds),
 one task per cloud (``_cell_task``) run by :meth:`~CloudTransformer._compute_cells`
 over :func:`sktopo._parallel.run_parallel`, and a subclass may override
 ``_compute_cells`` to batch many clouds at once.
@@ -38,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sktopo._collections import Collection, check_cloud, check_collection, check_distance_matrix, label_text
 from sktopo._parallel import run_parallel
-from sktopo._seeding import cloud_seeds
+from sktopo._seeding import CloudSeeder, resolve_seeds
 
 __all__ = [
     "CellMessage",
@@ -479,8 +480,10 @@ class CloudTransformer(CollectionTransformer):
     def _table(self, collection: Collection):
         clouds = collection.flat()
         # per-cloud streams from random_state and the cloud's content: the same cloud
-        # gets the same numbers in any row, order, subset, n_jobs, as points or distances
-        seeds = (cloud_seeds(self.random_state, clouds, metric=self.metric)
+        # gets the same numbers in any row, order, subset, n_jobs, as points or distances.
+        # random_state is read here, once; the seeds are computed where the clouds are (a
+        # batch computes its own clouds' seeds in its thread, see _compute_cells)
+        seeds = (CloudSeeder(self.random_state, metric=self.metric)
                  if self._draws_randomly() else [None] * len(clouds))
         labels = [collection.cell_label(i, j) for i, j in collection.positions()]
         results = self._compute_cells(clouds, seeds, labels)
@@ -491,11 +494,15 @@ class CloudTransformer(CollectionTransformer):
     def _compute_cells(self, clouds, seeds, labels) -> list:
         """``(values, messages)`` of every cloud, in order.
 
-        The default runs ``_cell_task()`` on each cloud through
+        ``seeds`` is a :class:`~sktopo._seeding.CloudSeeder` (``seeds(clouds)``
+        gives the seeds of any of these clouds, the same wherever it is called)
+        or a list (one seed per cloud, ``None`` when nothing is drawn). The
+        default runs ``_cell_task()`` on each cloud through
         :func:`sktopo._parallel.run_parallel` (``n_jobs``, ``verbose``).
         Override to batch many clouds; the results must not change.
         """
         function, settings = self._cell_task()
+        seeds = resolve_seeds(seeds, clouds)
         return run_parallel(
             partial(function, **settings), zip(clouds, seeds, labels),
             n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__, unit="cloud",

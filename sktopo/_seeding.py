@@ -171,6 +171,21 @@ def _int_words(value: int) -> list[int]:
     return words or [0]
 
 
+def _hash_constants(init: int, mult: int, count: int) -> list:
+    """The multipliers ``hashmix`` uses in turn: ``init * mult ** k`` modulo 2**32."""
+    constants = [init]
+    for _ in range(count):
+        constants.append((constants[-1] * mult) & _MASK32)
+    return [np.uint32(c) for c in constants]
+
+
+# hashmix is called 4 times to fill the pool, then 12 times to mix it
+_HASH_A = _hash_constants(_INIT_A, _MULT_A, 16)
+_HASH_B = _hash_constants(_INIT_B, _MULT_B, 1)
+_U32 = {name: np.uint32(value) for name, value in
+        (("left", _MIX_MULT_L), ("right", _MIX_MULT_R), ("shift", _XSHIFT))}
+
+
 def _sequence_states(root: int, keys) -> np.ndarray:
     """``SeedSequence([root, key]).generate_state(1)[0]`` for every key, vectorised.
 
@@ -178,36 +193,39 @@ def _sequence_states(root: int, keys) -> np.ndarray:
     most four entropy words, so the pool of four is filled by ``hashmix`` of the
     words padded with zeros (what SeedSequence does for a short entropy; a key
     below 2**32 has one word, the padding gives its high word 0 either way), then
-    every pool word is mixed into every other. ``tests/test_seeding.py`` checks
-    it against SeedSequence on many inputs.
+    every pool word is mixed into every other. Unsigned array arithmetic wraps
+    modulo 2**32, as the C code's. ``tests/test_seeding.py`` checks it against
+    SeedSequence on many inputs.
     """
     keys = np.asarray(keys, dtype=np.uint64)
+    words = np.zeros((4, *keys.shape), dtype=np.uint32)
     root_words = _int_words(root)
-    words = [np.full(keys.shape, w, dtype=np.uint32) for w in root_words]
-    words.append((keys & np.uint64(_MASK32)).astype(np.uint32))
-    words.append((keys >> np.uint64(32)).astype(np.uint32))
-    words += [np.zeros(keys.shape, dtype=np.uint32)] * (4 - len(words))
-    hash_const = _INIT_A
+    words[:len(root_words)] = np.array(root_words, dtype=np.uint32).reshape(-1, *(1,) * keys.ndim)
+    words[len(root_words)] = keys  # the low words (astype drops the high bits)
+    words[len(root_words) + 1] = keys >> np.uint64(32)
+    shift = _U32["shift"]
+    calls = iter(range(16))
 
-    def hashmix(value):
-        nonlocal hash_const
-        value = value ^ np.uint32(hash_const)
-        hash_const = (hash_const * _MULT_A) & _MASK32
-        value = value * np.uint32(hash_const)
-        return value ^ (value >> np.uint32(_XSHIFT))
+    def hashmix(value):  # call k xors the k-th constant, multiplies by the next
+        k = next(calls)
+        value = value ^ _HASH_A[k]
+        value *= _HASH_A[k + 1]
+        value ^= value >> shift
+        return value
 
-    with np.errstate(over="ignore"):
-        pool = [hashmix(w) for w in words]
-        for src in range(4):
-            for dst in range(4):
-                if src != dst:
-                    mixed = (np.uint32(_MIX_MULT_L) * pool[dst]
-                             - np.uint32(_MIX_MULT_R) * hashmix(pool[src]))
-                    pool[dst] = mixed ^ (mixed >> np.uint32(_XSHIFT))
-        # generate_state(1): the first pool word, hashed once more
-        state = pool[0] ^ np.uint32(_INIT_B)
-        state = state * np.uint32((_INIT_B * _MULT_B) & _MASK32)
-        return state ^ (state >> np.uint32(_XSHIFT))
+    pool = [hashmix(w) for w in words]
+    for src in range(4):
+        for dst in range(4):
+            if src != dst:
+                mixed = _U32["left"] * pool[dst]
+                mixed -= _U32["right"] * hashmix(pool[src])
+                mixed ^= mixed >> shift
+                pool[dst] = mixed
+    # generate_state(1): the first pool word, hashed once more
+    state = pool[0] ^ _HASH_B[0]
+    state *= _HASH_B[1]
+    state ^= state >> shift
+    return state
 
 
 def seeds_of_keys(entropy: int, keys) -> list[int]:
@@ -222,7 +240,9 @@ class CloudSeeder:
     entropy for ``None``); ``seeder(clouds)`` then gives the seeds of any
     clouds of the call, the same as :func:`cloud_seeds` would, so a batch can
     compute its own clouds' seeds in its own thread (a cloud's seed depends on
-    that cloud alone).
+    that cloud alone). :meth:`keys` and :meth:`seeds_of` are its two steps: the
+    keys read the clouds (best while they are in cache), the seeds are cheapest
+    for many keys at once.
 
     Parameters
     ----------
@@ -238,7 +258,14 @@ class CloudSeeder:
         self.metric_params = metric_params
 
     def __call__(self, clouds) -> list[int]:
-        keys = content_keys(clouds, metric=self.metric, metric_params=self.metric_params)
+        return self.seeds_of(self.keys(clouds))
+
+    def keys(self, clouds) -> list[int]:
+        """The content keys of ``clouds`` (:func:`content_keys`)."""
+        return content_keys(clouds, metric=self.metric, metric_params=self.metric_params)
+
+    def seeds_of(self, keys) -> list[int]:
+        """The seeds of these content keys (vectorised: call it on many keys at once)."""
         return seeds_of_keys(self.entropy, keys)
 
     def __repr__(self):

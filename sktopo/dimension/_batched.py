@@ -41,6 +41,7 @@ from typing import Callable
 import numpy as np
 
 from sktopo._parallel import effective_jobs, one_blas_thread, run_parallel
+from sktopo._seeding import CloudSeeder, resolve_seeds
 from sktopo.dimension._neighbors import DENSE_MAX_POINTS, batched_knn_distances, unit_scale
 
 __all__ = ["compute_cells", "phdim_batch", "phdim_batch_cost", "phdim_batch_key", "twonn_batch",
@@ -69,14 +70,20 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
 
     Parameters
     ----------
-    clouds, seeds, labels : sequence
-        The validated clouds, their seeds (:func:`sktopo._seeding.cloud_seeds`) and labels.
+    clouds, labels : sequence
+        The validated clouds and their labels.
+    seeds : list or CloudSeeder
+        The clouds' seeds (:func:`sktopo._seeding.cloud_seeds`), or the
+        :class:`~sktopo._seeding.CloudSeeder` that gives them: each chunk's batch
+        then computes its clouds' seeds in its own thread (the same seeds, in
+        parallel), the clouds computed on their own get theirs here.
     key : callable
         ``key(cloud, **settings)``: a hashable batch key (clouds with equal keys are
         stacked together), or None for a cloud computed on its own.
     batch : callable
         ``batch(clouds, seeds, labels, **settings)`` for clouds of one key: a list of
-        ``(values, messages)``.
+        ``(values, messages)``; ``seeds`` a list or the CloudSeeder (see
+        :func:`sktopo._seeding.resolve_seeds`).
     single : callable
         ``single(cloud, seed, label, **settings)``: ``(values, messages)`` of one cloud.
     settings : dict
@@ -116,7 +123,7 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
         with one_blas_thread(), parallel_config(prefer="threads"):
             outputs = run_parallel(
                 functools.partial(batch, **settings),
-                [([clouds[i] for i in idx], [seeds[i] for i in idx], [labels[i] for i in idx])
+                [([clouds[i] for i in idx], _chunk_seeds(seeds, idx), [labels[i] for i in idx])
                  for idx in chunks],
                 n_jobs=n_jobs, verbose=verbose, desc=desc, unit="chunk",
             )
@@ -126,12 +133,19 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
     if alone:
         # large clouds, other metrics, torch devices: their compiled kernels (scipy's single
         # linkage, scikit-learn's neighbours) hold the GIL, so joblib's default backend
+        alone_seeds = (seeds([clouds[i] for i in alone]) if isinstance(seeds, CloudSeeder)
+                       else [seeds[i] for i in alone])
         outputs = run_parallel(functools.partial(single, **settings),
-                               [(clouds[i], seeds[i], labels[i]) for i in alone],
+                               [(clouds[i], seed, labels[i]) for i, seed in zip(alone, alone_seeds)],
                                n_jobs=n_jobs, verbose=verbose, desc=desc, unit="cloud")
         for i, result in zip(alone, outputs):
             results[i] = result
     return results
+
+
+def _chunk_seeds(seeds, idx):
+    """A chunk's seeds: the seeder itself (the batch computes them), or the chunk's part."""
+    return seeds if isinstance(seeds, CloudSeeder) else [seeds[i] for i in idx]
 
 
 def _default_cost(cloud, **settings):
@@ -212,7 +226,7 @@ def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_point
                        n_reruns=n_reruns)
     if len(plan.sizes) < MIN_N_SIZES:  # too few points: NaN and the per-cloud message
         return [_estimate_cloud(cloud, seed, label, **settings)
-                for cloud, seed, label in zip(clouds, seeds, labels)]
+                for cloud, seed, label in zip(clouds, resolve_seeds(seeds, clouds), labels)]
     below = plan.sizes[plan.sizes < plan.pool_size]
     longest = int(below[-1]) if len(below) else 0
     n_orders = plan.n_reruns * plan.n_draws
@@ -224,12 +238,19 @@ def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_point
     # a few clouds at a time: their points, distances and gather indices stay in cache
     step = max(1, _CENTRED_ENTRIES // clouds[0].size)
     centred = np.empty((min(step, c), *clouds[0].shape))
-    orders = np.empty((min(step, c), n_orders, n_points), dtype=np.intp)
+    keys = []
     for start in range(0, c, step):
         stop = min(start + step, c)
+        if isinstance(seeds, CloudSeeder):  # the content keys while the clouds are in cache
+            keys += seeds.keys(clouds[start:stop])
         duplicated[start:stop] = _pool_distances(clouds[start:stop], centred[:stop - start],
                                                  out=D[start:stop])
-        if longest:
+    if isinstance(seeds, CloudSeeder):
+        seeds = seeds.seeds_of(keys)  # all at once: the hash is vectorised over the keys
+    if longest:
+        orders = np.empty((min(step, c), n_orders, n_points), dtype=np.intp)
+        for start in range(0, c, step):
+            stop = min(start + step, c)
             drawn = orders[:stop - start]
             for cloud_orders, seed in zip(drawn, seeds[start:stop]):
                 _shuffled_orders(np.random.default_rng(seed), cloud_orders)
@@ -316,6 +337,7 @@ def twonn_batch(clouds, seeds, labels, *, discard_fraction, metric, max_points):
     from sktopo.dimension.twonn import _twonn_cloud
 
     settings = dict(discard_fraction=discard_fraction, metric=metric, max_points=max_points)
+    seeds = resolve_seeds(seeds, clouds)
     sampled = []
     for cloud, seed in zip(clouds, seeds):
         n_points = cloud.shape[0]

@@ -38,6 +38,7 @@ from sklearn.utils._param_validation import Interval
 
 from sktopo._base import CellMessage, CloudTransformer, one_cloud
 from sktopo._parallel import N_JOBS
+from sktopo._seeding import resolve_seeds
 from sktopo.dimension._neighbors import DENSE_MAX_POINTS, rescaled, smallest, unit_scale
 
 __all__ = ["MLEDimension", "TwoNNLikelihood", "mle_dimension", "twonn_likelihood",
@@ -288,6 +289,7 @@ def _batch_values(clouds, seeds, labels, *, estimator, data_fraction, n_iter, me
 
     settings = dict(estimator=estimator, data_fraction=data_fraction, n_iter=n_iter,
                     metric=metric, max_points=max_points)
+    seeds = resolve_seeds(seeds, clouds)
     draws = [_draws(seed, cloud.shape[0], max_points, data_fraction, n_iter)
              for cloud, seed in zip(clouds, seeds)]
     X = np.stack([cloud if keep is None else cloud[keep]
