@@ -132,6 +132,57 @@ def test_a_cloud_gets_the_same_numbers_in_any_batch(estimator, monkeypatch):
     np.testing.assert_array_equal(two_jobs, together)
 
 
+@pytest.mark.parametrize("estimator", [
+    PHDimension(random_state=5), TwoNN(max_points=40, random_state=5),
+    PHDimension(random_state=np.random.RandomState(2)),  # read once per call, in the main thread
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_seeds_computed_in_the_batches_give_the_n_jobs_1_table(estimator, dtype, monkeypatch):
+    from sklearn.base import clone
+
+    from sktopo._seeding import CloudSeeder, cloud_seeds
+
+    clouds = [c.astype(dtype) for c in _token_clouds(30, 48, 24, seed=4)] + [
+        make_torus(500, random_state=9).astype(dtype)]  # one computed on its own
+    seen = []
+    original = _batched.compute_cells
+
+    def spy(clouds, seeds, labels, **kwargs):
+        seen.append(type(seeds))
+        return original(clouds, seeds, labels, **kwargs)
+
+    monkeypatch.setattr(_batched, "compute_cells", spy)
+    monkeypatch.setattr(_batched, "_CHUNK_ENTRIES", 40_000)  # several chunks per worker
+    one_job = clone(estimator).set_params(n_jobs=1).fit_transform(clouds)
+    assert seen == [CloudSeeder]
+    two_jobs = clone(estimator).set_params(n_jobs=2).fit_transform(clouds)
+    np.testing.assert_array_equal(two_jobs, one_job)
+    with joblib.parallel_config(backend="loky"):  # processes: the seeder travels pickled
+        np.testing.assert_array_equal(
+            clone(estimator).set_params(n_jobs=2).fit_transform(clouds), one_job)
+    # and the per-cloud function with the seeds of cloud_seeds gives the same numbers
+    if (isinstance(estimator, PHDimension) and isinstance(estimator.random_state, int)
+            and dtype == np.float64):
+        function, settings = estimator._cell_task()
+        seeds = cloud_seeds(estimator.random_state, clouds)
+        for k in (0, 7, 30):
+            values, _ = function(clouds[k], seeds[k], f"row {k}", **settings)
+            assert one_job[k, 0] == pytest.approx(values["phdim"], rel=1e-12)
+
+
+def test_a_batch_given_the_seeder_equals_the_batch_given_the_seeds():
+    from sktopo._seeding import CloudSeeder
+
+    clouds = _token_clouds(13, 40, 30, seed=2)
+    labels = [f"row {i}" for i in range(13)]
+    seeder = CloudSeeder(3)
+    assert phdim_batch(clouds, seeder, labels, **PHDIM) == phdim_batch(clouds, seeder(clouds),
+                                                                       labels, **PHDIM)
+    settings = dict(TWONN, max_points=30)
+    assert twonn_batch(clouds, seeder, labels, **settings) == twonn_batch(
+        clouds, seeder(clouds), labels, **settings)
+
+
 def test_unequal_sizes_are_bucketed_without_changing_a_result():
     sizes = [30, 64, 64, 500, 30, 45, 64]
     clouds = [make_torus(n, random_state=i) for i, n in enumerate(sizes)]
