@@ -27,7 +27,7 @@ from numbers import Integral
 import numpy as np
 
 __all__ = ["CloudSeeder", "cloud_seeds", "content_key", "content_keys", "resolve_seeds", "root_entropy",
-           "seeds_of_keys"]
+           "seeded_generators", "seeds_of_keys"]
 
 
 def root_entropy(random_state) -> int:
@@ -186,23 +186,14 @@ _U32 = {name: np.uint32(value) for name, value in
         (("left", _MIX_MULT_L), ("right", _MIX_MULT_R), ("shift", _XSHIFT))}
 
 
-def _sequence_states(root: int, keys) -> np.ndarray:
-    """``SeedSequence([root, key]).generate_state(1)[0]`` for every key, vectorised.
+def _mixed_pool(words: np.ndarray) -> list:
+    """SeedSequence's pool from entropy ``words`` ``(4, n)`` uint32 (one column per sequence).
 
-    ``root`` below 2**64 takes one or two 32-bit words, each key one or two: at
-    most four entropy words, so the pool of four is filled by ``hashmix`` of the
-    words padded with zeros (what SeedSequence does for a short entropy; a key
-    below 2**32 has one word, the padding gives its high word 0 either way), then
+    At most four entropy words, padded with zeros: the pool of four is filled by
+    ``hashmix`` of the words (what SeedSequence does for a short entropy), then
     every pool word is mixed into every other. Unsigned array arithmetic wraps
-    modulo 2**32, as the C code's. ``tests/test_seeding.py`` checks it against
-    SeedSequence on many inputs.
+    modulo 2**32, as the C code's.
     """
-    keys = np.asarray(keys, dtype=np.uint64)
-    words = np.zeros((4, *keys.shape), dtype=np.uint32)
-    root_words = _int_words(root)
-    words[:len(root_words)] = np.array(root_words, dtype=np.uint32).reshape(-1, *(1,) * keys.ndim)
-    words[len(root_words)] = keys  # the low words (astype drops the high bits)
-    words[len(root_words) + 1] = keys >> np.uint64(32)
     shift = _U32["shift"]
     calls = iter(range(16))
 
@@ -221,11 +212,118 @@ def _sequence_states(root: int, keys) -> np.ndarray:
                 mixed -= _U32["right"] * hashmix(pool[src])
                 mixed ^= mixed >> shift
                 pool[dst] = mixed
-    # generate_state(1): the first pool word, hashed once more
-    state = pool[0] ^ _HASH_B[0]
-    state *= _HASH_B[1]
-    state ^= state >> shift
+    return pool
+
+
+def _generated(pool: list, n_words: int) -> list:
+    """SeedSequence's ``generate_state(n_words)`` (uint32) from a :func:`_mixed_pool`."""
+    shift = _U32["shift"]
+    hash_b = _HASH_B if n_words < len(_HASH_B) else _hash_constants(_INIT_B, _MULT_B, n_words)
+    state = []
+    for i in range(n_words):
+        value = pool[i % 4] ^ hash_b[i]
+        value *= hash_b[i + 1]
+        value ^= value >> shift
+        state.append(value)
     return state
+
+
+def _entropy_words(prefix: list, keys: np.ndarray) -> np.ndarray:
+    """``(4, n)`` uint32: the words of ``prefix`` then each key's two words, then zeros.
+
+    A key below 2**32 has one word in SeedSequence's entropy; the padding gives it
+    a high word 0 either way, which is why this is exact while the total is at
+    most four words.
+    """
+    words = np.zeros((4, *keys.shape), dtype=np.uint32)
+    if prefix:
+        words[:len(prefix)] = np.array(prefix, dtype=np.uint32)[:, None]
+    words[len(prefix)] = keys  # the low words (the cast drops the high bits)
+    words[len(prefix) + 1] = keys >> np.uint64(32)
+    return words
+
+
+def _sequence_states(root: int, keys) -> np.ndarray:
+    """``SeedSequence([root, key]).generate_state(1)[0]`` for every key, vectorised.
+
+    ``root`` below 2**64 takes one or two 32-bit words, each key one or two: at
+    most four entropy words (see :func:`_mixed_pool`). ``tests/test_seeding.py``
+    checks it against SeedSequence on many inputs.
+    """
+    keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+    return _generated(_mixed_pool(_entropy_words(_int_words(root), keys)), 1)[0]
+
+
+# PCG64's 128-bit LCG multiplier (numpy/random/src/pcg64: PCG_DEFAULT_MULTIPLIER_128)
+_PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
+_MASK128 = (1 << 128) - 1
+
+
+def _pcg64_states(seeds) -> list[dict]:
+    """``default_rng(seed).bit_generator.state`` for every seed below 2**64, vectorised.
+
+    ``default_rng(seed)`` is ``PCG64(SeedSequence(seed))``: four uint64 words of
+    ``generate_state(4, uint64)`` (eight uint32 words, low first), the first two
+    the 128-bit initial state, the last two the stream (``pcg64_set_seed``:
+    ``inc = 2 * stream + 1``; the state steps once from 0, adds the initial state,
+    steps again).
+    """
+    seeds = np.asarray(seeds, dtype=np.uint64).reshape(-1)
+    words = _generated(_mixed_pool(_entropy_words([], seeds)), 8)
+    w = [word.astype(np.uint64) for word in words]
+    halves = [(w[2 * k] | (w[2 * k + 1] << np.uint64(32))).tolist() for k in range(4)]
+    states = []
+    for s_high, s_low, i_high, i_low in zip(*halves):
+        inc = ((((i_high << 64) | i_low) << 1) | 1) & _MASK128
+        state = ((inc + ((s_high << 64) | s_low)) * _PCG_MULT + inc) & _MASK128
+        states.append({"bit_generator": "PCG64", "state": {"state": state, "inc": inc},
+                       "has_uint32": 0, "uinteger": 0})
+    return states
+
+
+_FAST_GENERATORS: list = []  # [bool], once known: whether _pcg64_states is this numpy's
+
+
+def _fast_generators_ok() -> bool:
+    if not _FAST_GENERATORS:
+        probe = [0, 1, 2**31 + 5, 2**32 - 1, 2**32, 123456789, 2**64 - 1]
+        _FAST_GENERATORS.append(
+            type(np.random.default_rng(0).bit_generator) is np.random.PCG64
+            and _pcg64_states(probe) == [np.random.default_rng(s).bit_generator.state
+                                         for s in probe])
+    return _FAST_GENERATORS[0]
+
+
+def seeded_generators(seeds):
+    """``numpy.random.default_rng(seed)`` for each seed, in turn: the same streams, cheaper.
+
+    ``default_rng`` costs a SeedSequence per call (about 20 us); here the
+    SeedSequence hash of all the seeds is one vectorised pass and each generator
+    is a state set on one PCG64 (checked once against ``default_rng``; if this
+    numpy seeds differently, ``default_rng`` itself is used). The generators are
+    ONE object whose state moves on: use each before taking the next.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        Seeds below 2**64 (those of :func:`cloud_seeds`).
+
+    Yields
+    ------
+    rng : numpy.random.Generator
+    """
+    seeds = list(seeds)
+    if not seeds:
+        return
+    if not _fast_generators_ok():
+        for seed in seeds:
+            yield np.random.default_rng(seed)
+        return
+    bit_generator = np.random.PCG64(0)
+    rng = np.random.Generator(bit_generator)
+    for state in _pcg64_states(seeds):
+        bit_generator.state = state
+        yield rng
 
 
 def seeds_of_keys(entropy: int, keys) -> list[int]:

@@ -174,3 +174,25 @@ def test_a_seeder_reads_the_random_state_once():
     assert resolve_seeds(seeder, clouds[:1]) == _FIXED_RANDOM_STATE_3[:1]
     assert resolve_seeds([4, 5], clouds[:2]) == [4, 5]
     assert root_entropy(7) == 7
+
+
+def test_seeded_generators_are_default_rng():
+    rng = np.random.default_rng(5)
+    seeds = [0, 1, 2**31, 2**32 - 1, 2**32, 2**63 + 11, 2**64 - 1] + [
+        int(s) for s in rng.integers(0, 2**32, size=500)]
+    assert _seeding._pcg64_states(seeds) == [np.random.default_rng(s).bit_generator.state
+                                             for s in seeds]
+    rows = np.tile(np.arange(64), (6, 1))
+    for seed, generator in zip(seeds, _seeding.seeded_generators(seeds)):
+        expected = np.random.default_rng(seed)
+        np.testing.assert_array_equal(generator.permuted(rows, axis=1),
+                                      expected.permuted(rows, axis=1))
+        assert generator.random() == expected.random()
+    assert list(_seeding.seeded_generators([])) == []
+
+
+def test_seeded_generators_fall_back_to_default_rng(monkeypatch):
+    monkeypatch.setattr(_seeding, "_FAST_GENERATORS", [False])
+    generators = list(_seeding.seeded_generators([3, 4]))
+    assert generators[0] is not generators[1]
+    assert generators[0].random() == np.random.default_rng(3).random()

@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 from sktopo._parallel import effective_jobs, one_blas_thread, run_parallel
-from sktopo._seeding import CloudSeeder, resolve_seeds
+from sktopo._seeding import CloudSeeder, resolve_seeds, seeded_generators
 from sktopo.dimension._neighbors import DENSE_MAX_POINTS, batched_knn_distances, unit_scale
 
 __all__ = ["compute_cells", "phdim_batch", "phdim_batch_cost", "phdim_batch_key", "twonn_batch",
@@ -249,11 +249,12 @@ def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_point
         seeds = seeds.seeds_of(keys)  # all at once: the hash is vectorised over the keys
     if longest:
         orders = np.empty((min(step, c), n_orders, n_points), dtype=np.intp)
+        generators = seeded_generators(seeds)  # default_rng(seed) of each cloud, in turn
         for start in range(0, c, step):
             stop = min(start + step, c)
             drawn = orders[:stop - start]
-            for cloud_orders, seed in zip(drawn, seeds[start:stop]):
-                _shuffled_orders(np.random.default_rng(seed), cloud_orders)
+            for cloud_orders, rng in zip(drawn, generators):
+                _shuffled_orders(rng, cloud_orders)
             _sub_matrices(D[start:stop], drawn[:, :, :longest], out=blocks[start:stop])
     power = alpha * 0.5  # squared distances: E = sum(edge2 ** (alpha / 2))
     E = np.empty((c, plan.n_reruns, len(plan.sizes), plan.n_draws))
