@@ -17,7 +17,10 @@ shape are handled together:
 Nothing changes in the results: subsamples are drawn cloud by cloud from the
 cloud's own seed exactly as the per-cloud functions draw them, and every
 arithmetic step of a cloud depends on that cloud alone, so a cloud gets the same
-numbers in any batch (of one or of thousands). Clouds the batch does not handle
+numbers in any batch (of one or of thousands). The seeds too are computed in the
+batch, in its thread (a :class:`sktopo._seeding.CloudSeeder`: the same seeds as
+:func:`sktopo._seeding.cloud_seeds`; PHDimension reads each cloud's content key while
+the cloud is in cache for its distances). Clouds the batch does not handle
 (duplicated points, other metrics, large clouds, pooled subsampling, a torch
 device) go to the per-cloud functions, which warn as before.
 
@@ -136,7 +139,8 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
         alone_seeds = (seeds([clouds[i] for i in alone]) if isinstance(seeds, CloudSeeder)
                        else [seeds[i] for i in alone])
         outputs = run_parallel(functools.partial(single, **settings),
-                               [(clouds[i], seed, labels[i]) for i, seed in zip(alone, alone_seeds)],
+                               [(clouds[i], seed, labels[i])
+                                for i, seed in zip(alone, alone_seeds)],
                                n_jobs=n_jobs, verbose=verbose, desc=desc, unit="cloud")
         for i, result in zip(alone, outputs):
             results[i] = result
