@@ -360,3 +360,141 @@ def test_convolutions_pushed_with_coloured_input_tangents_equal_jacobian_ranks(m
     assert want.min() < 100 and want.max() == 100
     np.testing.assert_array_equal(engine_ranks(model, X), want)
     assert any(n is not None and n < 50 for n in used)
+
+
+# ------------------------------------------------------------------ convolution chains
+def chain_counts(monkeypatch):
+    """Spy on ConvChain.certify: [certified, handed back] regions."""
+    from sktopo.nn._relu_engine import ConvChain
+
+    counts = [0, 0]
+    original = ConvChain.certify
+
+    def spy(self, masks):
+        ok = original(self, masks)
+        counts[0] += int(ok.sum())
+        counts[1] += int((~ok).sum())
+        return ok
+
+    monkeypatch.setattr(ConvChain, "certify", spy)
+    return counts
+
+
+CHAINS = {
+    "digits_like": lambda: nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
+        nn.AvgPool2d(2), nn.Conv2d(6, 12, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(12, 3)),
+    "stride_dilation_bn": lambda: nn.Sequential(
+        nn.Conv2d(2, 6, 3, padding=2, dilation=2), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Sequential(nn.Conv2d(6, 24, 3, stride=2, padding=1), nn.Dropout(0.5)), nn.ReLU(),
+        nn.Conv2d(24, 40, (2, 3), padding=(0, 1)), nn.ReLU()),
+    "pool_padding_no_pad_conv": lambda: nn.Sequential(
+        nn.Conv2d(1, 8, 2), nn.ReLU(), nn.AvgPool2d(3, stride=1, padding=1),
+        nn.Conv2d(8, 10, 3, padding=1), nn.ReLU(), nn.Identity(),
+        nn.Conv2d(10, 12, 3, padding=1), nn.ReLU()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_conv_chain_certificates_equal_float64_jacobian_ranks(name, monkeypatch):
+    counts = chain_counts(monkeypatch)
+    torch.manual_seed(0)
+    model = CHAINS[name]()
+    if name == "stride_dilation_bn":
+        with torch.no_grad():
+            model[1].running_var.uniform_(0.5, 2.0)
+            model[1].running_mean.uniform_(-0.5, 0.5)
+        X = np.random.default_rng(1).normal(size=(10, 2, 6, 6))
+    else:
+        X = np.random.default_rng(1).normal(size=(10, 1, 6, 6))
+    want = jacobian_ranks(model, X)
+    np.testing.assert_array_equal(engine_ranks(model, X), want)
+    assert counts[0] > 0  # the chain path decided some regions
+
+
+def test_conv_chain_rank_deficient_regions_fall_back_to_the_general_engine(monkeypatch):
+    counts = chain_counts(monkeypatch)
+    torch.manual_seed(2)
+    model = CHAINS["digits_like"]()
+    with torch.no_grad():
+        model[0].weight.abs_()
+    X = np.random.default_rng(3).normal(size=(12, 1, 6, 6))
+    X[:5, :, :3, :3] = -20.0  # no first-layer unit sees these pixels: rank-deficient regions
+    want = jacobian_ranks(model, X)
+    assert want.min() < 36 and want.max() == 36
+    np.testing.assert_array_equal(engine_ranks(model, X), want)
+    assert counts[1] >= 5 and counts[0] > 0
+
+
+def test_conv_chain_too_few_units_falls_back(monkeypatch):
+    # The last layer has fewer units than inputs: no full column rank to certify.
+    counts = chain_counts(monkeypatch)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 1, 3),
+                          nn.ReLU())
+    X = np.random.default_rng(0).normal(size=(8, 1, 5, 5))
+    np.testing.assert_array_equal(engine_ranks(model, X), jacobian_ranks(model, X))
+    assert counts[0] == 0
+
+
+def test_conv_chain_nearly_singular_last_layer_is_handed_back(monkeypatch):
+    # Two output channels almost equal and few units: the certificate must not accept a
+    # matrix whose rank the rule decides near the threshold.
+    from sktopo.nn import _relu_engine
+
+    counts = chain_counts(monkeypatch)
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(2, 2, 3, padding=1), nn.ReLU()).double()
+    with torch.no_grad():
+        model[0].bias.fill_(5.0)
+        model[2].bias.fill_(50.0)  # every unit active: A_2 = W_2 W_1 for every region
+        model[2].weight[1] = model[2].weight[0] * (1 + 1e-15)
+    X = np.random.default_rng(0).normal(size=(4, 1, 4, 4))
+    want = jacobian_ranks(model, X)
+    np.testing.assert_array_equal(engine_ranks(model, X), want)
+    assert counts[0] == 0 or want.min() == 16
+
+
+@pytest.mark.parametrize("model", [
+    nn.Sequential(nn.Conv2d(1, 4, 3, groups=1), nn.ReLU(), nn.Conv2d(4, 4, 3, groups=2),
+                  nn.ReLU()),
+    nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 1), nn.ReLU()),
+    nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 40), nn.ReLU()),
+    nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
+                  nn.Conv2d(4, 4, 3), nn.ReLU()),
+])
+def test_conv_chain_is_not_built_for_other_modules(model):
+    from sktopo.nn._relu_engine import ConvChain
+
+    model = model.double().eval()
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    x = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    units = [int(np.prod(o.shape[1:])) for o in [model[:2](x), model(x)]]
+    assert ConvChain.build(model, names, units, (1, 8, 8), None, x) is None
+
+
+def test_conv_chain_closed_form_equals_the_tap_pushes():
+    # The second layer's windows by the closed form (im2col of the masks) against the taps.
+    from sktopo.nn._relu_engine import ConvChain
+
+    torch.manual_seed(0)
+    model = CHAINS["digits_like"]().double().eval()
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    x = torch.zeros(1, 1, 6, 6, dtype=torch.float64)
+    chain = ConvChain.build(model, names, [144, 216, 108], (1, 6, 6), None, x)
+    masks = [(torch.rand(5, u) > 0.4).double() for u in [144, 216, 108]]
+    chain.certify(masks)
+    assert chain._closed is not None
+    fm = [m.reshape(5, s[0], -1).transpose(1, 2) for m, s in zip(masks, chain.shapes)]
+    T, geom, hw = chain._first
+    seg = chain._segments()[1]
+    fast, fgeom, _ = chain._closed_step(fm[0], 5)
+    slow, sgeom, _ = chain._tap_step(T * fm[0][:, :, None, None, None, :], geom, hw,
+                                     *seg[0][1:], False)
+    assert fgeom == sgeom
+    # Equal at in-image pixels (the closed form may hold R's entries outside the image).
+    rows_f = chain._dense_rows(fast, fgeom, torch.arange(36), 6)
+    rows_s = chain._dense_rows(slow, sgeom, torch.arange(36), 6)
+    np.testing.assert_allclose(rows_f.numpy(), rows_s.numpy(), rtol=1e-13, atol=1e-15)

@@ -77,6 +77,7 @@ Per matrix the decision is made in two steps:
 import numpy as np
 import torch
 from scipy import sparse
+from torch import nn
 from torch.func import jvp, vmap
 
 from sktopo.nn._relu_network import ReLUTracer
@@ -278,6 +279,7 @@ class RankEngine:
         self._dense = {}
         self._colorings = {}
         self._shapes = None
+        self._chain = False  # ConvChain (or None), built on the first chunk
         # Max pooling makes the maps between ReLU calls depend on the region (its argmax):
         # then every factor is pushed from the input through the network itself, where forward
         # differentiation of the pooling gathers at the region's own argmax (the primal is the
@@ -300,8 +302,24 @@ class RankEngine:
             x = reps[start:stop].clone()
             masks = [torch.as_tensor(unpack_pattern(w[start:stop], m), device=reps.device)
                      for w, m in zip(rep_words, self.units)]
-            ranks[start:stop] = self._chunk_ranks(x, masks).cpu().numpy()
+            ranks[start:stop] = self._certified_or_general(x, masks)
         return ranks
+
+    def _certified_or_general(self, x, masks):
+        """Ranks of a chunk: full column rank d where a ConvChain certificate holds, the
+        general engine (:meth:`_chunk_ranks`) for the other regions."""
+        if self._chain is False:
+            self._chain = (None if self.region_dependent_segments or self.d < 2 else
+                           ConvChain.build(self.model, self.relu_names, self.units,
+                                           self.input_shape, self.rank_tol, x))
+        out = np.full((x.shape[0], self.n_layers), self.d, dtype=np.int64)
+        ok = (self._chain.certify([m.to(x.dtype) for m in masks]) if self._chain is not None
+              else torch.zeros(x.shape[0], dtype=torch.bool, device=x.device))
+        rest = torch.nonzero(~ok).reshape(-1)
+        if rest.numel():
+            out[rest.cpu().numpy()] = self._chunk_ranks(
+                x[rest], [m[rest] for m in masks]).cpu().numpy()
+        return out
 
     def _chunk_ranks(self, x, masks):
         k, L = x.shape[0], self.n_layers
@@ -611,3 +629,464 @@ class RankEngine:
             J = torch.nn.functional.pad(J, (0, 1, 0, 1))
         self._dense[(p, l)] = J
         return J
+
+
+# ---------------------------------------------------------------------- convolution chains
+# Pixels each pixel of the input must lie in (the clipped windows of) the chosen output
+# positions of the last layer, and rows per input column, before a subset is tried.
+_CHAIN_COVER = 2
+_CHAIN_ROWS = 2
+
+
+def _flat_children(model):
+    """The modules an ``nn.Sequential`` runs, nested Sequentials flattened (None otherwise)."""
+    if type(model) is not nn.Sequential:
+        return None
+    out = []
+    for child in model:
+        if type(child) is nn.Sequential:
+            inner = _flat_children(child)
+            out.extend(inner)
+        else:
+            out.append(child)
+    return out
+
+
+def _squared_norms(T):
+    """Sum of squares of each T[i] as one dot product (no temporary of T's size)."""
+    flat = T.reshape(T.shape[0], -1)
+    return (flat[:, None, :] @ flat[:, :, None]).reshape(-1)
+
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(u) for u in v)
+
+
+class ConvChain:
+    """Full-rank certificates for chains of 2-D convolutions, average pools and ReLUs.
+
+    For an ``nn.Sequential`` whose modules up to the last traced ReLU are ``Conv2d``
+    (``groups=1``, zero padding, any stride / padding / dilation), ``AvgPool2d`` (no ceil
+    mode, no divisor override, padding counted), ``BatchNorm2d`` in eval mode with running
+    statistics, ``Identity`` / ``Dropout`` (eval) and ``nn.ReLU``, the map from the input to
+    each layer is pushed in *windowed* form: the row of unit ``(c, P)`` of a layer whose
+    pixel stride is ``S`` has its nonzeros among the pixels ``S P + lo + t``, ``t`` in a
+    fixed window (a receptive field), and only that window is stored. A convolution is one
+    product ``W[:, :, i, j] @`` (the windows of the input positions of tap ``(i, j)``) per
+    tap, added at the tap's shift of the output window; a pool is the same with ``1 / k^2``.
+    The first segment (input -> first ReLU) does not depend on the region: it is pushed once.
+
+    Only a full column rank ``d`` is certified, and only on the last layer: for every region
+    the Gram matrix of the rows of the last layer's map at a few output positions (``T``, all
+    channels; their windows cover every pixel) must pass the Cholesky test of
+    :func:`matrix_rank` with the shift
+
+        s^2 = max_l (2 tol_l N_{l->L})^2   plus the Gram's rounding 2 (m + d + 2) eps ||A_T||_F^2,
+
+    where ``tol_l`` is the rank rule's tolerance for layer l computed from an upper bound of
+    ``sigma_max(A_l)`` (its Frobenius norm; for the last layer the segment's bound times the
+    previous layer's), and ``N_{l->L}`` is an upper bound of the norm of the map from layer
+    l's output to layer L's (product of the segments' bounds: a convolution is a sum of taps,
+    each a partial permutation tensor its channel matrix, so its norm is at most the sum of
+    the taps' Frobenius norms; an average pool's at most 1; a ReLU mask's at most 1). Since
+    ``A_L = M A_l``, ``sigma_min(A_l) >= sigma_min(A_L) / N_{l->L} >= sigma_min(A_L[T]) /
+    N_{l->L} > 2 tol_l``: every layer has full column rank ``d`` by the rule, with a factor 2
+    of margin for the rounding of the float64 Jacobian the rule is applied to. Regions that
+    fail (rank-deficient ones, or too few rows) are handed back to the general engine.
+    """
+
+    def __init__(self, steps, n_layers, input_shape, units, shapes, rank_tol):
+        self.steps, self.n_layers = steps, n_layers
+        self.input_shape, self.units, self.shapes = input_shape, units, shapes
+        self.d = int(np.prod(input_shape))
+        self.rank_tol = rank_tol
+        self._first = None
+        self._positions = None
+
+    @classmethod
+    def build(cls, model, relu_names, units, input_shape, rank_tol, x):
+        """A ConvChain for ``model`` or None when it is not such a chain."""
+        children = _flat_children(model)
+        if children is None or len(input_shape) != 3:
+            return None
+        relus = {id(m) for name, m in model.named_modules() if name in set(relu_names)}
+        steps, layers = [], 0
+        for m in children:
+            if layers == len(units):
+                break
+            if isinstance(m, nn.ReLU):
+                if id(m) not in relus:
+                    return None
+                steps.append(("relu", layers))
+                layers += 1
+            elif type(m) is nn.Conv2d:
+                if m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str):
+                    return None
+                steps.append(("conv", m.weight.detach(), _pair(m.stride), _pair(m.padding),
+                              _pair(m.dilation)))
+            elif type(m) is nn.AvgPool2d:
+                k = _pair(m.kernel_size)
+                s = _pair(m.stride if m.stride is not None else m.kernel_size)
+                p = _pair(m.padding)
+                if m.ceil_mode or m.divisor_override is not None or (
+                        not m.count_include_pad and any(p)):
+                    return None
+                w = torch.full((1, 1) + k, 1.0 / (k[0] * k[1]), dtype=x.dtype, device=x.device)
+                steps.append(("pool", w, s, p, (1, 1)))
+            elif type(m) is nn.BatchNorm2d:
+                if m.training or not m.track_running_stats or m.running_var is None:
+                    return None
+                scale = 1.0 / torch.sqrt(m.running_var.detach().to(x.dtype) + m.eps)
+                if m.affine:
+                    scale = scale * m.weight.detach().to(x.dtype)
+                steps.append(("scale", scale))
+            elif isinstance(m, (nn.Identity, nn.Dropout)):
+                continue
+            else:
+                return None
+        if layers != len(units) or steps[0][0] == "relu":
+            return None
+        # Shapes by a plain run of the steps (bias-free, any values): they must be the layers'.
+        shapes, z = [], torch.zeros((1,) + tuple(input_shape), dtype=x.dtype, device=x.device)
+        F = nn.functional
+        for step in steps:
+            if step[0] == "conv":
+                z = F.conv2d(z, step[1], None, step[2], step[3], step[4])
+            elif step[0] == "pool":
+                z = F.avg_pool2d(z, step[1].shape[2:], step[2], step[3])
+            elif step[0] == "relu":
+                shapes.append(tuple(z.shape[1:]))
+        if [int(np.prod(s)) for s in shapes] != [int(u) for u in units]:
+            return None
+        return cls(steps, len(units), tuple(input_shape), [int(u) for u in units], shapes,
+                   rank_tol)
+
+    # -------------------------------------------------------------- windowed pushes
+    @staticmethod
+    def _tap_step(T, geom, hw, weight, stride, padding, dilation, depthwise, positions=None):
+        """Push windowed maps T (k, H W, C0, ny, nx, C) (channels last) through a convolution
+        (or, with ``depthwise``, an average pool whose weight is the (1, 1, kh, kw) kernel).
+
+        ``geom = (Sy, Sx, loy, lox)``: pixel ``y = Sy * Py + loy + ty``; ``hw = (H, W)``.
+        Returns the output (k, Ho Wo, C0, ny', nx', Co), or (k, n, ...) at ``positions`` ((n,)
+        flat output positions), its geometry and (Ho, Wo).
+        """
+        k, _, C0, ny, nx, C = T.shape
+        H, W = hw
+        Sy, Sx, loy, lox = geom
+        kh, kw = weight.shape[2:]
+        (sy, sx), (py, px), (dy, dx) = stride, padding, dilation
+        Ho = (H + 2 * py - dy * (kh - 1) - 1) // sy + 1
+        Wo = (W + 2 * px - dx * (kw - 1) - 1) // sx + 1
+        Co = C if depthwise else weight.shape[0]
+        ny2, nx2 = Sy * dy * (kh - 1) + ny, Sx * dx * (kw - 1) + nx
+        if positions is None:
+            # The whole grid: every tap's product on all input positions at once (one GEMM
+            # with the taps side by side), then added at its shifts as strided views.
+            if depthwise:
+                Y = T.reshape(k, H, W, C0, ny, nx, 1, C)
+            else:
+                Wall = weight.permute(1, 2, 3, 0).reshape(C, kh * kw * Co)
+                Y = (T.reshape(-1, C) @ Wall).reshape(k, H, W, C0, ny, nx, kh * kw, Co)
+            out = T.new_zeros(k, Ho, Wo, C0, ny2, nx2, Co)
+            for iy in range(kh):
+                oy0, oy1 = ConvChain._valid(Ho, H, sy, dy * iy - py)
+                for ix in range(kw):
+                    ox0, ox1 = ConvChain._valid(Wo, W, sx, dx * ix - px)
+                    if oy1 <= oy0 or ox1 <= ox0:
+                        continue
+                    qy0, qx0 = sy * oy0 + dy * iy - py, sx * ox0 + dx * ix - px
+                    src = Y[:, qy0:qy0 + sy * (oy1 - oy0 - 1) + 1:sy,
+                            qx0:qx0 + sx * (ox1 - ox0 - 1) + 1:sx, :, :, :,
+                            0 if depthwise else iy * kw + ix]
+                    ay, ax = Sy * dy * iy, Sx * dx * ix
+                    dst = out[:, oy0:oy1, ox0:ox1, :, ay:ay + ny, ax:ax + nx]
+                    if depthwise:
+                        dst.add_(src, alpha=float(weight[0, 0, iy, ix]))
+                    else:
+                        dst += src
+            return (out.reshape(k, Ho * Wo, C0, ny2, nx2, Co),
+                    (Sy * sy, Sx * sx, loy - Sy * py, lox - Sx * px), (Ho, Wo))
+        flat = positions
+        oy, ox = flat // Wo, flat % Wo
+        out = T.new_zeros(k, flat.numel(), C0, ny2, nx2, Co)
+        for iy in range(kh):
+            qy = sy * oy - py + dy * iy
+            for ix in range(kw):
+                qx = sx * ox - px + dx * ix
+                sel = (qy >= 0) & (qy < H) & (qx >= 0) & (qx < W)
+                if not bool(sel.any()):
+                    continue
+                idx = torch.nonzero(sel).reshape(-1)
+                G = T[:, qy[idx] * W + qx[idx]]  # (k, n, C0, ny, nx, C)
+                if depthwise:
+                    Y = G * weight[0, 0, iy, ix]
+                else:
+                    Y = (G.reshape(-1, C) @ weight[:, :, iy, ix].T).reshape(
+                        k, idx.numel(), C0, ny, nx, Co)
+                ay, ax = Sy * dy * iy, Sx * dx * ix
+                if idx.numel() == flat.numel():
+                    out[:, :, :, ay:ay + ny, ax:ax + nx] += Y
+                else:
+                    out[:, idx, :, ay:ay + ny, ax:ax + nx] += Y
+        return out, (Sy * sy, Sx * sx, loy - Sy * py, lox - Sx * px), (Ho, Wo)
+
+    @staticmethod
+    def _valid(n_out, n_in, stride, offset):
+        """Output range [o0, o1) whose input index ``stride * o + offset`` is in [0, n_in)."""
+        o0 = max(0, -(offset // stride)) if offset < 0 else 0
+        while o0 < n_out and stride * o0 + offset < 0:
+            o0 += 1
+        o1 = o0
+        while o1 < n_out and stride * o1 + offset < n_in:
+            o1 += 1
+        return o0, o1
+
+    def _run_steps(self, T, geom, hw, steps, masks, positions=None):
+        """Apply steps to T (channels last); ``masks[l]`` (k, H W, C) for each relu; the last
+        conv or pool step at ``positions`` only (no linear step may follow it)."""
+        last_linear = max((i for i, s in enumerate(steps) if s[0] in ("conv", "pool")),
+                          default=-1)
+        for i, step in enumerate(steps):
+            kind = step[0]
+            if kind in ("conv", "pool"):
+                pos = positions if i == last_linear else None
+                T, geom, hw = self._tap_step(T, geom, hw, step[1], step[2], step[3], step[4],
+                                             kind == "pool", pos)
+            elif kind == "scale":
+                T = T * step[1]
+            else:  # relu: the mask of this layer (T is never the cached first segment here)
+                m = masks[step[1]]
+                if positions is not None and i > last_linear:
+                    m = m[:, positions]
+                if T.shape[0] == m.shape[0] and i > 0:
+                    T.mul_(m[:, :, None, None, None, :])
+                else:
+                    T = T * m[:, :, None, None, None, :]
+        return T, geom, hw
+
+    def _closed_form(self, segs):
+        """Layer 2's pre-activation as one GEMM of the im2col of layer 1's masks (when segment
+        1 starts with a convolution and layer 1's windows are translates of one stencil R):
+
+            A_2[k, P, o, c] = sum_{tap, c'} m_1[k, s P - p + d tap, c'] K[(c', tap), (o, c)],
+            K[(c', tap), (o, c)] = W[c, c', tap] R[o - shift_tap, c'].
+
+        R is the window of an interior position; the entries of other positions' windows at
+        pixels outside the image are then R's instead of 0 (never read: a window entry stays
+        at its pixel through every later step, and out-of-image pixels are dropped; they only
+        enlarge the Frobenius norms, which are upper bounds). Used only when every position's
+        exact window equals R on its in-image pixels. Returns (K, geometry, conv) or None.
+        """
+        step = segs[1][0]
+        if step[0] != "conv":
+            return None
+        T, geom, hw = self._first  # (1, H W, C0, ny, nx, C1)
+        _, n, C0, ny, nx, C1 = T.shape
+        H, W = self.input_shape[1:]
+        Sy, Sx, loy, lox = geom
+        P = torch.arange(n, device=T.device)
+        ys = Sy * (P // hw[1])[:, None] + loy + torch.arange(ny, device=T.device)
+        xs = Sx * (P % hw[1])[:, None] + lox + torch.arange(nx, device=T.device)
+        inside = (((ys >= 0) & (ys < H))[:, :, None] & ((xs >= 0) & (xs < W))[:, None, :])
+        full = inside.reshape(n, -1).all(dim=1)
+        if not bool(full.any()):
+            return None
+        R = T[0, int(torch.nonzero(full)[0])]  # (C0, ny, nx, C1)
+        if not torch.equal(T[0], R[None] * inside[:, None, :, :, None].to(R.dtype)):
+            return None
+        weight, stride, padding, dilation = step[1], step[2], step[3], step[4]
+        Co, _, kh, kw = weight.shape
+        ny2, nx2 = Sy * dilation[0] * (kh - 1) + ny, Sx * dilation[1] * (kw - 1) + nx
+        K = T.new_zeros(C1, kh, kw, C0, ny2, nx2, Co)
+        for iy in range(kh):
+            for ix in range(kw):
+                ay, ax = Sy * dilation[0] * iy, Sx * dilation[1] * ix
+                # R[C0, ty, tx, c'] W[c, c', tap] -> K[c', tap, C0, ay + ty, ax + tx, c]
+                K[:, iy, ix, :, ay:ay + ny, ax:ax + nx] = (
+                    R.permute(3, 0, 1, 2)[..., None] * weight[:, :, iy, ix].T[:, None, None,
+                                                                              None, :])
+        Ho = (hw[0] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        Wo = (hw[1] + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        out_geom = (Sy * stride[0], Sx * stride[1], loy - Sy * padding[0],
+                    lox - Sx * padding[1])
+        return (K.reshape(C1 * kh * kw, -1), (C0, ny2, nx2, Co), out_geom, (Ho, Wo),
+                (kh, kw), stride, padding, dilation, hw)
+
+    def _closed_step(self, m1, k):
+        """Layer 2's pre-activation windows (k, Ho Wo, C0, ny, nx, Co) by the closed form."""
+        K, shape, geom, (Ho, Wo), ksize, stride, padding, dilation, hw = self._closed
+        masks = m1.transpose(1, 2).reshape(k, -1, hw[0], hw[1])  # (k, C1, H1, W1)
+        cols = nn.functional.unfold(masks, ksize, dilation=dilation, padding=padding,
+                                    stride=stride)  # (k, C1 kh kw, Ho Wo)
+        out = cols.transpose(1, 2).reshape(-1, K.shape[0]) @ K
+        return out.reshape((k, Ho * Wo) + shape), geom, (Ho, Wo)
+
+    def _segments(self):
+        """Steps split at each relu: segment l ends with layer l's relu."""
+        segs, cur = [], []
+        for step in self.steps:
+            cur.append(step)
+            if step[0] == "relu":
+                segs.append(cur)
+                cur = []
+        return segs
+
+    def _segment_bound(self, seg):
+        """Upper bound of the norm of a segment's linear map (its relu's mask included)."""
+        bound = 1.0
+        for step in seg:
+            if step[0] == "conv":
+                w = step[1].to(torch.float64)
+                bound *= float(torch.linalg.vector_norm(w, dim=(0, 1)).sum())
+            elif step[0] == "scale":
+                bound *= float(step[1].abs().max())
+        return bound * (1 + 1e-12)
+
+    def _choose_positions(self, seg_geom_fn):
+        """Output positions of the last layer: greedy, fewest taps per newly covered pixel,
+        until every pixel lies in ``_CHAIN_COVER`` windows and there are ``_CHAIN_ROWS d``
+        rows."""
+        C, Ho, Wo = self.shapes[-1]
+        lo_hi, taps = seg_geom_fn(Ho, Wo)
+        H, W = self.input_shape[1:]
+        count = np.zeros((H, W), dtype=np.int64)
+        chosen = []
+        free = list(range(Ho * Wo))
+        while free:
+            if (count >= _CHAIN_COVER).all() and len(chosen) * C >= _CHAIN_ROWS * self.d:
+                break
+            best, score = None, -1.0
+            for p in free:
+                (y0, y1), (x0, x1) = lo_hi[p]
+                gain = np.minimum(count[y0:y1, x0:x1], _CHAIN_COVER)
+                new = float((_CHAIN_COVER - gain).sum()) + 1e-3
+                if new / taps[p] > score:
+                    best, score = p, new / taps[p]
+            free.remove(best)
+            chosen.append(best)
+            (y0, y1), (x0, x1) = lo_hi[best]
+            count[y0:y1, x0:x1] += 1
+        return sorted(chosen)
+
+    def _last_geometry(self, step, geom, window, shape_in):
+        """Per output position of the last linear step: clipped pixel window and valid taps."""
+        H_in, W_in = shape_in
+        Sy, Sx, loy, lox = geom
+        wy, wx = window
+        kh, kw = step[1].shape[2:]
+        (sy, sx), (py, px), (dy, dx) = step[2], step[3], step[4]
+        H, W = self.input_shape[1:]
+
+        def fn(Ho, Wo):
+            lo_hi, taps = [], []
+            for p in range(Ho * Wo):
+                oy, ox = divmod(p, Wo)
+                qys = [sy * oy - py + dy * a for a in range(kh)
+                       if 0 <= sy * oy - py + dy * a < H_in]
+                qxs = [sx * ox - px + dx * b for b in range(kw)
+                       if 0 <= sx * ox - px + dx * b < W_in]
+                taps.append(max(1, len(qys) * len(qxs)))
+                y0 = max(0, Sy * min(qys, default=0) + loy)
+                y1 = min(H, Sy * max(qys, default=0) + loy + wy)
+                x0 = max(0, Sx * min(qxs, default=0) + lox)
+                x1 = min(W, Sx * max(qxs, default=0) + lox + wx)
+                lo_hi.append(((y0, max(y0, y1)), (x0, max(x0, x1))))
+            return lo_hi, taps
+        return fn
+
+    def _dense_rows(self, T, geom, positions, Wo):
+        """Windowed rows (k, n, C0, ny, nx, C) at ``positions`` -> dense (k, n C, d)."""
+        k, n, C0, ny, nx, C = T.shape
+        H, W = self.input_shape[1:]
+        Sy, Sx, loy, lox = geom
+        oy, ox = positions // Wo, positions % Wo
+        ys = Sy * oy[:, None] + loy + torch.arange(ny, device=T.device)[None, :]  # (n, ny)
+        xs = Sx * ox[:, None] + lox + torch.arange(nx, device=T.device)[None, :]
+        inside = (((ys >= 0) & (ys < H))[:, :, None] & ((xs >= 0) & (xs < W))[:, None, :])
+        col = (torch.arange(C0, device=T.device)[None, :, None, None] * (H * W)
+               + ys[:, None, :, None] * W + xs[:, None, None, :])
+        col = torch.where(inside[:, None], col, self.d).reshape(n, -1)  # (n, C0 ny nx)
+        dense = T.new_zeros(k, n, C, self.d + 1)
+        index = col[None, :, None, :].expand(k, n, C, col.shape[1])
+        dense.scatter_add_(3, index, T.reshape(k, n, -1, C).transpose(2, 3))
+        return dense[..., :self.d].reshape(k, n * C, self.d)
+
+    # -------------------------------------------------------------- driver
+    def certify(self, masks):
+        """(k,) bool: regions certified to have rank d at every layer (masks: (k, units))."""
+        dtype = masks[0].dtype if masks[0].is_floating_point() else torch.float64
+        k = masks[0].shape[0]
+        # Masks channels last: (k, H W, C).
+        fm = [m.to(dtype).reshape(k, s[0], -1).transpose(1, 2) for m, s in
+              zip(masks, self.shapes)]
+        segs = self._segments()
+        ok = torch.ones(k, dtype=torch.bool, device=masks[0].device)
+        for l, m in enumerate(masks):  # rank d needs d active units per layer
+            ok &= m.sum(dim=1) >= self.d
+        if self.n_layers < 2 or not bool(ok.any()):
+            return torch.zeros_like(ok) if self.n_layers < 2 else ok
+        eps = torch.finfo(dtype).eps
+        C0, H, W = self.input_shape
+        if self._first is None:
+            T0 = torch.eye(C0, dtype=dtype, device=masks[0].device).reshape(1, 1, C0, 1, 1, C0)
+            T0 = T0.expand(1, H * W, C0, 1, 1, C0).contiguous()
+            ones = [torch.ones(1, s[1] * s[2], s[0], dtype=dtype, device=T0.device)
+                    for s in self.shapes]
+            self._first = self._run_steps(T0, (1, 1, 0, 0), (H, W), segs[0], ones)
+            self._bounds = [self._segment_bound(seg) for seg in segs]
+            self._closed = self._closed_form(segs) if self.n_layers > 2 else None
+        T, geom, hw = self._first
+        fro = [_squared_norms(T * fm[0][:, :, None, None, None, :])]
+        for l in range(1, self.n_layers - 1):
+            if l == 1 and self._closed is not None:
+                T, geom, hw = self._closed_step(fm[0], k)
+                T, geom, hw = self._run_steps(T, geom, hw, segs[1][1:], fm)
+            else:
+                if l == 1:
+                    T = T * fm[0][:, :, None, None, None, :]
+                T, geom, hw = self._run_steps(T, geom, hw, segs[l], fm)
+            fro.append(_squared_norms(T))
+        if self.n_layers == 2:
+            T = T * fm[0][:, :, None, None, None, :]
+        last = segs[-1]
+        i = max((j for j, s in enumerate(last) if s[0] in ("conv", "pool")), default=-1)
+        if i < 0:
+            return torch.zeros_like(ok)
+        if i:
+            T, geom, hw = self._run_steps(T, geom, hw, last[:i], fm)
+        if self._positions is None:
+            fn = self._last_geometry(last[i], geom, (T.shape[3], T.shape[4]), hw)
+            self._positions = torch.as_tensor(self._choose_positions(fn), device=T.device)
+        L = self.n_layers
+        fro.append(fro[-1] * self._bounds[-1] ** 2)  # upper bound of ||A_L||_F^2
+        s2 = torch.zeros(k, dtype=dtype, device=T.device)
+        for l in range(L):
+            N = float(np.prod(self._bounds[l + 1:])) if l + 1 < L else 1.0
+            big = max(self.units[l], self.d)
+            tol2 = (fro[l] * (big * eps) ** 2 if self.rank_tol is None
+                    else torch.full_like(fro[l], float(self.rank_tol) ** 2))
+            s2 = torch.maximum(s2, 4 * tol2 * N ** 2)
+        every = torch.arange(self.shapes[-1][1] * self.shapes[-1][2], device=T.device)
+        passed = self._last_test(T, geom, hw, last[i:], fm, self._positions, s2)
+        ok &= passed
+        # Regions the chosen positions do not settle: once more with every position.
+        again = torch.nonzero(~passed & (fm[-1].sum(dim=(1, 2)) >= self.d)).reshape(-1)
+        if again.numel() and self._positions.numel() < every.numel():
+            ok[again] = self._last_test(T[again], geom, hw, last[i:],
+                                        [m[again] for m in fm], every, s2[again])
+        return ok
+
+    def _last_test(self, T, geom, hw, steps, fm, pos, s2):
+        """Cholesky test of the last layer's rows at ``pos`` (see the class docstring)."""
+        eps = torch.finfo(T.dtype).eps
+        TL, geomL, _ = self._run_steps(T, geom, hw, steps, fm, positions=pos)
+        rows = self._dense_rows(TL, geomL, pos, self.shapes[-1][2])
+        fT = _squared_norms(rows)
+        m = rows.shape[1]
+        if m < self.d:
+            return torch.zeros(T.shape[0], dtype=torch.bool, device=T.device)
+        shift = s2 + 2 * (m + self.d + 2) * eps * fT
+        gram = rows.transpose(1, 2) @ rows
+        gram.diagonal(dim1=1, dim2=2).sub_(shift[:, None])
+        return (torch.linalg.cholesky_ex(gram)[1] == 0) & (fT > 0)
