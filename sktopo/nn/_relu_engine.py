@@ -50,6 +50,18 @@ the factor is read back from its colour's column (the one column of that colour 
 pattern). Products and sums are those of the full push, only over fewer tangents: on a 28 x 28
 CNN whose second ReLU layer sees 8 x 8 pixels, 64 tangents per region replace 784.
 
+Convolution chains
+------------------
+For an ``nn.Sequential`` of ``Conv2d`` / ``AvgPool2d`` / ``BatchNorm2d`` (eval) / ``ReLU`` up
+to the last traced ReLU, :class:`ConvChain` first tries to certify that a region has full
+column rank ``d`` at every layer, without any module push or SVD: the maps are carried in
+windowed form (each unit's row only over its receptive field), layer 2 as one GEMM of the
+im2col of layer 1's masks, the last layer only at a few output positions whose windows
+cover the image, and one Cholesky test per region on those rows' Gram matrix, shifted by the
+rank rule's tolerances of every layer carried to the last through upper bounds of the
+segments' norms (see the class). Regions it does not settle (rank-deficient ones, nearly
+singular ones, too few active units) go through the general engine below, unchanged.
+
 The rank rule
 -------------
 The rank of ``A_l`` is decided by numpy's rule for the full ``M x N = units_l x d`` product:
