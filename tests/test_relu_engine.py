@@ -498,3 +498,17 @@ def test_conv_chain_closed_form_equals_the_tap_pushes():
     rows_f = chain._dense_rows(fast, fgeom, torch.arange(36), 6)
     rows_s = chain._dense_rows(slow, sgeom, torch.arange(36), 6)
     np.testing.assert_allclose(rows_f.numpy(), rows_s.numpy(), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("rank_tol", [1e-6, 1e3])
+def test_conv_chain_with_an_absolute_rank_tol_equals_matrix_rank(rank_tol, monkeypatch):
+    # A huge tol makes every rank smaller than d: the certificate must refuse every region.
+    counts = chain_counts(monkeypatch)
+    torch.manual_seed(0)
+    model = CHAINS["digits_like"]()
+    X = np.random.default_rng(1).normal(size=(8, 1, 6, 6))
+    want = jacobian_ranks(model, X, rank_tol=rank_tol)
+    np.testing.assert_array_equal(engine_ranks(model, X, rank_tol=rank_tol), want)
+    assert counts[0] <= int((want == 36).all(axis=1).sum())
+    if rank_tol > 1:
+        assert counts[0] == 0
