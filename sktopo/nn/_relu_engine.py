@@ -1099,6 +1099,5 @@ class ConvChain:
         if m < self.d:
             return torch.zeros(T.shape[0], dtype=torch.bool, device=T.device)
         shift = s2 + 2 * (m + self.d + 2) * eps * fT
-        gram = rows.transpose(1, 2) @ rows
-        gram.diagonal(dim1=1, dim2=2).sub_(shift[:, None])
-        return (torch.linalg.cholesky_ex(gram)[1] == 0) & (fT > 0)
+        full = torch.full((rows.shape[0],), self.d, device=rows.device)
+        return _cholesky_certificate(rows, full, shift) & (fT > 0)
