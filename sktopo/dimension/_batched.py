@@ -136,8 +136,7 @@ def compute_cells(clouds, seeds, labels, *, key: Callable, batch: Callable, sing
     if alone:
         # large clouds, other metrics, torch devices: their compiled kernels (scipy's single
         # linkage, scikit-learn's neighbours) hold the GIL, so joblib's default backend
-        alone_seeds = (seeds([clouds[i] for i in alone]) if isinstance(seeds, CloudSeeder)
-                       else [seeds[i] for i in alone])
+        alone_seeds = resolve_seeds(_chunk_seeds(seeds, alone), [clouds[i] for i in alone])
         outputs = run_parallel(functools.partial(single, **settings),
                                [(clouds[i], seed, labels[i])
                                 for i, seed in zip(alone, alone_seeds)],
