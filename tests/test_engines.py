@@ -10,7 +10,9 @@ from sktopo.topology import engines
 from sktopo.topology.engines import compute_bars, resolve_engine
 
 HAS_GIOTTO = engines.giotto_available()
-FULL_ENGINES = ["ripser"] + (["giotto"] if HAS_GIOTTO else [])
+FULL_ENGINES = ["redzed", "ripser"] + (["giotto"] if HAS_GIOTTO else [])
+# the engines of any prime field (redzed-tda computes over Z/2 only)
+ZP_ENGINES = ["ripser"] + (["giotto"] if HAS_GIOTTO else [])
 
 
 def reference(X, maxdim, thresh=np.inf, metric="euclidean"):
@@ -95,7 +97,7 @@ def test_duplicate_points_change_nothing(engine):
         assert (bars[q][:, 1] > bars[q][:, 0]).all()  # no zero-length bars
 
 
-@pytest.mark.parametrize("engine", ["mst"] + FULL_ENGINES)
+@pytest.mark.parametrize("engine", ["mst"] + ZP_ENGINES)
 def test_duplicate_points_change_nothing_on_the_sparse_path(engine):
     # many features: sklearn's radius search takes its matrix-product path,
     # which leaves ~1e-6 between identical points (spurious tiny bars)
@@ -124,6 +126,8 @@ def test_identical_points(engine):
 @pytest.mark.parametrize("engine", ["mst"] + FULL_ENGINES)
 @pytest.mark.parametrize("sparse", [False, True])
 def test_threshold_equal_ripser(clouds, engine, sparse):
+    if sparse and engine == "redzed":
+        pytest.skip("redzed-tda takes no edge list (test_redzed_refuses_the_edge_list)")
     X = clouds["circle"]
     thresh = 0.3
     dims = (0,) if engine == "mst" else (0, 1)
@@ -170,7 +174,7 @@ def test_non_euclidean_metric(clouds):
                      ref[0])
 
 
-@pytest.mark.parametrize("engine", FULL_ENGINES)
+@pytest.mark.parametrize("engine", ZP_ENGINES)
 def test_coefficients(engine):
     # the real projective plane is where Z/2 and Z/3 differ; a circle is where they agree
     X = make_circle(60, random_state=0)
@@ -182,11 +186,17 @@ def test_coefficients(engine):
 
 def test_resolve_engine(monkeypatch):
     assert resolve_engine("auto", (0,)) == "mst"
-    assert resolve_engine("auto", (0, 1)) == ("giotto" if HAS_GIOTTO else "ripser")
+    # redzed-tda for H1+ over Z/2; ripser.py for other fields and sparse input; never giotto
+    assert resolve_engine("auto", (0, 1)) == "redzed"
+    assert resolve_engine("auto", (0, 1, 2), coeff=3) == "ripser"
+    assert resolve_engine("auto", (1,), sparse=True) == "ripser"
     with pytest.raises(ValueError, match="H0 only"):
         resolve_engine("mst", (0, 1))
-    monkeypatch.setattr(engines, "giotto_available", lambda: False)
-    assert resolve_engine("auto", (0, 1)) == "ripser"
+    with pytest.raises(ValueError, match=r"backend='redzed' computes over Z/2 only.*coeff=3.*'ripser'"):
+        resolve_engine("redzed", (0, 1), coeff=3)
+    with pytest.raises(ValueError, match="unknown engine 'nosuch'"):
+        resolve_engine("nosuch", (0, 1))
+    monkeypatch.setattr(engines.get_engine("giotto"), "available", lambda: False)
     with pytest.raises(ImportError, match=r"sktopo\[fast\].*AGPL"):
         resolve_engine("giotto", (0, 1))
 
@@ -296,3 +306,18 @@ def test_memory_limit_bounds_the_measured_peak(kind, n, d):
     result = _probe(kind, n, d, estimate // 3)
     assert result["outcome"] == "refused"
     assert result["peak"] <= estimate // 3 + 16 * 2**20
+
+
+def test_redzed_refuses_the_edge_list_and_auto_hands_it_to_ripser(clouds):
+    # the dense matrix does not fit, a finite threshold allows an edge list: redzed-tda
+    # cannot take one, so an explicit backend says so and "auto" gives the cloud to ripser.py
+    X = clouds["circle"]
+    with pytest.raises(ValueError, match=r"over memory_limit.*backend='redzed' takes no sparse "
+                                         r"edge list.*backend='auto'"):
+        compute_bars(X, engine="redzed", homology_dimensions=(0, 1), threshold=0.3,
+                     memory_limit=100_000)
+    bars = compute_bars(X, engine="redzed", auto=True, homology_dimensions=(0, 1), threshold=0.3,
+                        memory_limit=100_000)
+    ref = reference(X, 1, thresh=0.3)
+    for q in (0, 1):
+        assert_same_bars(bars[q], ref[q])

@@ -265,11 +265,11 @@ def test_bad_parameters(params, match):
 
 
 def test_giotto_missing(monkeypatch):
-    monkeypatch.setattr(engines, "giotto_available", lambda: False)
+    monkeypatch.setattr(engines.get_engine("giotto"), "available", lambda: False)
     with pytest.raises(ImportError, match=r"pip install sktopo\[fast\]"):
         PersistenceDiagram(backend="giotto").fit(clouds(1))
-    # auto quietly uses ripser.py instead
-    assert PersistenceDiagram().fit(clouds(1)).engine_ == "ripser"
+    # giotto-ph is opt-in: auto never needed it
+    assert PersistenceDiagram().fit(clouds(1)).engine_ == "redzed"
 
 
 @pytest.mark.parametrize(
@@ -392,7 +392,7 @@ def test_batched_path_equals_one_cloud_engine(rng, backend, dims):
 
 
 def test_batched_path_does_not_depend_on_chunk_mates(rng, monkeypatch):
-    from sktopo.topology import persistence as module
+    from sktopo.topology.engines import _scheduler as module
 
     X = _many_clouds(rng, [20] * 9)
     whole = PersistenceDiagram((0,)).fit_transform(X)
@@ -435,11 +435,12 @@ def test_batched_path_precomputed_threshold_and_metric(rng):
 
 def test_batched_path_torch_on_cpu_tensors(rng):
     pytest.importorskip("torch")
-    from sktopo.topology.persistence import PersistenceSettings, _chunk_bars_torch
+    from sktopo.topology.engines import PersistenceSettings
+    from sktopo.topology.engines._scheduler import _chunk_h0_torch
 
     X = np.stack(_many_clouds(rng, [16] * 3))
     settings = PersistenceSettings(homology_dimensions=(0,), engine="mst", device="cpu")
-    got = _chunk_bars_torch(list(X), [0, 1, 2], settings)
+    got = _chunk_h0_torch(list(X), [0, 1, 2], settings)
     ref = PersistenceDiagram((0,), device="cpu").fit_transform(list(X))
     for g, r in zip(got, ref):
         np.testing.assert_allclose(sorted_bars(g[0]), r[0], rtol=1e-5)
@@ -660,11 +661,11 @@ def test_plot_cycle_draws_the_loop_and_its_inputs():
 
 
 @pytest.mark.skipif(not engines.giotto_available(), reason="needs giotto-ph")
-def test_auto_takes_ripser_core_for_tiny_clouds(rng):
+def test_giotto_by_name_gives_the_diagrams_of_auto(rng):
     X = _many_clouds(rng, [10, 10, 60])
     auto = PersistenceDiagram((0, 1)).fit_transform(X)
     giotto = PersistenceDiagram((0, 1), backend="giotto").fit_transform(X)
-    assert [d.engine for d in auto] == ["ripser", "ripser", "giotto"]
+    assert [d.engine for d in auto] == ["redzed"] * 3  # giotto-ph is opt-in
     assert all(d.engine == "giotto" for d in giotto)
     for a, g in zip(auto, giotto):
         assert a == g  # the same float32 matrix, exact engines: the same diagram

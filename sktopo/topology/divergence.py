@@ -248,7 +248,7 @@ class _PairTransformer(CollectionTransformer):
         "batch_size": [Interval(Integral, 3, None, closed="left"), None],
         "metric": [str, callable],
         "metric_params": [dict, None],
-        "backend": [StrOptions({"auto", "ripser", "giotto"})],
+        "backend": [StrOptions({"auto", "redzed", "ripser", "giotto"})],
         "memory_limit": [Interval(Real, 0, None, closed="neither"), str, None],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
@@ -316,8 +316,10 @@ class CrossBarcode(_PairTransformer):
         ``"precomputed"`` when the cells are square distance matrices.
     metric_params : dict, default=None
         Extra arguments of the metric.
-    backend : {"auto", "ripser", "giotto"}, default="auto"
-        Engine: ``"auto"`` is giotto-ph when installed, else ripser.py.
+    backend : {"auto", "redzed", "ripser", "giotto"}, default="auto"
+        Engine (:mod:`sktopo.topology.engines`): ``"auto"`` is redzed-tda
+        over Z/2 (ripser.py if it cannot be imported); ``"giotto"`` needs
+        giotto-ph (AGPL-3.0).
     memory_limit : int, str or None, default="4GiB"
         Largest memory one barcode may take (see
         :class:`~sktopo.PersistenceDiagram`).
@@ -494,8 +496,10 @@ class RTD(_PairTransformer):
         ``"precomputed"`` when the cells are square distance matrices.
     metric_params : dict, default=None
         Extra arguments of the metric.
-    backend : {"auto", "ripser", "giotto"}, default="auto"
-        Engine: ``"auto"`` is giotto-ph when installed, else ripser.py.
+    backend : {"auto", "redzed", "ripser", "giotto"}, default="auto"
+        Engine (:mod:`sktopo.topology.engines`): ``"auto"`` is redzed-tda
+        over Z/2 (ripser.py if it cannot be imported); ``"giotto"`` needs
+        giotto-ph (AGPL-3.0).
     memory_limit : int, str or None, default="4GiB"
         Largest memory one barcode may take.
     random_state : int, RandomState instance or None, default=None

@@ -5,28 +5,20 @@ same container shape: a list gives a list of :class:`~sktopo.Diagram`, a
 Series a Series with the same index, a DataFrame a DataFrame with the same
 index and columns. :func:`persistence` does the same for one cloud.
 
-How the work is done (see :mod:`sktopo.topology.engines` for the engines and
-their shared conventions, and :mod:`sktopo.topology.landmarks` for the
-landmark guarantee):
+How the work is done (see :mod:`sktopo.topology.engines` for the engine
+registry and the conventions every engine shares, and
+:mod:`sktopo.topology.landmarks` for the landmark guarantee):
 
 1. each cloud is validated (finite numbers, at least 2 points; duplicates are
    fine: they only add zero-length bars, which are dropped);
 2. with ``n_landmarks``, a greedy max-min subsample replaces the cloud and
    its covering radius is recorded in the diagram;
-3. the memory of the computation is estimated before any ``n x n`` matrix is
-   built, and a :class:`MemoryError` says what to do when it is over
-   ``memory_limit``;
-4. the engine (``backend``) computes the bars.
-
-Many small clouds (one per input, as ``LayerEmbedder(unit="sample")`` makes)
-are not looped over one by one: clouds of up to ``BATCH_MAX_POINTS`` points are
-bucketed by shape, and each bucket is cut into chunks that get one batched
-distance product (:func:`sktopo._distance.batched_squared_euclidean_distances`)
-and, for H0, one batched minimum-spanning-tree pass
-(:func:`sktopo._mst.batched_mst_edge_lengths`); H1 and above go to the engine's
-compiled core cloud by cloud inside the chunk, with no Python-level checks
-per cloud. Chunks run on all ``n_jobs``. Buckets never pad: a cloud's bars do
-not depend on which other clouds share its chunk.
+3. clouds of up to ``BATCH_MAX_POINTS`` points go to the many-cloud
+   scheduler (:mod:`sktopo.topology.engines._scheduler`: batched distances
+   and MSTs, the engine's compiled core per cloud, threads or processes as
+   the engine allows), the others one by one through
+   :func:`~sktopo.topology.engines.compute_bars`, which estimates the memory
+   of the computation before any ``n x n`` matrix is built.
 
 Clouds are processed in parallel with joblib (``n_jobs``); the result does not
 depend on ``n_jobs`` nor on the other rows: each cloud's landmark seed comes
@@ -57,24 +49,14 @@ from .._collections import (
 )
 from .._device import cuda_possible, resolve_device
 from .._distance import pairwise_distances
-from .._parallel import effective_jobs, gc_paused, one_blas_thread, run_parallel
+from .._parallel import effective_jobs, gc_paused, run_parallel
 from .._progress import progress
 from .._seeding import cloud_seeds
 from ..diagram import Diagram
 from ._base import check_homology_dimensions
-from .engines import (
-    ENGINES,
-    PersistenceSettings,
-    check_coeff,
-    check_metric_values,
-    compute_bars,
-    dense_bytes_of,
-    giotto_condensed,
-    h0_bars_batch,
-    resolve_engine,
-    ripser_condensed,
-    scale_of,
-)
+from .engines import ENGINES, PersistenceSettings, check_coeff, compute_bars, resolve_engine
+from .engines._scale import rescale
+from .engines._scheduler import batchable, batched_bars
 from .landmarks import greedy_landmarks
 
 __all__ = ["PersistenceDiagram", "persistence", "parse_memory"]
@@ -102,12 +84,6 @@ def parse_memory(value, name: str = "memory_limit"):
     if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
         raise ValueError(f"{name} must be a positive number of bytes, a string such as '4GiB', or None; got {value!r}.")
     return int(value)
-
-
-# Clouds of at most this many points go through the batched path.
-BATCH_MAX_POINTS = 512
-# Entries of the (b, n, max(n, d)) arrays one chunk of the batched path may hold.
-_CHUNK_ENTRIES = 1 << 20  # 8 MiB of float64: freed and reused by malloc, no page faults per chunk
 
 
 def _check_device(device, engine: str, owner: str = "PersistenceDiagram"):
@@ -168,11 +144,16 @@ class PersistenceDiagram(CollectionMapper):
         the cloud's rows, also with ``n_landmarks``. Needs a dense distance
         matrix per cloud (not scipy.sparse input) and skips the batched
         path. See :mod:`sktopo.topology.representatives`.
-    backend : {"auto", "mst", "ripser", "giotto"}, default="auto"
-        Engine. ``"auto"`` uses the exact minimum-spanning-tree engine when
-        only H0 is asked for, giotto-ph for H1 and above when it is installed,
-        else ripser.py. ``"giotto"`` needs ``pip install sktopo[fast]``
-        (giotto-ph is AGPL-3.0).
+    backend : {"auto", "mst", "redzed", "ripser", "giotto"}, default="auto"
+        Engine (:mod:`sktopo.topology.engines`). ``"auto"`` chooses by
+        capability: the exact minimum-spanning-tree engine when only H0 is
+        asked for, redzed-tda (MIT) for H1 and above over Z/2, ripser.py for
+        other fields (``coeff``) and for clouds that need a sparse edge list;
+        if redzed-tda cannot be imported or fails, ripser.py takes its jobs
+        with one warning. ``"giotto"`` (giotto-ph, AGPL-3.0) is used only when
+        named and needs ``pip install sktopo[fast]``. A backend that cannot
+        do the job (``"mst"`` for H1, ``"redzed"`` with ``coeff=3``) raises
+        a ValueError.
     memory_limit : int, str or None, default="4GiB"
         Largest memory one cloud's computation may take, in bytes or as a
         string such as ``"16GiB"``. The estimate is made before anything big
@@ -215,7 +196,7 @@ class PersistenceDiagram(CollectionMapper):
     -----
     Zero-length bars are dropped by every engine; H0 has one infinite bar
     per connected component (one for the whole cloud unless
-    ``max_edge_length`` cuts it). Values from ripser.py and giotto-ph are
+    ``max_edge_length`` cuts it). Values from redzed-tda, ripser.py and giotto-ph are
     float32 computations; the MST engine on the CPU is float64.
 
     Extreme scales are handled exactly: a cloud whose values (or a matrix
@@ -314,7 +295,8 @@ class PersistenceDiagram(CollectionMapper):
         if self.metric != "precomputed" and isinstance(self.metric, str):
             _check_metric_name(self.metric, name)
         self.memory_limit_ = parse_memory(self.memory_limit)
-        self.engine_ = resolve_engine(self.backend, self.homology_dimensions_)
+        self.engine_ = resolve_engine(self.backend, self.homology_dimensions_, name,
+                                      coeff=int(self.coeff))
         self._device = _check_device(self.device, self.engine_, name)
 
     def _check_collection(self, X, *, finite=True, keep_float32=False):
@@ -468,8 +450,8 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
 
     1. landmarks (``settings.n_landmarks``), seeded per cloud by content;
     2. clouds of at most ``BATCH_MAX_POINTS`` points whose dense computation
-       fits ``memory_limit``: bucketed by shape, chunked, one batched
-       distance product and MST per chunk (:func:`_chunk_bars`);
+       fits ``memory_limit``: the many-cloud scheduler
+       (:func:`~sktopo.topology.engines._scheduler.batched_bars`);
     3. the others one by one through :func:`~sktopo.topology.engines.compute_bars`.
     """
     n_clouds = len(clouds)
@@ -505,8 +487,8 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
                 subsets[k], radii[k] = indices, radius
     data = [_subset(c, idx, settings.precomputed) for c, idx in zip(clouds, subsets)]
 
-    fits = {}  # by shape: the same answer for every cloud of a shape (but see _batchable)
-    batched = [k for k in range(n_clouds) if _batchable(data[k], settings, fits)]
+    fits = {}  # by shape: the same answer for every cloud of a shape (but see batchable)
+    batched = [k for k in range(n_clouds) if batchable(data[k], settings, fits)]
     batched_set = set(batched)
     single = [k for k in range(n_clouds) if k not in batched_set]
     if fused and settings.n_landmarks is None:
@@ -516,7 +498,7 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
     workers = effective_jobs(n_jobs)
 
     if batched:
-        _batched_bars(data, labels, batched, bars, settings, n_jobs=n_jobs, verbose=verbose)
+        batched_bars(data, labels, batched, bars, settings, n_jobs=n_jobs, verbose=verbose)
     if single:
         # cores left over when there are fewer clouds than workers go to giotto-ph's threads
         n_threads = workers // min(workers, len(single))
@@ -526,8 +508,7 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
                                unit="cloud")
         for k, b in zip(single, results):
             bars[k] = b
-    metric_name = settings.metric if isinstance(settings.metric, str) else getattr(
-        settings.metric, "__name__", "callable")
+    metric_name = settings.metric_name
     reps = [None] * n_clouds
     if settings.representatives:
         reps = [_representatives(data[k], bars[k], subsets[k], labels[k], settings)
@@ -537,9 +518,9 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
         meta = dict(n_points=n_points[k], n_landmarks=data[k].shape[0], covering_radius=radii[k],
                     threshold=settings.threshold, coeff=settings.coeff, metric=metric_name)
         if k in batched_set:
-            # the batched path's bars are checked and in canonical order (see _engine_task)
-            diagrams.append(Diagram._from_engine(
-                bars[k], canonical=True, engine=_core_engine(settings, data[k].shape[0]), **meta))
+            # the batched path's bars are checked and in canonical order (the scheduler sorts them)
+            diagrams.append(Diagram._from_engine(bars[k], canonical=True, engine=settings.engine,
+                                                 **meta))
         else:
             diagrams.append(Diagram(bars[k], representatives=reps[k], engine=settings.engine,
                                     **meta))
@@ -556,21 +537,18 @@ def _representatives(data, bars, subset, label, settings):
             f"{label} is scipy.sparse. Pass it as a dense array with np.inf for the missing "
             f"edges (matrix.toarray() and set the missing entries to np.inf)."
         )
-    scale = scale_of(data, settings)
-    if isinstance(settings.metric, str) and settings.metric in ("cosine", "correlation",
-                                                                "braycurtis", "canberra"):
-        D = pairwise_distances(data * scale, settings.metric, **settings.params)
-        scale = 1.0
-    elif settings.precomputed:
-        D = data * scale
-    else:
-        D = pairwise_distances(data * scale, settings.metric, **settings.params)
+    data, scale = rescale(data, settings)
+    D = data if settings.precomputed else pairwise_distances(data, settings.metric, **settings.params)
     scaled = {q: b * scale for q, b in bars.items()}
     reps = bar_representatives(D, scaled, [q for q in settings.homology_dimensions if q <= 1],
                                settings.threshold * scale)
     if subset is not None:  # landmark positions -> the cloud's rows
         reps = {q: [np.asarray(subset)[r] for r in rs] for q, rs in reps.items()}
     return reps
+
+
+def _one_cloud_bars(data, label, *, settings):
+    return compute_bars(data, settings, label=label)
 
 
 class _LandmarksTask:
@@ -589,292 +567,6 @@ def _subset(data, indices, precomputed):
     if precomputed and hasattr(data, "tocsr"):  # scipy.sparse
         return data.tocsr()[indices][:, indices]
     return data[np.ix_(indices, indices)] if precomputed else data[indices]
-
-
-def _batchable(data, settings, fits) -> bool:
-    """Whether a cloud takes the batched path; ``fits`` caches the size checks by shape."""
-    if hasattr(data, "tocsr"):
-        return False  # scipy.sparse: the engines' sparse path
-    if data.shape not in fits:
-        limit = settings.memory_limit
-        fits[data.shape] = (
-            data.shape[0] <= BATCH_MAX_POINTS
-            and not settings.representatives  # per cloud
-            and (settings.device is None or settings.engine == "mst")
-            and (limit is None or dense_bytes_of(data, settings) <= limit))
-    if settings.precomputed and fits[data.shape] and not np.isfinite(data).all():
-        return False  # missing edges: the engines' sparse path
-    return fits[data.shape]
-
-
-def _chunks(data, indices, settings, workers=1):
-    """Lists of cloud indices of the same shape, each small enough for one batched pass.
-
-    Euclidean clouds are never stacked (one Gram product per cloud into the
-    chunk's ``(b, n, n)`` matrices), so their chunks are sized by ``n^2``;
-    other metrics stack the chunk's clouds, ``(b, n, d)``. A bucket is cut
-    into at least ``workers`` chunks, so that every worker gets one.
-    """
-    buckets = {}
-    for k in indices:
-        buckets.setdefault(data[k].shape, []).append(k)
-    stacked = settings.precomputed or not settings.plain_euclidean
-    for shape, members in buckets.items():
-        n = shape[0]
-        width = max(n, shape[1]) if stacked else n
-        size = max(1, min(_CHUNK_ENTRIES // (n * width), -(-len(members) // workers)))
-        for start in range(0, len(members), size):
-            yield members[start:start + size]
-
-
-def _one_cloud_bars(data, label, *, settings):
-    return compute_bars(data, settings, label=label)
-
-
-def _batched_bars(data, labels, indices, bars, settings, *, n_jobs, verbose):
-    """Fill ``bars[k]`` for the small clouds ``indices``: batched distances and MSTs.
-
-    H0 (the MST engine) runs chunk by chunk, the chunks spread over
-    ``n_jobs`` threads: one Gram product per cloud and a Prim loop of a few
-    numpy calls per step for the whole chunk, both outside the GIL. For H1
-    and above the distances are still computed here, in batches, and only
-    the float32 condensed matrices (``n (n - 1) / 2`` entries, not the
-    clouds) go to the worker processes, which call the engine's compiled
-    core with no Python-level checks.
-
-    The products of small clouds use one BLAS thread
-    (:func:`sktopo._parallel.one_blas_thread`).
-    """
-    workers = min(effective_jobs(n_jobs), len(indices))
-    chunks = list(_chunks(data, indices, settings, workers))
-    with one_blas_thread():
-        if settings.engine == "mst" or settings.device is not None:
-            _batched_h0(data, labels, chunks, bars, settings, workers=workers, verbose=verbose)
-        else:
-            _batched_engine(data, labels, indices, chunks, bars, settings, workers=workers,
-                            verbose=verbose)
-
-
-def _batched_h0(data, labels, chunks, bars, settings, *, workers, verbose):
-    tasks = (([data[k] for k in chunk], [labels[k] for k in chunk]) for chunk in chunks)
-    h0 = partial(_chunk_h0, settings=settings)
-    if workers > 1 and len(chunks) > 1 and settings.device is None:
-        from joblib import Parallel, delayed
-
-        # threads: the Gram products (BLAS) and the Prim steps (numpy) release the
-        # GIL, and nothing is copied to a worker; a backend the user chose still wins
-        results = Parallel(n_jobs=workers, prefer="threads", return_as="generator")(
-            delayed(h0)(*task) for task in tasks)
-    else:
-        results = (h0(*task) for task in tasks)
-    _collect(chunks, progress(results, verbose=verbose, total=len(chunks),
-                              desc=settings.estimator or "persistence", unit="chunk"), bars)
-
-
-def _batched_engine(data, labels, indices, chunks, bars, settings, *, workers, verbose):
-    # tasks of consecutive clouds, a few per worker so that unequal clouds balance
-    # out; made lazily, so the distances of the next chunk are computed here while
-    # the workers run the engine on the previous ones
-    size = max(1, min(128, -(-len(indices) // (4 * workers))))
-    order = [k for chunk in chunks for k in chunk]
-    owners = [order[start:start + size] for start in range(0, len(order), size)]
-
-    def tasks():
-        pending = ([], [], [])
-        for chunk in chunks:
-            for store, values in zip(pending, _chunk_condensed(data, chunk, labels, settings)):
-                store.extend(values)
-            while len(pending[0]) >= size:
-                yield tuple(store[:size] for store in pending)
-                for store in pending:
-                    del store[:size]
-        if pending[0]:
-            yield pending
-
-    core = partial(_engine_task, n=None, settings=settings)
-    # tiny clouds cost less in the engine than their trip to a worker process
-    big_enough = np.mean([data[k].shape[0] for k in indices]) > _SMALL_FOR_GIOTTO
-    if workers > 1 and len(owners) > 1 and big_enough:
-        from joblib import Parallel, delayed
-
-        # processes, not threads: ripser.py's core holds the GIL, and giotto-ph's
-        # deadlocked once in a C++ static initialisation when two threads entered
-        # it at the same time (seen in benchmarks/many_clouds.py)
-        results = Parallel(n_jobs=workers, prefer="processes", return_as="generator")(
-            delayed(core)(*task) for task in tasks())
-    else:
-        results = (core(*task) for task in tasks())
-    _collect(owners, progress(results, verbose=verbose, total=len(owners),
-                              desc=settings.estimator or "persistence", unit="task"), bars)
-
-
-def _collect(owners, results, bars):
-    for owner, result in zip(owners, results):
-        for k, b in zip(owner, result):
-            bars[k] = b
-
-
-def _chunk_distances(data, chunk, labels, settings):
-    """``(D, squared, scales)``: the chunk's distance matrices ``(b, n, n)``.
-
-    Each cloud is rescaled by its own power of two when its values are
-    extreme (exact), so a cloud's bars do not depend on its chunk-mates;
-    ``scales`` are the factors its bars must be divided by (1 for
-    scale-invariant metrics). Euclidean chunks give squared distances
-    (``squared=True``).
-    """
-    from .._distance import batched_pairwise_distances
-
-    if settings.plain_euclidean and not settings.precomputed:
-        return _chunk_squared_euclidean([data[k] for k in chunk], [labels[k] for k in chunk],
-                                        settings)
-    stack = np.stack([data[k] for k in chunk])
-    if settings.precomputed:
-        peak = stack.max(axis=(1, 2))  # non-negative: the largest entry
-    else:
-        peak = np.maximum(stack.max(axis=(1, 2)), -stack.min(axis=(1, 2)))
-    scales = np.ones(len(chunk))
-    for b, value in enumerate(peak):
-        if not 2.0**-60 <= value <= 2.0**60:
-            scales[b] = scale_of(stack[b], settings)
-    if (scales != 1.0).any():
-        stack = stack * scales[:, None, None]
-    if isinstance(settings.metric, str) and settings.metric in ("cosine", "correlation",
-                                                                "braycurtis", "canberra"):
-        scales = np.ones_like(scales)  # scale-invariant: the distances do not change
-    if settings.precomputed:
-        return stack, False, scales
-    D = batched_pairwise_distances(stack, settings.metric, **settings.params)
-    for b, k in enumerate(chunk):  # overflow or underflow of the metric: a clear error
-        check_metric_values(D[b], stack[b], settings, labels[k])
-    return D, False, scales
-
-
-def _chunk_squared_euclidean(clouds, labels, settings):
-    """``(D2, True, scales)`` of equally shaped clouds: one Gram product each, no stacked copy.
-
-    The clouds' finiteness is checked here: a NaN or infinite value makes its
-    point's squared norm NaN or infinite. A cloud is rescaled when its largest
-    absolute value is outside ``[2^-60, 2^60]``, as :func:`_chunk_distances`
-    decides for other metrics. The squared norms bound that value
-    (``max |x|^2 / d <= peak^2 <= max |x|^2``), so only clouds near those
-    limits are read again to decide.
-    """
-    from .._distance import batched_squared_euclidean_distances
-
-    with np.errstate(over="ignore", invalid="ignore"):  # overflowing clouds are redone below
-        D2, sq = batched_squared_euclidean_distances(clouds, return_norms=True)
-    d = clouds[0].shape[1]
-    top = sq.max(axis=1)
-    scales = np.ones(len(clouds))
-    for b in np.flatnonzero(~((top <= 2.0**120) & (top >= d * 2.0**-120))):
-        if not np.isfinite(top[b]):  # NaN or inf in the cloud, or squares that overflow
-            require_finite(clouds[b], labels[b], prefix=settings.lead())
-        scales[b] = scale_of(clouds[b], settings)
-        if scales[b] != 1.0:
-            scaled = np.asarray(clouds[b], dtype=np.float64) * scales[b]
-            D2[b] = batched_squared_euclidean_distances([scaled])[0]
-    return D2, True, scales
-
-
-def _chunk_h0(clouds, labels, *, settings):
-    """H0 bars of one chunk of clouds: one batched MST pass (numpy, or torch on a device)."""
-    chunk = range(len(clouds))
-    if settings.device is not None:
-        return _chunk_bars_torch(clouds, chunk, settings)
-    from .._mst import batched_mst_edge_lengths
-
-    D, squared, scales = _chunk_distances(clouds, chunk, labels, settings)
-    lengths = batched_mst_edge_lengths(D)
-    if squared:
-        np.sqrt(lengths, out=lengths)
-    lengths /= scales[:, None]
-    return [{0: pairs} for pairs in h0_bars_batch(lengths, settings.threshold)]
-
-
-def _chunk_condensed(data, chunk, labels, settings):
-    """Float32 condensed matrices, filtration thresholds and scales of one chunk."""
-    D, squared, scales = _chunk_distances(data, chunk, labels, settings)
-    if squared:
-        np.sqrt(D, out=D)
-    n = D.shape[1]
-    upper, lower = np.triu_indices(n, 1)
-    # C order: advanced indexing after a slice may hand back a transposed layout
-    condensed = np.ascontiguousarray(D[:, upper, lower], dtype=np.float32)
-    thresholds = settings.threshold * scales
-    if settings.maxdim > 0:
-        # the enclosing radius: exact and much faster (see engines.enclosing_radius)
-        thresholds = np.minimum(thresholds, D.max(axis=2).min(axis=1))
-    return list(condensed), thresholds, scales
-
-
-def _engine_task(condensed, thresholds, scales, *, n, settings):
-    """Bars of a few clouds from their condensed matrices, through the engine's compiled core.
-
-    With ``backend="auto"`` clouds of at most ``_SMALL_FOR_GIOTTO`` points go to
-    ripser.py's core, whose fixed cost per call is lower (0.03 vs 0.12 ms at 12
-    points; giotto-ph is faster from about 36 points). Both are exact on the same
-    float32 matrix: the diagram is the same.
-    """
-    out = []
-    for c, threshold, scale in zip(condensed, thresholds, scales):
-        m = int(round((1 + np.sqrt(1 + 8 * len(c))) / 2))
-        core = ripser_condensed if _core_engine(settings, m) == "ripser" else giotto_condensed
-        dgms = core(c, m, settings.maxdim, float(threshold), settings.coeff)
-        out.append({q: _canonical(_clean(dgms[q]) / scale) if q < len(dgms) else np.empty((0, 2))
-                    for q in settings.homology_dimensions})
-    return out
-
-
-# With backend="auto", H1+ clouds of at most this many points use ripser.py's core.
-_SMALL_FOR_GIOTTO = 32
-
-
-def _core_engine(settings, n_points) -> str:
-    """The engine whose compiled core the batched path calls for a cloud of ``n_points``."""
-    if settings.engine == "giotto" and settings.auto and n_points <= _SMALL_FOR_GIOTTO:
-        return "ripser"
-    return settings.engine
-
-
-def _chunk_bars_torch(data, chunk, settings):
-    """The batched H0 path on a torch device: distances and Prim as a few batched kernels."""
-    import torch
-
-    from .._distance import torch_pairwise_distances
-    from .._mst import torch_batched_mst_edge_lengths
-
-    stack = np.stack([data[k] for k in chunk])
-    scales = np.array([scale_of(c, settings) for c in stack])
-    if (scales != 1.0).any():
-        stack = stack * scales[:, None, None]
-    if isinstance(settings.metric, str) and settings.metric in ("cosine", "correlation",
-                                                                "braycurtis", "canberra"):
-        scales = np.ones_like(scales)
-    X = torch.as_tensor(stack, dtype=torch.float32, device=settings.device)
-    if settings.precomputed:
-        D = X
-    elif settings.plain_euclidean:
-        D = torch_pairwise_distances(X)
-    else:
-        from .._distance import batched_pairwise_distances
-
-        D = torch.as_tensor(batched_pairwise_distances(stack, settings.metric, **settings.params),
-                            dtype=torch.float32, device=settings.device)
-    lengths = torch_batched_mst_edge_lengths(D).double().cpu().numpy()
-    lengths.sort(axis=1)
-    lengths /= scales[:, None]
-    return [{0: pairs} for pairs in h0_bars_batch(lengths, settings.threshold)]
-
-
-def _clean(pairs) -> np.ndarray:
-    pairs = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
-    return pairs[pairs[:, 1] > pairs[:, 0]]
-
-
-def _canonical(pairs) -> np.ndarray:
-    """Bars in the Diagram's canonical order (birth, then death), sorted in the worker."""
-    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))] if len(pairs) > 1 else pairs
 
 
 def persistence(X, homology_dimensions=(0, 1), **params) -> Diagram:
