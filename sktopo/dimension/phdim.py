@@ -117,7 +117,9 @@ class PHDimension(CloudTransformer):
     homology_dimension : {0, 1}, default=0
         Bars whose ``alpha``-weighted lengths make ``E_alpha(n)``: 0, the
         minimum spanning tree; 1, the finite H1 bars of each subsample's
-        Vietoris-Rips diagram (ripser), the variant of study A's
+        Vietoris-Rips diagram (through the engine registry,
+        :mod:`sktopo.topology.engines`: redzed-tda, or ripser.py where it is
+        missing), the variant of study A's
         ``PHdim(X, hom_dim=1)``. The same scaling ``n ** ((d - alpha) / d)``
         holds for H1 bars (Schweinhart 2020) and the same ``alpha / (1 - m)``
         gives the dimension. H1 costs a Rips diagram per subsample (computed
@@ -478,11 +480,11 @@ def _length_sums(cloud, plan, rng, *, alpha, metric, device, label, homology_dim
 
 def _h1_length_sum(block, scale, alpha):
     """Sum of ``alpha``-powered finite H1 bar lengths of the Rips diagram of one block."""
-    from ripser import ripser
+    from sktopo.topology.engines import rips_bars
 
-    # squared Euclidean blocks (scale 1/2) back to distances, in float64 for ripser
+    # squared Euclidean blocks (scale 1/2) back to distances, in float64 for the engine
     D = np.sqrt(block, dtype=float) if scale == 0.5 else np.asarray(block, dtype=float)
-    bars = ripser(D, maxdim=1, distance_matrix=True)["dgms"][1]
+    bars = rips_bars(D, 1)[1]
     bars = bars[np.isfinite(bars[:, 1])]
     return float(np.sum((bars[:, 1] - bars[:, 0]) ** alpha))
 

@@ -29,7 +29,15 @@ one line in :mod:`._registry` and its tests; see the engines guide.
 
 from ._base import Capabilities, Engine, enclosing_radius
 from ._compute import check_metric_values, compute_bars, dense_bytes_of
-from ._registry import AUTO_ORDER, ENGINES, engine_for, get_engine, register, resolve_engine
+from ._registry import (
+    AUTO_ORDER,
+    ENGINES,
+    engine_for,
+    get_engine,
+    register,
+    resolve_engine,
+    rips_bars,
+)
 from ._scale import finite_range, scale_of
 from ._settings import MAX_COEFF, PersistenceSettings, check_coeff
 from .mst import h0_bars, h0_bars_batch
@@ -56,6 +64,7 @@ __all__ = [
     "h0_bars_batch",
     "register",
     "resolve_engine",
+    "rips_bars",
     "scale_of",
 ]
 

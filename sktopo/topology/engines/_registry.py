@@ -8,7 +8,8 @@ from .mst import MSTEngine
 from .redzed import RedzedEngine, warn_fallback
 from .ripserpy import RipserEngine
 
-__all__ = ["AUTO_ORDER", "ENGINES", "engine_for", "get_engine", "register", "resolve_engine"]
+__all__ = ["AUTO_ORDER", "ENGINES", "engine_for", "get_engine", "register", "resolve_engine",
+           "rips_bars"]
 
 _REGISTRY: dict[str, Engine] = {}
 
@@ -97,3 +98,14 @@ def _alternatives(maxdim, coeff, sparse) -> str:
     able = [name for name, engine in _REGISTRY.items()
             if engine.cannot(maxdim=maxdim, coeff=coeff, sparse=sparse) is None]
     return f"Use backend='auto' (it chooses by capability) or one of {able}."
+
+
+def rips_bars(D, maxdim, *, threshold=float("inf"), coeff=2, backend="auto") -> list:
+    """``[H0, ..., H{maxdim}]`` bars of a finite dense distance matrix, through the registry.
+
+    For callers that hold a small, checked matrix and call often (the
+    subsamples of ``PHDimension(homology_dimension=1)``): no rescaling and no
+    memory estimate, which :func:`~sktopo.topology.engines.compute_bars` does.
+    """
+    engine = get_engine(resolve_engine(backend, range(maxdim + 1), "", coeff=coeff))
+    return engine.dense(D, maxdim, threshold, coeff)
