@@ -67,6 +67,7 @@ def run_parallel(
     verbose=0,
     desc: str | None = None,
     unit: str = "it",
+    prefer: str | None = None,
 ) -> list:
     """``[function(*task) for task in tasks]``, over joblib when it helps.
 
@@ -84,6 +85,10 @@ def run_parallel(
         Show a tqdm progress bar over the tasks when positive.
     desc, unit : str
         Label and unit of the progress bar.
+    prefer : {"threads", "processes"} or None, default=None
+        joblib's soft hint: ``"threads"`` for work that releases the GIL
+        (nothing is pickled, and warnings reach the caller); a backend the
+        user configured still wins.
 
     Returns
     -------
@@ -101,7 +106,7 @@ def run_parallel(
 
         # joblib's process workers start with OMP_NUM_THREADS = cores // workers, which
         # torch honours when a task imports it: workers x torch threads stay within the cores
-        results = Parallel(n_jobs=workers, return_as="generator")(
+        results = Parallel(n_jobs=workers, prefer=prefer, return_as="generator")(
             delayed(function)(*task) for task in tasks
         )
     return list(progress(results, verbose=verbose, total=len(tasks), desc=desc, unit=unit))

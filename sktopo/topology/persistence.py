@@ -54,7 +54,14 @@ from .._progress import progress
 from .._seeding import cloud_seeds
 from ..diagram import Diagram
 from ._base import check_homology_dimensions
-from .engines import ENGINES, PersistenceSettings, check_coeff, compute_bars, resolve_engine
+from .engines import (
+    ENGINES,
+    PersistenceSettings,
+    check_coeff,
+    compute_bars,
+    get_engine,
+    resolve_engine,
+)
 from .engines._scale import rescale
 from .engines._scheduler import batchable, batched_bars
 from .landmarks import greedy_landmarks
@@ -503,9 +510,11 @@ def diagrams_of(clouds, labels, settings: PersistenceSettings, *, random_state=N
         # cores left over when there are fewer clouds than workers go to giotto-ph's threads
         n_threads = workers // min(workers, len(single))
         one = partial(_one_cloud_bars, settings=settings.with_(n_threads=n_threads))
+        caps = get_engine(settings.engine).capabilities
+        threads = caps.max_dimension > 0 and caps.releases_gil and caps.thread_safe
         results = run_parallel(one, [(data[k], labels[k]) for k in single], n_jobs=n_jobs,
                                verbose=verbose, desc=settings.estimator or "persistence",
-                               unit="cloud")
+                               unit="cloud", prefer="threads" if threads else None)
         for k, b in zip(single, results):
             bars[k] = b
     metric_name = settings.metric_name

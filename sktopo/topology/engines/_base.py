@@ -100,7 +100,9 @@ class Engine:
         """Why the engine cannot do this job, or None when it can."""
         caps = self.capabilities
         if maxdim > caps.max_dimension:
-            return f"computes H0 to H{int(caps.max_dimension)} only, and H{maxdim} was asked for"
+            top = int(caps.max_dimension)
+            return (f"computes {'H0' if top == 0 else f'H0 to H{top}'} only, and H{maxdim} was "
+                    f"asked for")
         if caps.fields == "Z/2" and coeff != 2:
             return f"computes over Z/2 only, and coeff={coeff} was asked for"
         if sparse and not caps.sparse:

@@ -96,7 +96,7 @@ def engine_for(settings, *, sparse: bool = False, why: str = "") -> Engine:
 
 def _alternatives(maxdim, coeff, sparse) -> str:
     able = [name for name, engine in _REGISTRY.items()
-            if engine.cannot(maxdim=maxdim, coeff=coeff, sparse=sparse) is None]
+            if engine.cannot(maxdim=maxdim, coeff=coeff, sparse=sparse) is None and engine.available()]
     return f"Use backend='auto' (it chooses by capability) or one of {able}."
 
 
