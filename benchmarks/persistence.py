@@ -5,13 +5,18 @@ For each cloud size n and dimension d (Gaussian clouds), prints the seconds of
 * H0 only: sktopo (``backend="auto"`` = exact MST engine: numpy distances and
   scipy's compiled single linkage, or a batched Prim for clouds of up to 512
   points), ripser.py (``maxdim=0``) and giotto-ph (``maxdim=0``);
-* H0 + H1: sktopo (``backend="auto"`` = giotto-ph when installed, fed with
-  sktopo's distance matrix), ripser.py and giotto-ph (``maxdim=1``),
+* H0 + H1: sktopo (``backend="auto"`` = redzed-tda, fed with sktopo's distance
+  matrix), ripser.py and giotto-ph (``maxdim=1``, ``--threads`` threads),
 
 with the ratios ``anchor time / sktopo time`` (above 1: sktopo is faster) and
-a check that the diagrams agree (same number of bars, values within 1e-4
-relative; ripser.py and giotto-ph compute in float32). giotto-ph and sktopo get
-the same number of threads (``--threads``, default: all cores).
+two checks of the diagrams: ``same`` (same number of bars, values within 1e-4
+relative, against both anchors) and ``identical`` (every H1 bar equal to
+ripser.py's, bit for bit: redzed-tda and ripser.py both compare distances in
+float32). giotto-ph and sktopo get the same number of threads (``--threads``,
+default: all cores).
+
+``--large`` measures H1 of 10,000 points in R^64 (issue 21: under 30 s and
+2 GB) in a fresh process: wall time and peak resident memory (``VmHWM``).
 
 ``--device cuda`` instead measures the torch MST path for H0 on the GPU at
 n = 10,000, d = 4,096: distances (one matrix product, float32) plus Boruvka,
@@ -24,6 +29,7 @@ Usage::
     python benchmarks/persistence.py            # n = 1000, 2000, 5000; d = 64, 512 (several minutes)
     python benchmarks/persistence.py --quick    # n = 1000, 2000 only
     python benchmarks/persistence.py --device cuda
+    python benchmarks/persistence.py --large    # H1 of 10,000 points in R^64: time and memory
 
 Wall-clock times on a shared machine are noisy: each time is the best of up
 to ``--repeat`` runs (runs longer than 2 s are not repeated).
@@ -65,6 +71,51 @@ def same_bars(ours, theirs, dims):
     return True
 
 
+def identical_h1(ours, theirs):
+    """Whether the H1 bars are equal bit for bit (both sorted)."""
+    a = np.asarray(ours[1], dtype=float).reshape(-1, 2)
+    b = np.asarray(theirs[1], dtype=float).reshape(-1, 2)
+    b = b[b[:, 1] > b[:, 0]]
+    return a.shape == b.shape and np.array_equal(a[np.lexsort((a[:, 1], a[:, 0]))],
+                                                 b[np.lexsort((b[:, 1], b[:, 0]))])
+
+
+_LARGE = r"""
+import sys, time, json
+import numpy as np
+import sktopo
+n, d = int(sys.argv[1]), int(sys.argv[2])
+X = np.random.default_rng(0).normal(size=(n, d))
+sktopo.persistence(X[:200], (0, 1))  # imports
+def status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status("VmRSS")
+start = time.perf_counter()
+est = sktopo.PersistenceDiagram((0, 1), memory_limit=None)
+d = est.fit_transform([X])[0]
+print(json.dumps(dict(seconds=time.perf_counter() - start, peak=status("VmHWM") - before,
+                      cloud=X.nbytes, engine=est.engine_, h1=len(d[1]))))
+"""
+
+
+def run_large(n, d):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _LARGE, str(n), str(d)], capture_output=True,
+                         text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"H0+H1 of {n} Gaussian points in R^{d} (engine {r['engine']}): {r['seconds']:.1f} s, "
+          f"peak {r['peak'] / 2**30:.2f} GiB above the {r['cloud'] / 2**20:.0f} MiB cloud; "
+          f"{r['h1']} H1 bars")
+
+
 def run_cpu(sizes, dims, repeat, threads, skip_h1_above):
     import ripser
 
@@ -87,7 +138,8 @@ def run_cpu(sizes, dims, repeat, threads, skip_h1_above):
                 t_rip, rip = best_time(lambda: ripser.ripser(X, maxdim=maxdim)["dgms"], repeat)
                 row = dict(n=n, d=d, dims="H0" if maxdim == 0 else "H0+H1", engine=est.engine_,
                            sktopo=t_ours, ripser=t_rip, giotto=np.nan,
-                           same=same_bars(ours, dict(enumerate(rip)), hd))
+                           same=same_bars(ours, dict(enumerate(rip)), hd),
+                           identical=identical_h1(ours, rip) if maxdim else None)
                 if has_giotto:
                     t_gph, gph_dgms = best_time(
                         lambda: ripser_parallel(X, maxdim=maxdim, n_threads=threads)["dgms"], repeat)
@@ -101,10 +153,11 @@ def run_cpu(sizes, dims, repeat, threads, skip_h1_above):
 def print_row(row, header=False):
     if header:
         print(f"{'n':>6} {'d':>5} {'dims':>6} {'engine':>7} {'sktopo s':>9} {'ripser s':>9} "
-              f"{'giotto s':>9} {'x ripser':>9} {'x giotto':>9} {'same':>5}")
+              f"{'giotto s':>9} {'x ripser':>9} {'x giotto':>9} {'same':>5} {'identical':>9}")
     print(f"{row['n']:>6} {row['d']:>5} {row['dims']:>6} {row['engine']:>7} {row['sktopo']:>9.3f} "
           f"{row['ripser']:>9.3f} {row['giotto']:>9.3f} {row['ripser'] / row['sktopo']:>9.1f} "
-          f"{row['giotto'] / row['sktopo']:>9.2f} {str(row['same']):>5}", flush=True)
+          f"{row['giotto'] / row['sktopo']:>9.2f} {str(row['same']):>5} "
+          f"{'' if row['identical'] is None else str(row['identical']):>9}", flush=True)
 
 
 def run_cuda(n, d, repeat):
@@ -161,11 +214,16 @@ def main(argv=None):
     parser.add_argument("--skip-h1-above", type=int, default=10**9,
                         help="skip H0+H1 for clouds larger than this")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--large", action="store_true",
+                        help="H1 of 10,000 points in R^64: time and peak memory")
     parser.add_argument("--cuda-n", type=int, default=10_000)
     parser.add_argument("--cuda-d", type=int, default=4_096)
     args = parser.parse_args(argv)
     if args.device == "cuda":
         run_cuda(args.cuda_n, args.cuda_d, args.repeat)
+        return
+    if args.large:
+        run_large(10_000, 64)
         return
     sizes = args.sizes or ([1000, 2000] if args.quick else [1000, 2000, 5000])
     print(f"{os.cpu_count()} CPU cores; giotto-ph and sktopo use {args.threads} thread(s); "

@@ -5,6 +5,8 @@ Every case is timed in the same run against its anchors, and the ranks are compa
 - ``loop``: for each input, one float64 ``torch.autograd.functional.jacobian`` of all ReLU
   outputs, then ``numpy.linalg.matrix_rank`` per layer. Timed on a subset of the inputs
   (``--loop-inputs``) and extrapolated linearly to all of them (the table says so);
+- ``vloop``: the same loop with ``jacobian(..., vectorize=True)`` (one batched backward pass
+  over all output units per input: what a careful user writes), on the same subset;
 - ``old engine`` (the conv cases and the 784-wide nets): the engine before the carried factor
   (``vmap(jvp)`` of all d input basis vectors through the whole network per region, then a
   Gram-eigenvalue screen and ``svdvals`` of every ``units x d`` Jacobian), run as it was (its
@@ -190,9 +192,12 @@ def run_case(name, n, args, rng):
     ours = np.asarray(feats)[:, 0::4]
     m = min(n_loop if not args.loop_inputs else args.loop_inputs, n)
     t_loop, loop = timed(lambda: jacobian_ranks(model, Xt[:m]))
+    jacobian_ranks(model, Xt[:2], vectorize=True)  # warm-up of the batched backward
+    t_vloop, vloop = timed(lambda: jacobian_ranks(model, Xt[:m], vectorize=True))
     row = {"case": name, "desc": desc, "inputs": n, "regions": len(est.regions_),
-           "ours_s": t_ours, "loop_s": t_loop * n / m, "loop_on": m,
-           "equal_loop": bool(np.array_equal(ours[:m], loop)),
+           "ours_s": t_ours, "loop_s": t_loop * n / m, "vloop_s": t_vloop * n / m, "loop_on": m,
+           "equal_loop": bool(np.array_equal(ours[:m], loop))
+           and bool(np.array_equal(ours[:m], vloop)),
            "min_rank": est.summary_["min_rank"].tolist(),
            "mean_rank": [round(v, 1) for v in est.summary_["mean_rank"]]}
     if n_old and not args.no_old:
@@ -245,21 +250,22 @@ def main():
         r = rows[-1]
         print(f"{name}: {r['inputs']:,} inputs, {r['regions']:,} regions, min rank "
               f"{r['min_rank']}, mean rank {r['mean_rank']}; ranks equal to the loop on "
-              f"{r['loop_on']} inputs: {r['equal_loop']}"
+              f"{r['loop_on']} inputs (both loops): {r['equal_loop']}"
               + (f", to the old engine on {r['old_on']}: {r['equal_old']}" if "old_s" in r
                  else ""), flush=True)
 
     print(f"\nReLU ranks, float64, {torch.get_num_threads()} torch threads "
           "(loop and old engine extrapolated from the subsets above)\n")
     print(f"{'case':18s} {'inputs':>7s} {'ours s':>9s} {'loop s':>10s} {'loop/ours':>10s} "
-          f"{'old s':>10s} {'old/ours':>9s} {'fixed/ours':>11s}  equal")
+          f"{'vloop s':>10s} {'vloop/ours':>10s} {'old s':>10s} {'old/ours':>9s} {'fixed/ours':>11s}  equal")
     for r in rows:
         old = (f"{r['old_s']:>10.1f} {r['old_s'] / r['ours_s']:>9.1f} "
                f"{r['fix_s'] / r['ours_s']:>11.1f}" if "old_s" in r
                else f"{'-':>10s} {'-':>9s} {'-':>11s}")
         equal = r["equal_loop"] and r.get("equal_old", True)
         print(f"{r['case']:18s} {r['inputs']:>7,d} {r['ours_s']:>9.2f} {r['loop_s']:>10.1f} "
-              f"{r['loop_s'] / r['ours_s']:>10.1f} {old}  {equal}")
+              f"{r['loop_s'] / r['ours_s']:>10.1f} {r['vloop_s']:>10.1f} "
+              f"{r['vloop_s'] / r['ours_s']:>10.1f} {old}  {equal}")
 
     if args.rss:
         n = 1_000 if args.quick else 10_000

@@ -4,7 +4,7 @@ For each number of inputs n and dimension d (P Gaussian, Q = ReLU of a random li
 two representations of the same inputs), prints the seconds of
 
 * sktopo: ``sktopo.cross_barcode(P, Q)`` (the paper's ``w_P+`` matrix: entries below the
-  diagonal of the cross block left out, giotto-ph when installed);
+  diagonal of the cross block left out, through the default engine, redzed-tda);
 * reference: the reference code's construction (the full ``w_P`` cross block) run through
   ripser.py directly, as ``rtd.barcodes.calc_embed_dist`` does on the CPU;
 * the same full matrix through giotto-ph (single thread);

@@ -30,12 +30,14 @@ def relu_outputs(model):
     return f
 
 
-def jacobian_ranks(model, X, rank_tol=None):
+def jacobian_ranks(model, X, rank_tol=None, *, vectorize=False):
     """(n, L) ranks of the float64 Jacobian of each nn.ReLU call's output, one input at a time.
 
     ``model`` is used through a float64 copy in eval mode (the caller's model is untouched);
     ``X`` is an array or tensor of inputs. ``rank_tol`` is ``matrix_rank``'s ``tol`` (None: its
-    default, ``max(shape) * eps * largest singular value``).
+    default, ``max(shape) * eps * largest singular value``). ``vectorize=True`` computes each
+    input's Jacobian with one batched backward pass over all output units
+    (``torch.autograd.functional.jacobian(vectorize=True)``), as a careful user would.
     """
     from torch.autograd.functional import jacobian
 
@@ -45,5 +47,5 @@ def jacobian_ranks(model, X, rank_tol=None):
     rows = []
     for x in X:
         rows.append([np.linalg.matrix_rank(J.reshape(J.shape[0], -1).numpy(), tol=rank_tol)
-                     for J in jacobian(f, x)])
+                     for J in jacobian(f, x, vectorize=vectorize)])
     return np.asarray(rows, dtype=np.int64).reshape(len(X), -1)
