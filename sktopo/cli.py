@@ -8,9 +8,11 @@ manifolds: a quick check that everything is installed and works.
 
 Errors: every mistake prints one line ``sktopo: error: ...`` saying what to do and exits
 with status 2 (a wrong argument, found before any computation) or 1 (a failure while
-running); ``--debug`` shows the Python traceback instead. Outputs are checked before
-anything is computed and each file is written atomically (a temporary name, then a
-rename), so an interrupted run leaves no half-written file.
+running); ``--debug`` shows the Python traceback instead. The output folder and every input
+(model, data, layers, checkpoint) are checked before anything is trained, computed or changed
+in the folder; a run writes its files into a hidden staging folder and moves them into place
+once they are all written, so the folder shows the previous result set or the new one,
+complete, whatever ends the run (see ``_OutputSet``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,21 @@ import contextlib
 import copy
 import importlib
 import importlib.util
+import json
 import os
+import re
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import numpy as np
 import pandas as pd
@@ -31,9 +44,6 @@ import pandas as pd
 __all__ = ["main"]
 
 _USAGE, _RUNTIME = 2, 1
-# every file a command may write, in either format: --overwrite removes exactly these
-_PROFILE_FILES = ("profile.csv", "profile.parquet", "ranks.csv", "ranks.parquet", "profile.png")
-_MANIFOLD_FILES = ("manifolds.csv", "manifolds.parquet")
 _COUNT_SUFFIXES = ("n_bars", "n_infinite", "n_features", "n_inputs", "n_points", "units")
 
 
@@ -90,35 +100,248 @@ def _n_jobs(text):
 
 
 # ---------------------------------------------------------------- outputs
+#
+# The output folder must show a command's result set (profile.csv, ranks.csv, profile.png, ...)
+# complete or not at all, whatever ends the run: an error, Ctrl-C or a kill at any moment. So
+#   1. the run first finishes an earlier run's interrupted commit, or discards its staging
+#      folder if that run died before committing (``_recover``);
+#   2. it checks the folder and every input, changing nothing there;
+#   3. it writes its whole set into a hidden staging folder, .sktopo-staging-<pid>-<random>;
+#   4. it commits: the staging folder's journal (COMMIT: the moves and removals to make) is
+#      written under a temporary name and renamed, so it exists only when the set is complete;
+#      from then on the new set is decided, and any run that finds the journal finishes it;
+#   5. it moves the files into place (renames), the main table last, and removes the staging.
+# A kill before step 4 leaves the previous files as they were; a kill during step 5 leaves the
+# journal, and the next sktopo run on the folder ends the moves before it does anything else.
+# Other files in the folder are never touched.
+
+_STAGING = ".sktopo-staging-"
+_STAGING_NAME = re.compile(r"^\.sktopo-staging-(\d+)-")  # its run's PID
+_JOURNAL = "COMMIT"
+_LOCK = "lock"
+# temporary files of sktopo versions that wrote straight into --out: .profile.partial-<pid>.csv
+_LEGACY_PARTIAL = re.compile(r"^\.(?:(?:profile|ranks|manifolds)\.partial|sktopo-write-test)"
+                             r"-(\d+)(?:\.(?:csv|parquet|png))?$")
 
 
-def _prepare_out(args, names):
-    """Check the output folder before any computation; with --overwrite remove ``names``."""
-    out = Path(args.out)
+class _OutputSet:
+    """The --out folder of one run, written through a staging folder (see above).
+
+    ``names`` are the files the run may write, the main table first: ``--overwrite`` replaces
+    these and no other file. Use it as a context manager around the whole run: write each file
+    to ``path(name)``, then ``commit(names written)``. Leaving the block before the commit
+    (an error, Ctrl-C) discards the staging folder and leaves --out as it was.
+    """
+
+    def __init__(self, args, names):
+        self.args = args
+        self.out = Path(args.out)
+        self.names = list(names)
+        self.staging = None
+        self.decided = self.committed = False
+        self._lock = None
+        self._created = False
+
+    def __enter__(self):
+        _check_out_path(self.out, self.names)
+        try:
+            if _recover(self.out):
+                _log(self.args, f"finished moving the results of an interrupted run into "
+                                f"{str(self.out)!r}")
+            _check_out_content(self.out, self.names, self.args.overwrite)
+            self._created = not self.out.exists()
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=self.out))
+            lock = self.staging / _LOCK
+            lock.write_bytes(b"")  # also the test that --out can be written to
+            self._lock = _hold_lock(lock)
+        except OSError as error:
+            self._discard()
+            raise CLIError(f"cannot write to --out {str(self.out)!r}: {error.strerror or error}; "
+                           "choose a folder you can write to.") from None
+        return self
+
+    def path(self, name):
+        """Where the run writes ``name``: in the staging folder, until the commit."""
+        return self.staging / name
+
+    def commit(self, written):
+        """Install the files ``written`` in --out and remove this run's other names there."""
+        main = self.names[0]
+        steps = [["move", name] for name in written if name != main]
+        steps += [["remove", name] for name in self.names if name not in written]
+        steps += [["move", main]] if main in written else []  # the main table last: see above
+        journal = self.staging / _JOURNAL
+        temporary = journal.with_name(f"{_JOURNAL}.partial")
+        temporary.write_text(json.dumps(steps))
+        with _sigint_deferred():  # a few renames: Ctrl-C waits for them
+            os.replace(temporary, journal)
+            self.decided = True
+            _finish_commit(self.out, self.staging)
+            self.committed = True
+
+    def __exit__(self, kind, error, traceback):
+        if self.decided:  # if not committed, the journal stays: the next run finishes the moves
+            _release(self._lock)
+        else:
+            self._discard()
+        if isinstance(error, KeyboardInterrupt):
+            error.sktopo_note = self._note()
+        return False
+
+    def _discard(self):
+        _release(self._lock)
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        if self._created:  # a folder this run made and left empty goes too
+            with contextlib.suppress(OSError):
+                self.out.rmdir()
+
+    def _note(self):
+        out = repr(str(self.out))
+        if self.committed:
+            return f"the results in {out} are complete."
+        if self.decided:
+            return (f"the results were being moved into {out}; the next sktopo run on that "
+                    "folder completes them.")
+        return f"nothing in {out} was changed."
+
+
+def _check_out_path(out, names):
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {str(out)!r} is a file; give a folder (it is created if "
                        "missing).")
-    if out.is_dir():
-        present = sorted(p.name for p in out.iterdir())
-        if present and not args.overwrite:
-            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
-            raise CLIError(
-                f"--out folder {str(out)!r} is not empty ({shown}); pass --overwrite to "
-                f"replace the files this command writes there ({', '.join(names)}), or "
-                "choose another folder.")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".sktopo-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise CLIError(f"cannot write to --out {str(out)!r}: {error.strerror or error}; choose "
-                       "a folder you can write to.") from None
-    if args.overwrite:
-        for name in names:  # stale files of an earlier run must not sit beside new ones
-            with contextlib.suppress(FileNotFoundError):
+    folders = [name for name in names if (out / name).is_dir()]
+    if folders:
+        raise CLIError(f"--out {str(out)!r} holds a folder named {folders[0]!r}, where this "
+                       "command writes a file; rename it or choose another folder.")
+
+
+def _check_out_content(out, names, overwrite):
+    if not out.is_dir():
+        return
+    present = sorted(p.name for p in out.iterdir())
+    running = [_STAGING_NAME.match(name) for name in present]
+    running = [match.group(1) for match in running if match]
+    if running:  # the stagings of dead runs are gone (_recover): this one's run lives
+        pid = running[0]
+        raise CLIError(f"another sktopo run (process {pid}) is writing into --out {str(out)!r}; "
+                       "wait for it to end, or choose another folder.")
+    if present and not overwrite:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise CLIError(
+            f"--out folder {str(out)!r} is not empty ({shown}); pass --overwrite to replace the "
+            f"files this run writes there ({', '.join(names)}), or choose another folder.")
+
+
+def _finish_commit(out, staging):
+    """Make the moves and removals of ``staging``'s journal; they may have been made already."""
+    for action, name in json.loads((staging / _JOURNAL).read_text()):
+        with contextlib.suppress(FileNotFoundError):  # done before an interruption
+            if action == "move":
+                _move(staging / name, out / name)
+            else:
                 (out / name).unlink()
-    return out
+    # the journal before the rest: a staging folder without one is only discarded
+    (staging / _JOURNAL).unlink()
+    shutil.rmtree(staging)
+
+
+def _move(source, target):
+    os.replace(source, target)
+
+
+def _recover(out):
+    """Finish or discard what dead runs left in ``out``; return whether a commit was finished."""
+    if not out.is_dir():
+        return False
+    finished = False
+    stagings = [p for p in out.iterdir() if _STAGING_NAME.match(p.name) and p.is_dir()]
+    for staging in sorted(stagings, key=lambda p: p.stat().st_mtime):
+        claim = _claim(staging)
+        if claim is None:
+            continue
+        with claim:
+            if (staging / _JOURNAL).exists():  # the run died while moving a complete set in
+                _finish_commit(out, staging)
+                finished = True
+            else:  # it died before its set was complete: its files are dropped
+                shutil.rmtree(staging)
+    for path in out.iterdir():
+        legacy = _LEGACY_PARTIAL.match(path.name)
+        if legacy and path.is_file() and not _pid_alive(int(legacy.group(1))):
+            path.unlink()
+    return finished
+
+
+def _hold_lock(path):
+    """Open ``path`` and hold an exclusive lock on it for as long as this process runs.
+
+    The kernel drops the lock when the process ends, however it ends (even SIGKILL), so a
+    staging folder whose lock is free belongs to a dead run, even when its PID was reused.
+    """
+    if fcntl is None:  # Windows: only the PID in the folder's name tells
+        return None
+    handle = open(path, "rb")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def _release(handle):
+    if handle is not None:
+        handle.close()
+
+
+def _claim(staging):
+    """Lock the staging folder of a dead run, to finish or discard it; None while its run lives.
+
+    Holding the lock also keeps a second run that starts meanwhile away from the folder.
+    """
+    pid = int(_STAGING_NAME.match(staging.name).group(1))
+    try:
+        handle = None if fcntl is None else open(staging / _LOCK, "rb")
+    except FileNotFoundError:  # killed before it made its lock, or just starting
+        handle = None
+    if handle is None:
+        return None if _pid_alive(pid) else contextlib.nullcontext()
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def _pid_alive(pid):
+    """Whether process ``pid`` runs; our own PID counts as dead: found in --out, it was reused."""
+    if os.name != "posix" or pid == os.getpid():
+        return False  # Windows has no harmless probe (os.kill would end the process)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold Ctrl-C while the block runs, then raise KeyboardInterrupt if it came."""
+    # only Python's own handler raises KeyboardInterrupt: an ignored SIGINT (a background job)
+    # or an application's handler is left alone, and handlers can only be set in the main thread
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -325,14 +548,15 @@ def _build_model(args):
 # ---------------------------------------------------------------- profile
 
 
-def _embedder(model, args):
+def _embedder(model, args, verbose=None):
     import torch
 
     from sktopo import LayerEmbedder
 
     return LayerEmbedder(
         model, args.layers or [torch.nn.ReLU], unit="dataset", device=args.device,
-        n_threads=args.n_threads, random_state=args.seed, verbose=0 if args.quiet else 1)
+        n_threads=args.n_threads, random_state=args.seed,
+        verbose=(0 if args.quiet else 1) if verbose is None else verbose)
 
 
 def _profile_stage(model, X, args, stage):
@@ -385,39 +609,134 @@ def _rank_profile(model, X, args):
 
 
 def _cmd_profile(args):
-    from sktopo import tidy
-    from sktopo._device import resolve_device, torch_threads
-    from sktopo.nn import models
+    from sktopo._device import resolve_device
 
     start = time.perf_counter()
     try:
         resolve_device(args.device, owner="--device")
     except ValueError as error:
         raise CLIError(str(error).replace("--device: device=", "--device ")) from None
-    out = _prepare_out(args, _PROFILE_FILES)
-    model, X, y, trainable = _build_model(args)
-    try:  # unknown layers and bad patterns are reported now, before any training
-        _embedder(model, args).fit()
+    with _OutputSet(args, _profile_names(args)) as output:
+        # every input is checked before training, and before --out changes
+        model, X, y, trainable = _build_model(args)
+        _check_layers(model, X, args)
+        stages = _model_stages(model, X, y, trainable, args)
+        # one seeded subsample of inputs, shared by every stage and every measurement
+        if args.max_inputs and args.max_inputs < len(X):
+            keep = np.sort(np.random.default_rng(args.seed).choice(len(X), args.max_inputs,
+                                                                   replace=False))
+            X = X[keep]
+        table, ranks = _profile_stages(stages, X, args)
+        output.commit(_write_profile(table, ranks, output, args))
+        shown = [c for c in ("n_features", "phdim", "phdim_std", "twonn",
+                             "H0__total_persistence_p1", "H1__n_bars", "H1__total_persistence_p1")
+                 if c in table.columns]
+        _print_table(table[shown])
+        if ranks:
+            _print_table(pd.concat(ranks, names=["stage"]))
+        written = [str(output.out / name) for name in _profile_names(args, bool(ranks))]
+        _log(args, f"wrote {', '.join(written)} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _profile_names(args, ranks=True):
+    """The files ``profile`` writes, the main table first (without ``ranks``: no rank table)."""
+    names = [f"profile.{args.format}"] + ([f"ranks.{args.format}"] if ranks else [])
+    return names + ([] if args.no_plots else ["profile.png"])
+
+
+def _check_layers(model, X, args):
+    """Check --layers against the model now, not after a training of many epochs.
+
+    Names and patterns are resolved against the model; one forward pass of two inputs then
+    counts each selected module's calls, so that a layer the forward pass never calls, or a
+    call 'name#k' beyond the module's calls, is a usage error (status 2) too.
+    """
+    try:
+        embedder = _embedder(model, args, verbose=0).fit()
     except (ValueError, TypeError) as error:
         raise CLIError(f"--layers: {error}") from None
-    stage = args.stage or "both"
-    epochs = 30 if args.epochs is None else args.epochs
-    stages = {}
-    if trainable and stage in ("both", "untrained"):
-        stages["untrained"] = copy.deepcopy(model)
-    if trainable and stage in ("both", "trained"):
-        _log(args, f"training the built-in {args.model} on {len(X)} inputs ...")
-        models.fit_digits(model, X, y, epochs=epochs, random_state=args.seed,
-                          n_threads=args.n_threads, verbose=0 if args.quiet else 1)
-        stages["trained"] = model
-    if not trainable:
-        stages["given"] = model
+    named = dict(model.named_modules())
+    selected = {}  # selection -> (module name, call or None for every call)
+    for name in embedder.layer_names_:
+        base, _, call = name.rpartition("#")
+        selected[name] = (name, None) if name in named or not base else (base, int(call))
+    counts, error = _count_calls(model, embedder, X[:2], {base for base, _ in selected.values()})
+    if counts is not None:  # the forward pass ran to its end: the counts are complete
+        _check_calls(selected, counts, model)
+    if error is not None:  # any other failure, e.g. inputs of the wrong width (status 1)
+        raise error
 
-    # one seeded subsample of inputs, shared by every stage and every measurement
-    if args.max_inputs and args.max_inputs < len(X):
-        keep = np.sort(np.random.default_rng(args.seed).choice(len(X), args.max_inputs,
-                                                               replace=False))
-        X = X[keep]
+
+def _count_calls(model, embedder, X, names):
+    """Calls of the modules ``names`` in the first full forward pass of ``embedder`` on ``X``.
+
+    Returns (counts or None when no pass ended, the exception the embedder raised or None).
+    """
+    modules = dict(model.named_modules())
+    running, passes = dict.fromkeys(names, 0), []
+
+    def count(name):
+        def hook(*_):
+            running[name] += 1
+        return hook
+
+    def end_of_pass(*_):  # the model's own hook runs after every inner module's
+        passes.append(dict(running))
+        running.update(dict.fromkeys(names, 0))
+
+    handles = [modules[name].register_forward_hook(count(name)) for name in names]
+    handles.append(model.register_forward_hook(end_of_pass))
+    try:
+        embedder.transform(X)
+        error = None
+    except Exception as raised:  # judged by the caller, once the counts are known
+        error = raised
+    finally:
+        for handle in handles:
+            handle.remove()
+    return (passes[0] if passes else None), error
+
+
+def _check_calls(selected, counts, model):
+    silent = sorted({base for base, _ in selected.values() if counts[base] == 0})
+    if silent:
+        raise CLIError(
+            f"--layers: {', '.join(map(repr, silent))} never ran in a forward pass of "
+            f"{type(model).__name__} on the first inputs of --data; select layers that the "
+            "model's forward calls (--layers NAME ..., as model.named_modules() spells them).")
+    for selection, (base, call) in selected.items():
+        runs = counts[base]
+        if call is not None and call > runs:
+            choice = (f"select {base!r}" if runs == 1 else f"select a call from 1 to {runs} "
+                      f"({base + '#2'!r} is its second), or {base!r} for every call")
+            raise CLIError(f"--layers {selection!r}: module {base!r} runs {runs} time(s) per "
+                           f"forward pass, so it has no call {call}; {choice}.")
+
+
+def _model_stages(model, X, y, trainable, args):
+    """{stage: model}: the built-in model before and/or after training, or the given one."""
+    from sktopo.nn import models
+
+    if not trainable:
+        return {"given": model}
+    stage = args.stage or "both"
+    stages = {}
+    if stage in ("both", "untrained"):
+        stages["untrained"] = copy.deepcopy(model)
+    if stage in ("both", "trained"):
+        _log(args, f"training the built-in {args.model} on {len(X)} inputs ...")
+        models.fit_digits(model, X, y, epochs=30 if args.epochs is None else args.epochs,
+                          random_state=args.seed, n_threads=args.n_threads,
+                          verbose=0 if args.quiet else 1)
+        stages["trained"] = model
+    return stages
+
+
+def _profile_stages(stages, X, args):
+    """(per-layer table of every stage, {stage: rank summary} of the stages that have one)."""
+    from sktopo._device import torch_threads
+
     tables, ranks = {}, {}
     with torch_threads(args.n_threads):
         for name, stage_model in stages.items():
@@ -426,21 +745,21 @@ def _cmd_profile(args):
             rank = _rank_profile(stage_model, X, args)
             if rank is not None:
                 ranks[name] = rank
-    table = pd.concat(tables, names=["stage"])
-    written = [_write_table(tidy(table), out / f"profile.{args.format}", args.format, False)]
-    if ranks:
-        written.append(_write_table(pd.concat(ranks, names=["stage"]),
-                                    out / f"ranks.{args.format}", args.format, True))
-    if not args.no_plots:
-        written += _plot_profile(table, ranks, out)
+    return pd.concat(tables, names=["stage"]), ranks
 
-    shown = [c for c in ("n_features", "phdim", "phdim_std", "twonn", "H0__total_persistence_p1",
-                         "H1__n_bars", "H1__total_persistence_p1") if c in table.columns]
-    _print_table(table[shown])
+
+def _write_profile(table, ranks, output, args):
+    """Write the tables and plots into the staging folder; return their names."""
+    from sktopo import tidy
+
+    fmt = args.format
+    names = _profile_names(args, bool(ranks))
+    _write_table(tidy(table), output.path(names[0]), fmt, False)
     if ranks:
-        _print_table(pd.concat(ranks, names=["stage"]))
-    _log(args, f"wrote {', '.join(map(str, written))} in {time.perf_counter() - start:.1f} s")
-    return 0
+        _write_table(pd.concat(ranks, names=["stage"]), output.path(names[1]), fmt, True)
+    if not args.no_plots:
+        _plot_profile(table, ranks, output.path("profile.png"))
+    return names
 
 
 def _print_table(table):
@@ -457,7 +776,7 @@ def _print_table(table):
         print(table)
 
 
-def _plot_profile(table, ranks, out):
+def _plot_profile(table, ranks, path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -489,11 +808,9 @@ def _plot_profile(table, ranks, out):
         ax.set_ylabel("rank (input to layer)")
         ax.legend()
     fig.tight_layout()
-    path = out / "profile.png"
     with _atomic(path) as temporary:
         fig.savefig(temporary, dpi=120)
     plt.close(fig)
-    return [path]
 
 
 # ---------------------------------------------------------------- manifolds
@@ -503,22 +820,25 @@ def _cmd_manifolds(args):
     from sktopo import DiagramFeatures, PersistenceDiagram, PHDimension
     from sktopo.datasets import make_manifolds
 
-    out = _prepare_out(args, _MANIFOLD_FILES)
-    clouds = make_manifolds(args.n_samples, random_state=args.seed)
-    dims = tuple(args.homology_dimensions)
-    _log(args, f"persistence (H{', H'.join(map(str, dims))}) of {len(clouds)} built-in "
-               f"manifolds ({args.n_samples} points each) ...")
-    diagrams = PersistenceDiagram(homology_dimensions=dims, random_state=args.seed,
-                                  n_jobs=args.n_jobs,
-                                  verbose=0 if args.quiet else 1).fit_transform(clouds)
-    features = DiagramFeatures().set_output(transform="pandas").fit_transform(diagrams)
-    phdim = PHDimension(random_state=args.seed).set_output(transform="pandas").fit_transform(clouds)
-    table = pd.concat([phdim[["phdim"]], features], axis=1)
-    path = _write_table(table, out / f"manifolds.{args.format}", args.format, True)
-    shown = [c for c in ("phdim", "H0__n_bars", "H1__n_bars", "H1__max_lifetime", "H2__n_bars",
-                         "H2__max_lifetime") if c in table.columns]
-    _print_table(table[shown])
-    _log(args, f"wrote {path}")
+    name = f"manifolds.{args.format}"
+    with _OutputSet(args, [name]) as output:
+        clouds = make_manifolds(args.n_samples, random_state=args.seed)
+        dims = tuple(args.homology_dimensions)
+        _log(args, f"persistence (H{', H'.join(map(str, dims))}) of {len(clouds)} built-in "
+                   f"manifolds ({args.n_samples} points each) ...")
+        diagrams = PersistenceDiagram(homology_dimensions=dims, random_state=args.seed,
+                                      n_jobs=args.n_jobs,
+                                      verbose=0 if args.quiet else 1).fit_transform(clouds)
+        features = DiagramFeatures().set_output(transform="pandas").fit_transform(diagrams)
+        phdim = PHDimension(random_state=args.seed).set_output(
+            transform="pandas").fit_transform(clouds)
+        table = pd.concat([phdim[["phdim"]], features], axis=1)
+        _write_table(table, output.path(name), args.format, True)
+        output.commit([name])
+        shown = [c for c in ("phdim", "H0__n_bars", "H1__n_bars", "H1__max_lifetime",
+                             "H2__n_bars", "H2__max_lifetime") if c in table.columns]
+        _print_table(table[shown])
+        _log(args, f"wrote {output.out / name}")
     return 0
 
 
@@ -573,8 +893,9 @@ def _parser():
                         help="output folder; it must be empty or new unless --overwrite "
                              "(default: %(default)s)")
     common.add_argument("--overwrite", action="store_true",
-                        help="write into a non-empty --out folder, first removing the files "
-                             "this command writes (other files are left alone)")
+                        help="write into a non-empty --out folder, replacing the files this "
+                             "run writes once the new ones are complete (other files are left "
+                             "alone)")
     common.add_argument("--format", choices=("csv", "parquet"), default="csv",
                         help="table format (default: %(default)s)")
     common.add_argument("--seed", type=_int_at_least(0), default=0,
@@ -667,10 +988,12 @@ def main(argv=None) -> int:
             raise
         print(f"sktopo: error: {_one_line(error)}", file=sys.stderr)
         return error.code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if debug:
             raise
-        print("sktopo: interrupted; no partial output file was left.", file=sys.stderr)
+        # the output folder's state, as the run left it (see _OutputSet)
+        note = getattr(interrupt, "sktopo_note", "no output was written.")
+        print(f"sktopo: interrupted; {note}", file=sys.stderr)
         return 130
     except Exception as error:  # the library's own errors name what and where
         if debug:

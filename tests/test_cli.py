@@ -200,9 +200,12 @@ def test_out_is_checked_before_computing(user_files, capsys):
     (out / "notes.txt").write_text("mine")
     assert main(USER + ["--out", "out"]) == 2
     assert "is not empty (notes.txt, profile.png); pass --overwrite" in _error(capsys)
-    # --overwrite removes the files the command writes (a stale plot), keeps the user's own
-    assert main(USER + ["--out", "out", "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "profile.csv", "ranks.csv"]
+    # --overwrite replaces the files the run writes (a stale plot), keeps the user's own
+    with_plots = [a for a in USER if a != "--no-plots"]
+    assert main(with_plots + ["--out", "out", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "profile.csv", "profile.png",
+                                                     "ranks.csv"]
+    assert (out / "profile.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.skipif(sys.platform == "win32" or (hasattr(__import__("os"), "geteuid")
