@@ -106,7 +106,9 @@ def run_parallel(
 
         # joblib's process workers start with OMP_NUM_THREADS = cores // workers, which
         # torch honours when a task imports it: workers x torch threads stay within the cores
-        results = Parallel(n_jobs=workers, prefer=prefer, return_as="generator")(
+        # no prefer=None: an explicit None would override a parallel_config(prefer=...) context
+        hint = {"prefer": prefer} if prefer is not None else {}
+        results = Parallel(n_jobs=workers, return_as="generator", **hint)(
             delayed(function)(*task) for task in tasks
         )
     return list(progress(results, verbose=verbose, total=len(tasks), desc=desc, unit=unit))
