@@ -699,3 +699,23 @@ def test_non_finite_float32_clouds_are_named_on_every_path(rng, dims, params):
     X = pd.Series(clouds, index=[f"text{k}" for k in range(30)])
     with pytest.raises(ValueError, match=r"row 'text17' contains 0 NaN and 1 infinite"):
         PersistenceDiagram(dims, **params).fit_transform(X)
+
+
+def test_representatives_use_the_engines_birth_simplices(monkeypatch):
+    # redzed-tda reports each bar's birth edge: the loops are built from it, no length search
+    from sktopo.topology import persistence as module
+    from sktopo.topology import representatives
+
+    X = make_circle(80, noise=0.1, random_state=3)
+    searched = []
+    monkeypatch.setattr(representatives, "_h1", lambda *a: searched.append(1) or [])
+    d = PersistenceDiagram(representatives=True).fit_transform([X])[0]
+    assert d.engine == "redzed" and not searched and len(d[1]) > 0
+    _check_representatives(X, d)
+    edges = module._birth_edges(engines.get_engine("redzed"), cdist(X, X), d[1], np.inf)
+    assert edges is not None and all(len(e) == 2 for e in edges)
+    monkeypatch.undo()
+    # the same bars through ripser.py (no simplices): loops found by the birth length
+    r = PersistenceDiagram(representatives=True, backend="ripser").fit_transform([X])[0]
+    assert r == d
+    _check_representatives(X, r)

@@ -549,11 +549,37 @@ def _representatives(data, bars, subset, label, settings):
     data, scale = rescale(data, settings)
     D = data if settings.precomputed else pairwise_distances(data, settings.metric, **settings.params)
     scaled = {q: b * scale for q, b in bars.items()}
+    threshold = settings.threshold * scale
+    birth_edges = None
+    engine = get_engine(settings.engine)
+    if 1 in scaled and engine.capabilities.representatives:
+        birth_edges = _birth_edges(engine, D, scaled[1], threshold)
     reps = bar_representatives(D, scaled, [q for q in settings.homology_dimensions if q <= 1],
-                               settings.threshold * scale)
+                               threshold, birth_edges=birth_edges)
     if subset is not None:  # landmark positions -> the cloud's rows
         reps = {q: [np.asarray(subset)[r] for r in rs] for q, rs in reps.items()}
     return reps
+
+
+def _birth_edges(engine, D, h1, threshold):
+    """The birth edge of each bar of ``h1`` (its order) from the engine's simplex pairs, or None.
+
+    The engine runs again on ``D`` with its birth simplices; its bars must be the
+    diagram's own, else (None) the edges are found by their lengths.
+    """
+    dgms, simplices = engine.dense_with_simplices(D, 1, threshold)
+    if simplices is None:
+        return None
+    pairs = np.asarray(dgms[1], dtype=float).reshape(-1, 2)
+    keep = np.flatnonzero(pairs[:, 1] > pairs[:, 0])
+    theirs = keep[np.lexsort((pairs[keep, 1], pairs[keep, 0]))]
+    ours = np.lexsort((h1[:, 1], h1[:, 0]))
+    if len(theirs) != len(ours) or not np.array_equal(pairs[theirs], h1[ours]):
+        return None
+    edges = [None] * len(h1)
+    for mine, k in zip(ours, theirs):
+        edges[mine] = tuple(simplices[1][k][0])
+    return edges
 
 
 def _one_cloud_bars(data, label, *, settings):

@@ -20,12 +20,13 @@ H1
     order (consecutive indices are joined by an edge, and so are the last and
     the first).
 
-The birth edge of an H1 bar is found by its length (the engines report float32
-values of the distances). When several edges have exactly the bar's birth
-length (symmetric data), each bar gets a different one that closes a loop;
-which of them goes with which of those equal bars is then arbitrary, as the
-pairing of equal bars itself is. Dimensions 2 and above have no
-representatives here.
+The birth edge of an H1 bar comes from the engine where it reports the birth
+simplex of every bar (redzed-tda, the default engine over Z/2). Otherwise it
+is found by its length (the engines report float32 values of the distances):
+when several edges have exactly the bar's birth length (symmetric data), each
+bar gets a different one that closes a loop; which of them goes with which of
+those equal bars is then arbitrary, as the pairing of equal bars itself is.
+Dimensions 2 and above have no representatives here.
 
 With landmarks the indices refer to the original inputs (the cloud's rows),
 not to positions among the landmarks.
@@ -38,7 +39,7 @@ import numpy as np
 __all__ = ["bar_representatives"]
 
 
-def bar_representatives(D, bars, dims, threshold=np.inf) -> dict:
+def bar_representatives(D, bars, dims, threshold=np.inf, birth_edges=None) -> dict:
     """Representatives of the H0 and H1 bars of a dense distance matrix.
 
     Parameters
@@ -51,6 +52,10 @@ def bar_representatives(D, bars, dims, threshold=np.inf) -> dict:
         Dimensions of ``bars``; those above 1 get no representatives.
     threshold : float, default=inf
         Largest edge length of the filtration.
+    birth_edges : sequence of (int, int), optional
+        The edge that gives birth to each H1 bar, in the order of ``bars[1]``,
+        as an engine that reports birth simplices gives it; without it the
+        edge is found by its length.
 
     Returns
     -------
@@ -63,8 +68,35 @@ def bar_representatives(D, bars, dims, threshold=np.inf) -> dict:
     if 0 in dims:
         out[0] = _h0(D, np.asarray(bars[0], dtype=float).reshape(-1, 2), threshold)
     if 1 in dims:
-        out[1] = _h1(D, np.asarray(bars[1], dtype=float).reshape(-1, 2), threshold)
+        h1 = np.asarray(bars[1], dtype=float).reshape(-1, 2)
+        if birth_edges is not None and len(birth_edges) == len(h1):
+            out[1] = [_loop_closed_by(D, int(u), int(v), threshold) for u, v in birth_edges]
+        else:
+            out[1] = _h1(D, h1, threshold)
     return out
+
+
+def _loop_closed_by(D, u, v, threshold):
+    """The loop ``u, ..., v`` that the edge ``(u, v)`` closes: shortest path through shorter edges."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import dijkstra
+
+    n = D.shape[0]
+    b = D[u, v]
+    iu, ju = np.triu_indices(n, 1)
+    lengths = D[iu, ju]
+    mask = np.isfinite(lengths) & (lengths <= min(b, threshold))
+    mask &= ~(((iu == u) & (ju == v)) | ((iu == v) & (ju == u)))
+    # a tiny positive weight keeps zero-length edges (duplicates) as edges
+    w = lengths[mask] + (1e-12 * b + 1e-300)
+    graph = sp.coo_matrix((w, (iu[mask], ju[mask])), shape=(n, n)).tocsr()
+    dist, pred = dijkstra(graph, directed=False, indices=u, return_predecessors=True)
+    if not np.isfinite(dist[v]):
+        return np.empty(0, dtype=np.intp)
+    path = [v]
+    while path[-1] != u:
+        path.append(pred[path[-1]])
+    return np.asarray(path[::-1], dtype=np.intp)
 
 
 def _h0(D, bars, threshold):

@@ -150,6 +150,16 @@ class Engine:
         """
         raise NotImplementedError
 
+    def dense_with_simplices(self, D, maxdim, threshold):
+        """``(bars, simplices)`` with the birth and death vertices of every bar.
+
+        For engines whose :attr:`Capabilities.representatives` holds:
+        ``simplices[q][k]`` is ``(birth_vertices, death_vertices)`` of
+        ``bars[q][k]``; ``simplices`` is None where the engine fell back to one
+        that has no such output.
+        """
+        raise NotImplementedError(f"the {self.name} engine reports no simplices")
+
     def sparse(self, rows, cols, values, n, maxdim, threshold, coeff, n_threads=1) -> list:
         """Bars of a graph given by its edges ``i < j`` (explicit zeros are edges)."""
         raise NotImplementedError(f"the {self.name} engine takes no edge list")
