@@ -83,3 +83,24 @@ def test_transformer_keeps_the_container_and_feeds_precomputed_persistence():
     assert len(bar) == 1
     # the loop dies when the geodesic triangle's edges (a third of the perimeter) appear
     assert bar[0, 1] == pytest.approx(2 * np.pi / 3, rel=0.05)
+
+
+@pytest.mark.parametrize("scale", [2.0**-990, 1e-299, 1e200, 1e300])
+def test_extreme_scales_give_the_scaled_distances(scale):
+    # squared distances underflow to 0 (every distance 0) or overflow to inf without the
+    # power-of-two rescaling; with it the matrix is the unit one times the scale
+    t = np.linspace(0, 2 * np.pi, 60, endpoint=False)
+    circle = np.c_[np.cos(t), np.sin(t)]
+    unit = geodesic_distances(circle, n_neighbors=4)
+    D = GeodesicDistances(n_neighbors=4).fit_transform([circle * scale])[0]
+    np.testing.assert_allclose(D / scale, unit, rtol=1e-12)
+    bars = PersistenceDiagram((0, 1), metric="precomputed").fit_transform([D])[0]
+    assert len(bars.finite(0)) == 59 and len(bars.finite(1)) == 1
+
+
+def test_geodesic_distances_beyond_float64_are_refused():
+    # a path along the cloud is longer than the largest float: refused, naming the cloud
+    X = np.c_[np.array([-1.5, -0.5, 0.5, 1.5]) * 1e308, np.zeros(4)]
+    with pytest.raises(ValueError, match=r"GeodesicDistances: .*row 1.*larger than the "
+                                         r"largest float64.*Scale the cloud down"):
+        GeodesicDistances(n_neighbors=2).fit_transform([np.eye(3), X])

@@ -24,6 +24,7 @@ from scipy.spatial.distance import cdist
 from sklearn.utils._param_validation import Interval
 
 from sktopo._base import CloudMapper
+from sktopo._distance import power_of_two_scale
 
 __all__ = ["GeodesicDistances", "geodesic_distances"]
 
@@ -75,7 +76,11 @@ def _geodesic(X, n_neighbors, _name, _label):
     if n <= 1:
         return np.zeros((n, n))
     k = min(int(n_neighbors), n - 1)
-    full = cdist(X, X)
+    # the package's extreme-scale rule: squared distances of a cloud far from unit
+    # scale underflow to 0 or overflow to inf, so compute on the cloud times a power
+    # of two (exact) and divide the lengths by it after
+    scale = power_of_two_scale(np.abs(X).max())
+    full = cdist(X * scale, X * scale) if scale != 1.0 else cdist(X, X)
     np.fill_diagonal(full, np.inf)
     # k nearest per row (ties broken by argpartition; any choice gives a valid kNN graph)
     nearest = np.argpartition(full, k - 1, axis=1)[:, :k]
@@ -95,6 +100,14 @@ def _geodesic(X, n_neighbors, _name, _label):
     D = shortest_path(graph, method="D", directed=False)
     D[D < 1e-300] = 0.0  # the tiny stand-ins for duplicate points
     np.fill_diagonal(D, 0.0)
+    if scale != 1.0:
+        with np.errstate(over="ignore"):
+            D /= scale
+    if not np.isfinite(D).all():
+        raise ValueError(
+            f"{_name}: some geodesic distances of the cloud at {_label} are larger than the "
+            f"largest float64 (about 1.8e308): its paths add up past it. Scale the cloud "
+            f"down first (for example divide it by 2**10).")
     return D
 
 
