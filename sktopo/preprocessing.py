@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
 from sktopo._base import CloudMapper
+from sktopo._distance import power_of_two_scale
 
 __all__ = ["CloudScaler"]
 
@@ -76,7 +77,26 @@ class CloudScaler(CloudMapper):
     _one_cloud = "sklearn.preprocessing.minmax_scale(X)"
 
     def _map_cloud(self, cloud, label):
+        cloud = _in_range(cloud)
         return _minmax(cloud) if self.method == "minmax" else _standard(cloud)
+
+
+def _in_range(cloud: np.ndarray) -> np.ndarray:
+    """The cloud with every column far from unit scale multiplied by a power of two.
+
+    Both scalings are unchanged by a positive factor per column, and a power of
+    two is exact (:func:`~sktopo._distance.power_of_two_scale`, the package's
+    extreme-scale rule), so this only keeps the squares of ``"standard"`` from
+    overflowing (above ~1e154) or underflowing (below ~1e-154) and the spread of
+    ``"minmax"`` below the largest float. Columns in range are left alone.
+    """
+    max_abs = np.abs(cloud).max(axis=0)
+    scales = np.ones_like(max_abs)
+    far = (max_abs > 0) & ((max_abs < 2.0**-60) | (max_abs > 2.0**60))
+    if not far.any():
+        return cloud
+    scales[far] = [power_of_two_scale(m) for m in max_abs[far]]
+    return cloud * scales
 
 
 def _minmax(cloud: np.ndarray) -> np.ndarray:

@@ -65,3 +65,30 @@ def test_bad_input_and_parameters():
         CloudScaler("robust").fit([np.ones((5, 2))])
     with pytest.raises(ValueError, match="CloudScaler: the cloud at row 1 contains 1 NaN"):
         CloudScaler().fit_transform([np.ones((3, 2)), np.array([[0.0, np.nan], [1, 1]])])
+
+
+@pytest.mark.parametrize("method", ["minmax", "standard"])
+@pytest.mark.parametrize("scale", [1e160, 1e-170, 1e300, 2.0**-1000])
+def test_extreme_scales_scale_like_unit_clouds(method, scale):
+    # squares of 1e160 overflow (the cloud collapsed to a point) and of 1e-170
+    # underflow (the cloud came back unscaled): a power of two first, exactly
+    cloud = make_circle(50, random_state=0) + [3.0, -1.0]
+    unit = CloudScaler(method).fit_transform([cloud])[0]
+    out = CloudScaler(method).fit_transform([cloud * scale])[0]
+    np.testing.assert_allclose(out, unit, rtol=1e-12, atol=1e-12)
+    assert len(PersistenceDiagram((0,)).fit_transform([out])[0].finite(0)) == 49
+
+
+def test_columns_at_different_extreme_scales_and_near_the_largest_float():
+    # each column gets its own power of two; spreads past the largest float (min -1.5e308,
+    # max 1.5e308) gave NaN in "minmax"
+    cloud = np.array([[-1.5e308, 1e-200], [1.5e308, 3e-200], [0.0, 2e-200]])
+    np.testing.assert_allclose(CloudScaler("minmax").fit_transform([cloud])[0],
+                               [[0.0, 0.0], [1.0, 1.0], [0.5, 0.5]], atol=1e-15)
+    np.testing.assert_allclose(CloudScaler("standard").fit_transform([cloud])[0],
+                               scale(np.array([[-1.5, 1], [1.5, 3], [0, 2]])), atol=1e-15)
+    # a cloud that is already in range is left bit for bit as before
+    plain = make_circle(20, random_state=1)
+    low = plain.min(axis=0)
+    np.testing.assert_array_equal(CloudScaler().fit_transform([plain])[0],
+                                  (plain - low) / (plain.max(axis=0) - low))
