@@ -168,6 +168,8 @@ def mean_over_labels(table, level="label"):
     -------
     mean : DataFrame or Series
         One row per remaining index value (per layer), in first-seen order.
+        A NaN in any class gives NaN (the classes would otherwise not count
+        the same): drop or fill those rows first if that is what you mean.
 
     Examples
     --------
@@ -186,5 +188,8 @@ def mean_over_labels(table, level="label"):
         )
     keep = [name for name in table.index.names if name != level]
     if not keep:
-        return table.mean()
-    return table.groupby(level=keep, sort=False).mean()
+        return table.mean(skipna=False)
+    # a class without a value (NaN) makes the mean NaN, as numpy's mean: pandas would
+    # skip it and average the other classes ([2, NaN, 4] -> 3.0)
+    mean = table.groupby(level=keep, sort=False).mean()
+    return mean.mask(table.isna().groupby(level=keep, sort=False).any())

@@ -83,3 +83,18 @@ def test_errors_name_the_problem():
         split_by_label([a], [0, 0, 1, 1], sample="last")
     with pytest.raises(ValueError, match="no index level 'label'"):
         mean_over_labels(pd.DataFrame({"x": [1.0]}))
+
+
+def test_mean_over_labels_propagates_nan():
+    # pandas' mean skips NaN: [2, NaN, 4] averaged to 3.0, hiding a class without a value
+    index = pd.MultiIndex.from_tuples([("fc1", 0), ("fc1", 1), ("fc1", 2), ("fc2", 0), ("fc2", 1)],
+                                      names=["layer", "label"])
+    table = pd.DataFrame({"a": [2.0, np.nan, 4.0, 1.0, 3.0], "b": [1.0, 2.0, 3.0, np.nan, 5.0]},
+                         index=index)
+    mean = mean_over_labels(table)
+    assert np.isnan(mean.loc["fc1", "a"]) and mean.loc["fc2", "a"] == 2.0
+    assert mean.loc["fc1", "b"] == 2.0 and np.isnan(mean.loc["fc2", "b"])
+    series = mean_over_labels(table["a"])
+    assert np.isnan(series["fc1"]) and series["fc2"] == 2.0
+    only = mean_over_labels(pd.Series([2.0, np.nan, 4.0], index=pd.Index([0, 1, 2], name="label")))
+    assert np.isnan(only)
