@@ -222,7 +222,14 @@ def check_collection(
             return check_distance_matrix(value, label, prefix=prefix, min_points=min_points,
                                          allow_inf=True)
     elif callable(cell):
-        check = cell
+        def check(value, label):
+            # the contract's value checks first: a custom check (scipy.sparse distance
+            # matrices) may cast, which would drop an imaginary part or a mask silently
+            what = f"{prefix}the cell at {label}"
+            _refuse_masked(value, what, "")
+            if isinstance(getattr(value, "dtype", None), np.dtype):
+                _refuse_non_real(value, what, "")
+            return cell(value, label)
     else:
         raise ValueError(f"unknown cell check {cell!r}")
     checked = [
@@ -295,6 +302,8 @@ def check_cloud(value, label: str = "cloud", *, prefix: str = "", min_points: in
         return value.astype(np.float64)
     if _is_tensor(value):
         value = value.detach().cpu().numpy()
+    _refuse_masked(value, f"{prefix}the cloud at {label}",
+                   "Give each cloud as a 2-D array of real numbers (n_points, n_features).")
     try:
         array = np.asarray(value)
     except ValueError:
@@ -392,11 +401,29 @@ def check_distance_matrix(value, label: str = "matrix", *, prefix: str = "", min
     return array
 
 
-def _refuse_non_real(array: np.ndarray, what: str, fix: str) -> None:
-    """ValueError for complex or text values: numpy would drop the imaginary part
-    (with only a ComplexWarning) or parse the text, and the result would look fine."""
+def _refuse_masked(value, what: str, fix: str) -> None:
+    """ValueError for a numpy masked array with masked entries: ``np.asarray`` drops
+    the mask, and the masked values would be read as numbers."""
+    if not (isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value)):
+        return
+    mask = np.ma.getmaskarray(value)
+    points = mask.reshape(len(mask), -1).any(axis=1) if mask.ndim else mask.reshape(1)
+    raise ValueError(
+        f"{what} is a numpy masked array with {int(mask.sum())} masked value(s) in "
+        f"{int(points.sum())} point(s) (first at point {int(np.argmax(points))}); sktopo "
+        f"would read the masked values as numbers. Drop the masked points first "
+        f"(X.data[~np.ma.getmaskarray(X).any(axis=1)]), or fill them (X.filled(...)) if "
+        f"that is what you mean. {fix}".rstrip()
+    )
+
+
+def _refuse_non_real(array, what: str, fix: str) -> None:
+    """ValueError for complex, text, date or duration values: numpy would drop the
+    imaginary part (with only a ComplexWarning), parse the text or count the dates'
+    units, and the result would look fine. ``array`` is a numpy array or anything
+    with a numpy ``dtype`` (a scipy.sparse matrix)."""
     kind = array.dtype.kind
-    if kind == "O" and array.size:
+    if kind == "O" and isinstance(array, np.ndarray) and array.size:
         kind = np.asarray(array.ravel().tolist()).dtype.kind
     if kind == "c":
         raise ValueError(
@@ -408,6 +435,13 @@ def _refuse_non_real(array: np.ndarray, what: str, fix: str) -> None:
         raise ValueError(
             f"{what} is not numeric: it holds text (dtype {array.dtype}). Convert it first "
             f"(X.astype(float)) if the text is numbers. {fix}"
+        )
+    if kind in "mM":
+        raise ValueError(
+            f"{what} holds dates or durations (dtype {array.dtype}); numpy would read them "
+            f"as counts of their unit ({np.datetime_data(array.dtype)[0]!r}). Convert them to the "
+            f"numbers you mean first, e.g. (X - X.min()) / np.timedelta64(1, 's') for "
+            f"seconds. {fix}"
         )
 
 
@@ -428,6 +462,8 @@ def _is_symmetric(array, block):
 def _as_float_matrix(value, label, prefix):
     if _is_tensor(value):
         value = value.detach().cpu().numpy()
+    _refuse_masked(value, f"{prefix}the distance matrix at {label}",
+                   "Give each cell as a square matrix of distances.")
     try:
         array = np.asarray(value)
     except ValueError:

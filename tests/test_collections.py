@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,3 +136,52 @@ def test_every_cloud_estimator_refuses_complex_input():
             warnings.simplefilter("error")  # no ComplexWarning on the way
             with pytest.raises(ValueError, match="complex values"):
                 est.fit_transform([cloud])
+
+
+def test_masked_clouds_are_refused_saying_to_drop_the_masked_points():
+    import sktopo
+
+    rng = np.random.default_rng(0)
+    cloud = np.ma.masked_array(rng.normal(size=(40, 3)))
+    cloud[5, 1] = np.ma.masked
+    cloud[9] = np.ma.masked
+    # np.asarray drops the mask: the masked values were read as numbers (TwoNN gave 3.94)
+    with pytest.raises(ValueError, match=r"TwoNN: the cloud at row 1 is a numpy masked array "
+                                         r"with 4 masked value\(s\) in 2 point\(s\) \(first at "
+                                         r"point 5\).*Drop the masked points"):
+        sktopo.TwoNN().fit_transform([rng.normal(size=(40, 3)), cloud])
+    with pytest.raises(ValueError, match=r"the cloud at row 0 is a numpy masked array"):
+        check_collection(np.ma.stack([cloud, cloud]))
+    with pytest.raises(ValueError, match=r"the distance matrix at row 0 is a numpy masked array"):
+        check_collection([np.ma.masked_equal(np.ones((3, 3)) - np.eye(3), 0)], cell="distance")
+    # nothing masked: nothing lost, accepted
+    whole = np.ma.masked_array(rng.normal(size=(5, 2)))
+    np.testing.assert_array_equal(check_collection([whole]).cells[0][0], whole.data)
+
+
+@pytest.mark.parametrize("cell", [
+    np.arange(8).reshape(4, 2).astype("datetime64[D]"),
+    np.arange(8).reshape(4, 2).astype("timedelta64[s]"),
+])
+def test_date_and_duration_clouds_are_refused(cell):
+    # they were read as counts of their unit (days since 1970 for datetime64[D])
+    with pytest.raises(ValueError, match=r"Est: the cloud at row 1 holds dates or durations "
+                                         rf"\({re.escape(f'dtype {cell.dtype}')}\).*Convert them"):
+        check_collection([np.ones((4, 2)), cell], estimator="Est")
+    with pytest.raises(ValueError, match="the distance matrix at row 0 holds dates or durations"):
+        check_collection([cell[:2]], cell="distance")
+
+
+def test_complex_sparse_precomputed_matrices_are_refused():
+    import warnings
+
+    import scipy.sparse as sp
+
+    import sktopo
+
+    D = sp.csr_matrix(np.array([[0, 1 + 1j, 2], [1 + 1j, 0, 1], [2, 1, 0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning on the way
+        with pytest.raises(ValueError, match=r"PersistenceDiagram: the cell at row 0 has complex "
+                                             r"values \(dtype complex128\)"):
+            sktopo.PersistenceDiagram(metric="precomputed").fit_transform([D])
