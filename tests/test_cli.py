@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -291,3 +292,16 @@ def test_counts_print_as_integers(tmp_path, capsys):
     assert main(["manifolds", "--n-samples", "60", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "H0__n_bars" in out and ".000" not in out.split("H0__n_bars")[1].split("\n")[1]
+
+
+def test_manifolds_minimum_size_gives_a_ph_dimension(tmp_path, capsys):
+    # the old minimum (20 points) left PHDimension fewer than 3 subsample sizes: NaN for all
+    # five manifolds, with a raw warning source line
+    assert main(["manifolds", "--n-samples", "29", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--n-samples: must be at least 30" in err and "PH dimension" in err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["manifolds", "--n-samples", "30", "--out", str(tmp_path), "--quiet"]) == 0
+    table = pd.read_csv(tmp_path / "manifolds.csv", index_col=0)
+    assert table["phdim"].notna().all()
