@@ -232,3 +232,15 @@ def test_example_runs_in_quick_mode(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "3-sphere (3)" in result.stdout and "ms per cloud" in result.stdout
     assert (tmp_path / "intrinsic_dimension_family.png").stat().st_size > 0
+
+
+def test_local_dimension_says_when_n_neighbors_is_capped(rng):
+    # k >= n_points used all the other points without a sign (MLEDimension has mle_k)
+    X = rng.normal(size=(12, 3))
+    with pytest.warns(UserWarning, match=r"local_dimension: n_neighbors=20 but the cloud has "
+                                         r"12 points: each point used its 11 other points "
+                                         r"\(k=11\).*n_neighbors=11"):
+        capped = local_dimension(X, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(local_dimension(X, 11), capped)

@@ -30,6 +30,7 @@ the whole cloud is used once and the error is NaN (one estimate has no spread).
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -668,7 +669,8 @@ def local_dimension(X, n_neighbors=20, *, unbiased=False, metric="euclidean") ->
         One point cloud (a square distance matrix with ``metric="precomputed"``),
         without duplicated points.
     n_neighbors : int, default=20
-        ``k``, the neighbours of each point (capped at ``n_points - 1``).
+        ``k``, the neighbours of each point (capped at ``n_points - 1``, with a
+        warning).
     unbiased : bool, default=False
         ``k - 2`` instead of ``k - 1`` in the numerator.
     metric : str or callable, default="euclidean"
@@ -706,5 +708,11 @@ def local_dimension(X, n_neighbors=20, *, unbiased=False, metric="euclidean") ->
             "local_dimension: the cloud has duplicated points (distance 0: no neighbour "
             "ratio). Remove them first, e.g. numpy.unique(X, axis=0)."
         )
-    r = _knn(X, min(int(n_neighbors), n_points - 1), metric)
+    k = min(int(n_neighbors), n_points - 1)
+    if k < n_neighbors:
+        warnings.warn(
+            f"local_dimension: n_neighbors={n_neighbors} but the cloud has {n_points} points: "
+            f"each point used its {k} other points (k={k}). Pass n_neighbors={k} (or fewer) "
+            f"to ask for that, or give more points.", UserWarning, stacklevel=2)
+    r = _knn(X, k, metric)
     return local_mle(r, unbiased=unbiased)
