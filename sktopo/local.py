@@ -91,9 +91,7 @@ def split_by_label(X, labels, *, classes=None, max_points=None, sample="random",
     if max_points is not None and (not isinstance(max_points, Integral) or max_points < 1):
         raise ValueError(f"{name}: max_points must be a positive integer or None; got {max_points!r}.")
     collection = check_collection(X, estimator=name)
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"{name}: labels must be 1-D, one per input; got shape {labels.shape}.")
+    labels, present = _check_labels(labels, name)
     for (i, j), cloud in zip(collection.positions(), collection.flat()):
         if cloud.shape[0] != len(labels):
             raise ValueError(
@@ -102,12 +100,15 @@ def split_by_label(X, labels, *, classes=None, max_points=None, sample="random",
                 f"the cloud's rows (with LayerEmbedder(max_inputs=...), the kept inputs are in "
                 f"result.attrs['inputs'])."
             )
-    present = sorted(pd.unique(labels).tolist())
     if classes is None:
         classes = present
     classes = list(classes)
     if not classes:
         raise ValueError(f"{name}: no classes to keep.")
+    repeated = pd.Index(classes).duplicated()
+    if repeated.any():
+        raise ValueError(f"{name}: classes lists {_plain(classes[int(np.argmax(repeated))])!r} "
+                         f"more than once; give each class once.")
     seed = None
     if sample == "random" and max_points is not None:
         # one stream for the whole call, from random_state and the labels' content
@@ -151,6 +152,29 @@ def split_by_label(X, labels, *, classes=None, max_points=None, sample="random",
     for k, row in enumerate(cells):
         out.iloc[k] = row[0]
     return out
+
+
+def _check_labels(labels, name):
+    """``(labels as an array, the distinct labels sorted)``, or a ValueError naming the problem."""
+    values = np.asarray(labels)
+    if values.ndim != 1:
+        raise ValueError(f"{name}: labels must be 1-D, one per input; got shape {values.shape}.")
+    # each label as given: numpy turns a list mixing numbers and text into text
+    objects = np.asarray(labels, dtype=object)
+    missing = pd.isna(objects)
+    if missing.any():
+        raise ValueError(
+            f"{name}: {int(missing.sum())} label(s) are missing (NaN or None), first at input "
+            f"{int(np.argmax(missing))}. Give every input a class, or drop those inputs from "
+            f"the clouds and the labels first.")
+    try:
+        sorted(pd.unique(objects).tolist())
+    except TypeError:
+        types = ", ".join(sorted({type(_plain(v)).__name__ for v in objects}))
+        raise ValueError(
+            f"{name}: the labels mix types ({types}), which have no order. Give labels of "
+            f"one type, e.g. [str(label) for label in labels].") from None
+    return values, sorted(pd.unique(values).tolist())
 
 
 def mean_over_labels(table, level="label"):

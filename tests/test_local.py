@@ -98,3 +98,27 @@ def test_mean_over_labels_propagates_nan():
     assert np.isnan(series["fc1"]) and series["fc2"] == 2.0
     only = mean_over_labels(pd.Series([2.0, np.nan, 4.0], index=pd.Index([0, 1, 2], name="label")))
     assert np.isnan(only)
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 0, 1, np.nan, 1], [0, 1, 0, 1, None, 1],
+                                    pd.Series([0, 1, 0, 1, None, 1], dtype="Int64")])
+def test_missing_labels_are_refused_naming_the_input(labels):
+    # they made a class 'nan' with 0 inputs, or a raw TypeError from sorting None
+    with pytest.raises(ValueError, match=r"split_by_label: 1 label\(s\) are missing \(NaN or "
+                                         r"None\), first at input 4.*drop those inputs"):
+        split_by_label([np.arange(12.0).reshape(6, 2)], labels)
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 0, 1, "a", "a"],
+                                    np.array([0, 1, 0, 1, "a", "a"], dtype=object),
+                                    pd.Series([0, 1, 0, 1, "a", "a"])])
+def test_labels_mixing_numbers_and_text_are_refused(labels):
+    # a list became text ('0', '1', 'a'); object arrays and Series gave a raw TypeError
+    with pytest.raises(ValueError, match=r"split_by_label: the labels mix types \(int, str\).*"
+                                         r"one type"):
+        split_by_label([np.arange(12.0).reshape(6, 2)], labels)
+
+
+def test_classes_listed_twice_are_refused():
+    with pytest.raises(ValueError, match=r"split_by_label: classes lists 1 more than once"):
+        split_by_label([np.arange(12.0).reshape(6, 2)], [0, 1, 0, 1, 1, 0], classes=[1, 0, 1])
