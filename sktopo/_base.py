@@ -31,10 +31,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from functools import partial
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import InvalidParameterError, Interval, make_constraint
 from sklearn.utils.validation import check_is_fitted
 
 from sktopo._collections import Collection, check_cloud, check_collection, check_distance_matrix, label_text
@@ -47,10 +49,39 @@ __all__ = [
     "CloudTransformer",
     "CollectionMapper",
     "CollectionTransformer",
+    "NoBoolNumbers",
     "one_cloud",
     "remember_input",
     "warn_cell_messages",
 ]
+
+
+class NoBoolNumbers:
+    """Mixin: a bool given for a number parameter is refused in ``_validate_params``.
+
+    scikit-learn's ``Interval(Integral, ...)`` and ``Interval(Real, ...)``, and
+    the bare ``Integral`` and ``Real`` constraints, take ``True`` as 1 and
+    ``False`` as 0 (``bool`` is an ``int``): ``rank_tol=True`` or
+    ``n_directions=True`` would run as if 1 had been given. A parameter whose
+    constraints also list ``"boolean"`` keeps taking bools. Put it first among
+    the bases (before ``BaseEstimator``).
+    """
+
+    def _validate_params(self):
+        params = self.get_params(deep=False)
+        for name, options in self._parameter_constraints.items():
+            value = params.get(name)
+            if (not isinstance(value, bool) or options == "no_validation" or "boolean" in options
+                    or bool in options):
+                continue
+            if any(isinstance(c, Interval) or c in (Integral, Real) for c in options):
+                described = [str(make_constraint(c)) for c in options]
+                allowed = (", ".join(described[:-1]) + " or " + described[-1]
+                           if len(described) > 1 else described[0])
+                raise InvalidParameterError(
+                    f"{type(self).__name__}: {name} must be {allowed}; got the bool {value!r}, "
+                    f"which would be read as {int(value)}. Pass the number you mean.")
+        super()._validate_params()
 
 
 def remember_input(estimator, collection: Collection) -> None:
@@ -69,7 +100,7 @@ def remember_input(estimator, collection: Collection) -> None:
         del estimator.feature_names_in_
 
 
-class CollectionTransformer(TransformerMixin, BaseEstimator):
+class CollectionTransformer(NoBoolNumbers, TransformerMixin, BaseEstimator):
     """Base: a collection of cells -> an ``(n_rows, n_columns * n_features)`` table.
 
     Subclasses implement ``_check_cells(X) -> Collection`` (validate the cells)
@@ -199,7 +230,7 @@ class CollectionTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
-class CollectionMapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class CollectionMapper(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Base of the transformers that map a collection to a collection of the same shape.
 
     Their output is not a table: a Series or DataFrame of cells gives a Series or

@@ -248,3 +248,31 @@ def test_collection_tags(name):
     # distance matrices are within clouds, not between samples: never "pairwise"
     assert not get_tags(getattr(sktopo, name)(metric="precomputed")).input_tags.pairwise
     assert not get_tags(sktopo.DiagramFeatures()).input_tags.two_d_array
+
+
+def _number_parameters(est):
+    """Parameters constrained to numbers (an Interval or a number type) that take no bool."""
+    from numbers import Integral, Real
+
+    from sklearn.utils._param_validation import Interval
+
+    for name, options in getattr(est, "_parameter_constraints", {}).items():
+        if options == "no_validation" or "boolean" in options or bool in options:
+            continue
+        if any(isinstance(c, Interval) or c in (Integral, Real) for c in options):
+            yield name
+
+
+@pytest.mark.parametrize("estimator", INSTANCES, ids=_id)
+def test_a_bool_is_not_a_number(estimator):
+    # scikit-learn's Interval(Integral/Real) takes True as 1: rank_tol=True,
+    # n_directions=True, n_jobs=True, ... ran as if 1 had been given
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    names = list(_number_parameters(estimator))
+    for name in names:
+        est = clone(estimator).set_params(**{name: True})
+        with pytest.raises(InvalidParameterError,
+                           match=rf"{type(est).__name__}: {name} must be .*; got the bool True"
+                                 rf", which would be read as 1\. Pass the number you mean"):
+            est.fit([make_circle(10, random_state=0)])

@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._base import NoBoolNumbers
 from .._device import resolve_device, torch_dtype, torch_threads
 from .._progress import progress
 from ._capture import LayerHooks, floating_dtype, prepared_model
@@ -415,7 +416,7 @@ class _SavedModule:
         return torch.load(io.BytesIO(self.data), weights_only=False)
 
 
-class LayerEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """The activations of chosen layers of a torch model, as point clouds.
 
     ``transform(X)`` runs the model on the inputs ``X`` in eval mode without gradients, hooks

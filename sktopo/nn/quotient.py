@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
+from sktopo._base import NoBoolNumbers
 from sktopo._device import resolve_device, torch_dtype
 from sktopo.nn.relu_rank import ReLURankRegions
 from sktopo.topology._base import check_homology_dimensions
@@ -33,7 +34,7 @@ _RANK_PARAMS = ("rank_tol", "dtype", "low_rank", "batch_size", "verbose")
 _CONSTRAINED_RANK_PARAMS = ("rank_tol", "low_rank", "batch_size", "verbose")
 
 
-class QuotientPersistence(BaseEstimator):
+class QuotientPersistence(NoBoolNumbers, BaseEstimator):
     """Persistence of M, of the quotient M/A by the low-rank set A, and of the output f(M).
 
     A is the set of inputs whose linear region has cumulative rank below ``low_rank`` at

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from sktopo._base import NoBoolNumbers
 from sktopo._device import resolve_device, torch_dtype
 from sktopo.nn._capture import prepared_model
 from sktopo.nn._relu_network import (
@@ -45,7 +46,7 @@ _FEATURES = ("rank", "active", "kernel_dim", "region")
 _N_CONSISTENCY_CHECKS = 256
 
 
-class ReLURankRegions(TransformerMixin, BaseEstimator):
+class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
     """Cumulative rank of a ReLU network's linear map on the region of each input.
 
     For every input and every ReLU layer l (in the order the ReLUs run), computes the rank of the
