@@ -241,3 +241,24 @@ def test_memory_limit_refuses_huge_pairs_with_the_figure():
     # the check counts the pair actually compared: small pairs pass
     assert est.fit_transform([small, small]).shape == (2, 2)
     assert DiagramDistance(memory_limit=None).fit([big]).memory_limit_ is None
+
+
+@pytest.mark.parametrize("metric, order", [("bottleneck", 1), ("wasserstein", 1),
+                                           ("wasserstein", 2), ("sliced_wasserstein", 1),
+                                           ("sliced_wasserstein_kernel", 1)])
+@pytest.mark.parametrize("factor", [1e-200, 1e200, 1.7e308 / 4])
+def test_extreme_scales_give_scaled_distances(metric, order, factor):
+    # squared costs underflowed (Wasserstein 0 at 1e-200) or overflowed (4.24 for 2.18 at
+    # 1e200; inf for deaths near 1.7e308): the bars are multiplied by a power of two first
+    a = Diagram({0: [[0, 1.0], [0.5, 3.0]], 1: [[0.25, 0.75]]})
+    b = Diagram({0: [[0, 2.0], [1.0, 1.5]], 1: []})
+    big_a, big_b = (Diagram({q: d.finite(q) * factor for q in d.dims}) for d in (a, b))
+    kernel = metric == "sliced_wasserstein_kernel"
+    params = dict(metric=metric, order=order, bandwidth=np.sqrt(factor) if kernel else 1.0)
+    unit = diagram_distance(a, b, **{**params, "bandwidth": 1.0})
+    got = diagram_distance(big_a, big_b, **params)
+    assert got == pytest.approx(unit if kernel else unit * factor, rel=1e-12, abs=0)
+    table = DiagramDistance(**params).fit_transform([big_a, big_b])
+    assert table[0, 1] == pytest.approx(got, rel=1e-12, abs=0)
+    assert DiagramDistance(**params).fit([big_b]).transform([big_a])[0, 0] == pytest.approx(
+        got, rel=1e-12, abs=0)

@@ -50,6 +50,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._distance import power_of_two_scale
 from .._parallel import N_JOBS, effective_jobs, run_parallel
 from ..diagram import Diagram, check_bars
 from ._base import DiagramTransformer, check_homology_dimensions, label_text
@@ -146,6 +147,18 @@ def _distance(a, b, metric, order):
     if metric == "bottleneck":
         return _bottleneck(a, b)
     return _wasserstein(a, b, order)
+
+
+def _bars_scale(bar_arrays) -> float:
+    """The package's extreme-scale rule for bars: a power of two bringing the largest near 1.
+
+    Every metric here is homogeneous (``d(s a, s b) = s d(a, b)``) and a power of
+    two scales exactly, so bars far from unit scale are compared times ``s`` and
+    the distance divided by ``s``: their squared costs (Wasserstein) or sums of
+    coordinates (sliced) neither overflow nor underflow. 1 for bars in range.
+    """
+    peak = max((float(np.abs(bars).max()) for bars in bar_arrays if len(bars)), default=0.0)
+    return power_of_two_scale(peak)
 
 
 _SLICED = ("sliced_wasserstein", "sliced_wasserstein_kernel")
@@ -304,10 +317,12 @@ def diagram_distance(a, b, *, metric: str = "bottleneck", homology_dimensions=No
                     f"{value.dims}); choose homology_dimensions among the dimensions of both."
                 )
         bars_a, bars_b = _as_bars(a, dim, "a"), _as_bars(b, dim, "b")
+        scale = _bars_scale([bars_a, bars_b])
+        bars_a, bars_b = bars_a * scale, bars_b * scale
         if metric in _SLICED:
-            per_dim.append(_sliced_wasserstein(bars_a, bars_b, int(n_directions)))
+            per_dim.append(_sliced_wasserstein(bars_a, bars_b, int(n_directions)) / scale)
         else:
-            per_dim.append(_distance(bars_a, bars_b, metric, float(order)))
+            per_dim.append(_distance(bars_a, bars_b, metric, float(order)) / scale)
     distance = 0.0 if not per_dim else float(max(per_dim) if combine == "max" else sum(per_dim))
     if metric == "sliced_wasserstein_kernel":
         return float(_sliced_kernel(distance, float(bandwidth)))
@@ -497,14 +512,20 @@ class DiagramDistance(DiagramTransformer):
         self._check_pair_memory(bars, n_cols)
         rows = np.array([i for i, _ in index_pairs], dtype=int)
         cols = np.array([k for _, k in index_pairs], dtype=int)
+        # one power of two for all the bars compared (see _bars_scale)
+        fitted = self._fitted_bars
+        scale = _bars_scale([b for cell in bars + fitted for b in cell])
+        if scale != 1.0:
+            bars = [[b * scale for b in cell] for cell in bars]
+            fitted = [[b * scale for b in cell] for cell in fitted]
         if self.metric in _SLICED:
-            return self._sliced_table(bars, n_rows, n_cols, rows, cols, symmetric)
+            return self._sliced_table(bars, fitted, scale, n_rows, n_cols, rows, cols, symmetric)
         # all columns' pairs go through one parallel call
         values = self._compute([
-            (bars[i * n_cols + j], self._fitted_bars[k * n_cols + j])
+            (bars[i * n_cols + j], fitted[k * n_cols + j])
             for j in range(n_cols)
             for i, k in index_pairs
-        ]).reshape(n_cols, len(index_pairs))
+        ]).reshape(n_cols, len(index_pairs)) / scale
         blocks = []
         for j in range(n_cols):
             block = np.zeros((n_rows, self._n_fitted))
@@ -514,14 +535,18 @@ class DiagramDistance(DiagramTransformer):
             blocks.append(block)
         return np.hstack(blocks)
 
-    def _sliced_table(self, bars, n_rows, n_cols, rows, cols, symmetric):
-        """The table of sliced distances (or kernel values): each diagram projected once."""
+    def _sliced_table(self, bars, fitted_bars, scale, n_rows, n_cols, rows, cols, symmetric):
+        """The table of sliced distances (or kernel values): each diagram projected once.
+
+        ``bars`` and ``fitted_bars`` are multiplied by ``scale``; the distances are
+        divided by it before the kernel.
+        """
         blocks = []
         for j in range(n_cols):
             combined = None
             for d in range(len(self.homology_dimensions_)):
                 mine = [cell[d] for cell in bars[j::n_cols]]
-                fitted = [cell[d] for cell in self._fitted_bars[j::n_cols]]
+                fitted = [cell[d] for cell in fitted_bars[j::n_cols]]
                 proj_a, diag_a = _sliced_projections(mine, self.n_directions,
                                                      max(map(len, mine), default=0))
                 proj_b, diag_b = _sliced_projections(fitted, self.n_directions,
@@ -542,9 +567,9 @@ class DiagramDistance(DiagramTransformer):
                     combined = combined + values
             block = np.zeros((n_rows, self._n_fitted))
             if combined is not None:
-                block[rows, cols] = combined
+                block[rows, cols] = combined / scale
                 if symmetric:
-                    block[cols, rows] = combined
+                    block[cols, rows] = combined / scale
             if self.metric == "sliced_wasserstein_kernel":
                 block = _sliced_kernel(block, float(self.bandwidth))
             blocks.append(block)
