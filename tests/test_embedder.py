@@ -694,6 +694,19 @@ def test_model_with_meta_weights_is_refused(X10):
         embed(model, "1", X10)
 
 
+def test_model_with_a_meta_buffer_names_the_buffer(X10):
+    # the message said "parameters on the 'meta' device" when only a buffer was there
+    model = nn.Sequential(nn.Linear(10, 4), nn.BatchNorm1d(4))
+    model[1].running_mean = torch.empty(4, device="meta")
+    with pytest.raises(ValueError, match=r"the model's buffer '1\.running_mean' is on the 'meta' "
+                                         r"device.*load its weights"):
+        embed(model, "1", X10)
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(10, 4), nn.ReLU())
+    with pytest.raises(ValueError, match=r"the model's parameter '0\.weight' is on the 'meta'"):
+        embed(model, "1", X10)
+
+
 class _SlowMLP(nn.Module):
     """Sleeps in its forward pass so that threads interleave."""
 

@@ -91,9 +91,13 @@ def prepared_model(model, device, *, dtype=None, owner=None):
         tensors = [*model.parameters(), *model.buffers()]
         devices = {t.device for t in tensors}
         if any(d.type == "meta" for d in devices):
+            kind, name = next((kind, name) for kind, named in (
+                ("parameter", model.named_parameters()), ("buffer", model.named_buffers()))
+                for name, t in named if t.device.type == "meta")
             raise ValueError(
-                f"{prefix}the model has parameters on the 'meta' device (shapes without values); "
-                "load its weights (e.g. load_state_dict(..., assign=True)) before using it.")
+                f"{prefix}the model's {kind} {name!r} is on the 'meta' device (a shape without "
+                "values); load its weights (e.g. load_state_dict(..., assign=True)) before "
+                "using it.")
         if wanted is not None and any(t.is_floating_point() and t.dtype != wanted
                                       for t in tensors):
             copied = copy.deepcopy(model).to(device=target, dtype=wanted)
