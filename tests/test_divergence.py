@@ -246,3 +246,14 @@ def test_memory_limit_names_batch_size():
         rtd(P, P[::-1], batch_size=None, memory_limit="1MiB")
     with pytest.raises(MemoryError, match="lower batch_size"):
         CrossBarcode(memory_limit="1MiB").fit_transform([(P, P)])
+
+
+@pytest.mark.parametrize("estimator", [RTD, CrossBarcode])
+def test_n_jobs_zero_is_refused_in_fit(estimator):
+    # n_jobs=0 passed fit and failed later, in transform, inside joblib
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    rng = np.random.default_rng(0)
+    pairs = [(rng.normal(size=(12, 2)), rng.normal(size=(12, 2)))]
+    with pytest.raises(InvalidParameterError, match=rf"'n_jobs' parameter of {estimator.__name__}"):
+        estimator(n_jobs=0).fit(pairs)

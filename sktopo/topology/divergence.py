@@ -62,7 +62,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import CollectionTransformer
 from .._collections import Collection, check_cloud, check_distance_matrix, label_text
 from .._distance import pairwise_distances
-from .._parallel import run_parallel
+from .._parallel import N_JOBS, run_parallel
 from .._seeding import cloud_seeds
 from ..diagram import Diagram
 from ._base import check_homology_dimensions
@@ -251,7 +251,7 @@ class _PairTransformer(CollectionTransformer):
         "backend": [StrOptions({"auto", "redzed", "ripser", "giotto"})],
         "memory_limit": [Interval(Real, 0, None, closed="neither"), str, None],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 
