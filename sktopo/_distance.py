@@ -230,7 +230,8 @@ def power_of_two_scale(max_abs: float, *, low: float = 2.0**-60, high: float = 2
     max_abs = float(max_abs)
     if not np.isfinite(max_abs) or max_abs == 0.0 or low <= max_abs <= high:
         return 1.0
-    return float(np.ldexp(1.0, -int(np.frexp(max_abs)[1])))
+    # capped at 2**1023: a subnormal maximum (1e-320) would ask for 2**1063, i.e. inf
+    return float(np.ldexp(1.0, min(-int(np.frexp(max_abs)[1]), 1023)))
 
 
 def torch_pairwise_distances(X, *, dtype=None):

@@ -719,3 +719,20 @@ def test_representatives_use_the_engines_birth_simplices(monkeypatch):
     r = PersistenceDiagram(representatives=True, backend="ripser").fit_transform([X])[0]
     assert r == d
     _check_representatives(X, r)
+
+
+def test_hardening_n_jobs_zero_complex_sparse_and_subnormal_clouds():
+    # issue 22: n_jobs=0 was accepted in fit and failed in transform; a complex sparse
+    # matrix lost its imaginary part in sktopo.persistence; a subnormal cloud (x1e-318) got a
+    # scale of 2**1063 = inf from power_of_two_scale and NaN bars
+    import scipy.sparse as sp
+
+    X = make_circle(60, noise=0.05, random_state=0)
+    with pytest.raises(ValueError, match="n_jobs"):
+        PersistenceDiagram(n_jobs=0).fit([X])
+    A = sp.csr_matrix(cdist(X, X) * (1 + 1j))
+    with pytest.raises((ValueError, TypeError), match="(?i)complex"):
+        sktopo.persistence(A, metric="precomputed")
+    ref = sktopo.persistence(X, (0,))
+    tiny = sktopo.persistence(X * 1e-318, (0,))
+    assert len(tiny[0]) == len(ref[0]) and np.isfinite(tiny[0][:-1]).all()

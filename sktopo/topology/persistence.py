@@ -44,12 +44,13 @@ from .._collections import (
     Collection,
     check_cloud,
     check_collection,
+    _refuse_non_real,
     check_distance_matrix,
     require_finite,
 )
 from .._device import cuda_possible, resolve_device
 from .._distance import pairwise_distances
-from .._parallel import effective_jobs, gc_paused, run_parallel
+from .._parallel import N_JOBS, effective_jobs, gc_paused, run_parallel
 from .._progress import progress
 from .._seeding import cloud_seeds
 from ..diagram import Diagram
@@ -236,7 +237,7 @@ class PersistenceDiagram(CollectionMapper):
         "backend": [StrOptions({"auto", *ENGINES})],
         "memory_limit": [Interval(Real, 0, None, closed="neither"), str, None],
         "device": "no_validation",  # a string or a torch.device: checked in fit
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -404,6 +405,8 @@ def check_precomputed(value, label, *, prefix="", min_points=2):
     if not sp.issparse(value):
         return check_distance_matrix(value, label, prefix=prefix, min_points=min_points,
                                      allow_inf=True)
+    _refuse_non_real(value, f"{prefix}the sparse distance matrix at {label}",
+                     "Give a matrix of real distances.")
     A = sp.csr_matrix(value, dtype=np.float64, copy=True)
     where = f"{prefix}the sparse distance matrix at {label}"
     if A.shape[0] != A.shape[1]:
