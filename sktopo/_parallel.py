@@ -18,8 +18,8 @@ from typing import Callable, Iterable
 
 from sklearn.utils._param_validation import Interval
 
-__all__ = ["N_JOBS", "check_n_jobs", "effective_jobs", "gc_paused", "one_blas_thread",
-           "run_parallel"]
+__all__ = ["N_JOBS", "check_n_jobs", "effective_jobs", "gc_paused", "lazy_parallel",
+           "one_blas_thread", "run_parallel"]
 
 # the ``_parameter_constraints`` entry of every ``n_jobs``: None, -1, -2, ... or 1, 2, ...
 # (0 means nothing to joblib; it must not quietly run as one job)
@@ -102,16 +102,28 @@ def run_parallel(
     if workers <= 1:
         results = (function(*task) for task in tasks)
     else:
-        from joblib import Parallel, delayed
+        from joblib import delayed
 
         # joblib's process workers start with OMP_NUM_THREADS = cores // workers, which
         # torch honours when a task imports it: workers x torch threads stay within the cores
-        # no prefer=None: an explicit None would override a parallel_config(prefer=...) context
-        hint = {"prefer": prefer} if prefer is not None else {}
-        results = Parallel(n_jobs=workers, return_as="generator", **hint)(
-            delayed(function)(*task) for task in tasks
-        )
+        results = lazy_parallel(workers, prefer)(delayed(function)(*task) for task in tasks)
     return list(progress(results, verbose=verbose, total=len(tasks), desc=desc, unit=unit))
+
+
+def lazy_parallel(n_jobs, prefer=None):
+    """A ``joblib.Parallel`` that yields results as they come, where the backend can.
+
+    The configured backend wins (``joblib.parallel_config(backend=...)``); one that
+    cannot return a generator (``"multiprocessing"``) returns the list instead.
+    No ``prefer=None`` is passed: an explicit None would override a
+    ``parallel_config(prefer=...)`` context.
+    """
+    from joblib import Parallel
+
+    hint = {"prefer": prefer} if prefer is not None else {}
+    probe = Parallel(n_jobs=n_jobs, **hint)  # cheap: no worker starts before a call
+    lazy = getattr(probe._backend, "supports_return_generator", True)
+    return Parallel(n_jobs=n_jobs, return_as="generator" if lazy else "list", **hint)
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 import os
 
 import joblib
+import numpy as np
 import pytest
 
 from sktopo._parallel import effective_jobs, run_parallel
@@ -106,3 +107,26 @@ def test_gc_paused_restores_the_collector_state_also_on_error():
         assert not gc.isenabled()  # a collector the caller disabled stays disabled
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("sktopo").PersistenceDiagram((0,), n_jobs=2),
+    lambda: __import__("sktopo").PersistenceDiagram((0, 1), n_jobs=2),
+    lambda: __import__("sktopo").PersistenceDiagram((0, 1), n_jobs=2, backend="ripser"),
+    lambda: __import__("sktopo").PHDimension(n_jobs=2, random_state=0),
+    lambda: __import__("sktopo").TwoNN(n_jobs=2),
+])
+def test_the_multiprocessing_backend_reaches_the_batches(make):
+    # issue 22 item 14: joblib's "multiprocessing" backend cannot return a generator; every
+    # batched estimator raised joblib's raw "does not support return_as=generator"
+    import joblib
+
+    clouds = [np.random.default_rng(k).normal(size=(40, 5)) for k in range(8)]
+    est = make()
+    a = est.fit_transform(clouds)
+    with joblib.parallel_config(backend="multiprocessing"):
+        b = est.fit_transform(clouds)
+    if isinstance(a, list):
+        assert all(x == y for x, y in zip(a, b))
+    else:
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -27,7 +27,7 @@ from functools import partial
 import numpy as np
 
 from ..._collections import require_finite
-from ..._parallel import effective_jobs, one_blas_thread
+from ..._parallel import effective_jobs, lazy_parallel, one_blas_thread
 from ..._progress import progress
 from ._compute import canonical, check_metric_values, clean, dense_bytes_of
 from ._registry import get_engine
@@ -116,11 +116,10 @@ def _in_threads(work, data, labels, chunks, bars, settings, *, workers, verbose,
     tasks = (([data[k] for k in chunk], [labels[k] for k in chunk]) for chunk in chunks)
     work = partial(work, settings=settings)
     if threads and workers > 1 and len(chunks) > 1:
-        from joblib import Parallel, delayed
+        from joblib import delayed
 
         # nothing is copied to a worker; a backend the user configured still wins
-        results = Parallel(n_jobs=workers, prefer="threads", return_as="generator")(
-            delayed(work)(*task) for task in tasks)
+        results = lazy_parallel(workers, "threads")(delayed(work)(*task) for task in tasks)
     else:
         results = (work(*task) for task in tasks)
     _collect(chunks, progress(results, verbose=verbose, total=len(chunks),
@@ -151,10 +150,9 @@ def _in_processes(data, labels, indices, chunks, bars, settings, *, workers, ver
     core = partial(_engine_task, settings=settings)
     big_enough = np.mean([data[k].shape[0] for k in indices]) > _SMALL_FOR_PROCESSES
     if workers > 1 and len(owners) > 1 and big_enough:
-        from joblib import Parallel, delayed
+        from joblib import delayed
 
-        results = Parallel(n_jobs=workers, prefer="processes", return_as="generator")(
-            delayed(core)(*task) for task in tasks())
+        results = lazy_parallel(workers, "processes")(delayed(core)(*task) for task in tasks())
     else:
         results = (core(*task) for task in tasks())
     _collect(owners, progress(results, verbose=verbose, total=len(owners),
