@@ -321,3 +321,27 @@ def test_redzed_refuses_the_edge_list_and_auto_hands_it_to_ripser(clouds):
     ref = reference(X, 1, thresh=0.3)
     for q in (0, 1):
         assert_same_bars(bars[q], ref[q])
+
+
+def test_an_edge_list_far_over_the_limit_is_refused_before_it_is_built(monkeypatch):
+    # issue 22 item 13: max_edge_length=5 on 60,000 points was refused after 117 s and 4.6 GB
+    from sktopo.topology.engines import _compute
+
+    X = np.random.default_rng(0).normal(size=(3000, 3))
+    built = []
+    monkeypatch.setattr(_compute, "_refine_close_pairs", lambda *a: built.append(1) or a[-1])
+    with pytest.raises(MemoryError, match=r"edge list.*estimated from the degrees of 256 sampled"):
+        compute_bars(X, engine="ripser", homology_dimensions=(0, 1), threshold=5.0,
+                     memory_limit=20 * 2**20)
+    assert not built  # not one chunk of neighbours was searched
+
+
+def test_a_float32_matrix_whose_float64_copy_does_not_fit_is_refused_before_the_copy():
+    import sktopo
+
+    D = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(40_000, 40_000),
+                                        strides=(0, 0))  # 6.4 GB if it were real
+    with pytest.raises(MemoryError, match=r"float64 copy of the float32 distance matrix at row 0"):
+        sktopo.PersistenceDiagram(metric="precomputed").fit_transform([D])
+    with pytest.raises(MemoryError, match="float64 copy"):
+        sktopo.persistence(D, metric="precomputed")

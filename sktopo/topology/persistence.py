@@ -49,7 +49,7 @@ from .._collections import (
     require_finite,
 )
 from .._device import cuda_possible, resolve_device
-from .._distance import pairwise_distances
+from .._distance import check_memory, pairwise_distances
 from .._parallel import N_JOBS, effective_jobs, gc_paused, run_parallel
 from .._progress import progress
 from .._seeding import cloud_seeds
@@ -310,8 +310,11 @@ class PersistenceDiagram(CollectionMapper):
     def _check_collection(self, X, *, finite=True, keep_float32=False):
         name = type(self).__name__
         if self.metric == "precomputed":
+            limit = getattr(self, "memory_limit_", None)
+
             def check(value, label):
-                return check_precomputed(value, label, prefix=f"{name}: ", min_points=2)
+                return check_precomputed(value, label, prefix=f"{name}: ", min_points=2,
+                                         memory_limit=limit)
 
             return check_collection(X, cell=check, estimator=name,
                                     one_cloud="sktopo.persistence", min_points=2)
@@ -391,7 +394,7 @@ class PersistenceDiagram(CollectionMapper):
         return tags
 
 
-def check_precomputed(value, label, *, prefix="", min_points=2):
+def check_precomputed(value, label, *, prefix="", min_points=2, memory_limit=None):
     """A dense distance matrix (checked by the collection contract) or a scipy.sparse one.
 
     A sparse matrix is a graph: its stored entries are the edges (an explicit
@@ -399,10 +402,14 @@ def check_precomputed(value, label, *, prefix="", min_points=2):
     missing edges (infinite distance), as in ripser.py. It must be square,
     symmetric (same pattern, values within 1e-6 relative), non-negative, with
     a zero diagonal. Returned as CSR float64 without infinite entries.
+
+    A dense matrix of another dtype (float32) is converted to float64: that copy
+    is checked against ``memory_limit`` before it is made.
     """
     import scipy.sparse as sp
 
     if not sp.issparse(value):
+        _check_conversion(value, label, prefix, memory_limit)
         return check_distance_matrix(value, label, prefix=prefix, min_points=min_points,
                                      allow_inf=True)
     _refuse_non_real(value, f"{prefix}the sparse distance matrix at {label}",
@@ -439,6 +446,21 @@ def check_precomputed(value, label, *, prefix="", min_points=2):
             f"transpose's). Symmetrise it, e.g. A.maximum(A.T), if that is what you mean."
         )
     return A
+
+
+def _check_conversion(value, label, prefix, memory_limit):
+    """A MemoryError before a dense non-float64 matrix is copied to float64 beyond the limit."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if memory_limit is None or shape is None or len(shape) != 2 or dtype == np.float64:
+        return
+    check_memory(
+        8 * int(shape[0]) * int(shape[1]), memory_limit,
+        f"{prefix}the float64 copy of the {dtype} distance matrix at {label} ({shape[0]} x "
+        f"{shape[1]})",
+        "Pass the matrix as float64 (the copy is then not needed, and the computation is "
+        "estimated before it starts), pass the edges you need as a scipy.sparse matrix, or "
+        "raise memory_limit (None disables this check).",
+    )
 
 
 def _check_metric_name(metric: str, estimator: str) -> None:
@@ -635,7 +657,8 @@ def persistence(X, homology_dimensions=(0, 1), **params) -> Diagram:
     """
     estimator = PersistenceDiagram(homology_dimensions=homology_dimensions, **params)
     if params.get("metric") == "precomputed":
-        X = check_precomputed(X, "X", prefix="persistence: ", min_points=2)
+        limit = parse_memory(params.get("memory_limit", estimator.memory_limit))
+        X = check_precomputed(X, "X", prefix="persistence: ", min_points=2, memory_limit=limit)
     else:
         X = check_cloud(X, "X", prefix="persistence: ", min_points=2, one_cloud="sktopo.persistence")
     # X is checked: fit_transform([X]) would check it again (an n^2 symmetry

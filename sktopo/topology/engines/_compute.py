@@ -251,6 +251,19 @@ def _sparse_edges(data, settings, label, chunk=1024):
     rows, cols, values = [], [], []
     n_edges = 0
     precomputed = settings.precomputed
+    if memory_limit is not None:
+        # the whole list, estimated from a sample of rows before the first chunk: a list
+        # far over the limit is refused now, not after minutes of neighbour searches
+        expected = _expected_edges(data, settings) * _SPARSE_BYTES_PER_EDGE
+        if expected > _CLEAR_EXCESS * memory_limit:
+            check_memory(
+                int(expected), memory_limit,
+                f"{settings.lead()}the edge list of {label} ({n} points, max_edge_length="
+                f"{threshold:.4g}; estimated from the degrees of {min(n, _SAMPLED_ROWS)} sampled "
+                f"points)",
+                "Lower max_edge_length, subsample with n_landmarks, or raise memory_limit "
+                "(None disables this check).",
+            )
     if not precomputed:
         from sklearn.neighbors import NearestNeighbors
 
@@ -290,6 +303,27 @@ def _sparse_edges(data, settings, label, chunk=1024):
             "(None disables this check).",
         )
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+
+
+# Rows sampled to estimate an edge list's size; the estimate refuses a list only when it is
+# this many times the limit (a list near the limit is left to the exact running count).
+_SAMPLED_ROWS = 256
+_CLEAR_EXCESS = 1.5
+
+
+def _expected_edges(data, settings) -> float:
+    """Number of edges ``<= threshold``, from the degrees of a fixed sample of rows."""
+    from sklearn.metrics import pairwise_distances as cross_distances
+
+    n = data.shape[0]
+    sample = np.random.default_rng(0).choice(n, size=min(n, _SAMPLED_ROWS), replace=False)
+    degrees = 0
+    for start in range(0, len(sample), 32):  # 32 x n distances at a time
+        rows = sample[start:start + 32]
+        block = (data[rows] if settings.precomputed
+                 else cross_distances(data[rows], data, metric=settings.metric, **settings.params))
+        degrees += int((block <= settings.threshold).sum()) - len(rows)  # not the diagonal
+    return n * degrees / len(sample) / 2
 
 
 def _refine_close_pairs(X, sq_norms, i, j, d):
