@@ -45,7 +45,7 @@ import numpy as np
 
 from sktopo._parallel import effective_jobs, one_blas_thread, run_parallel
 from sktopo._seeding import CloudSeeder, resolve_seeds, seeded_generators
-from sktopo.dimension._neighbors import DENSE_MAX_POINTS, batched_knn_distances, unit_scale
+from sktopo.dimension._neighbors import DENSE_MAX_POINTS, batched_knn_distances, to_unit_scale
 
 __all__ = ["compute_cells", "phdim_batch", "phdim_batch_cost", "phdim_batch_key", "twonn_batch",
            "twonn_batch_key", "twonn_fit"]
@@ -156,13 +156,13 @@ def _default_cost(cloud, **settings):
 
 
 def _unit_scaled(clouds) -> list:
-    """The clouds in float64, each times its :func:`unit_scale` (an exact power of two, 1 for
-    clouds in the safe range). A list: the batched distances read the clouds where they are."""
+    """The clouds in float64, each brought near unit scale by :func:`to_unit_scale` (exact
+    powers of two; the cloud itself in the safe range). A list: the batched distances read
+    the clouds where they are."""
     scaled = []
     for cloud in clouds:
         cloud = np.asarray(cloud, dtype=np.float64)
-        scale = unit_scale(max(cloud.max(), -cloud.min()))  # no |cloud| temporary
-        scaled.append(cloud if scale == 1.0 else cloud * scale)
+        scaled.append(to_unit_scale(cloud, max(cloud.max(), -cloud.min())))  # no |cloud| temporary
     return scaled
 
 

@@ -15,7 +15,8 @@ every matrix on its own), so a cloud gives the same distances in any batch.
 Scale. Ratios of distances (TwoNN, MLE) and the PH dimension are scale-invariant,
 but squared distances overflow for coordinates near 1e160 and underflow near
 1e-160. :func:`unit_scale` gives the power of two that brings a cloud's largest
-coordinate near 1; multiplying by a power of two is exact, so a cloud already in
+coordinate near 1 (capped at ``2**1023``: :func:`to_unit_scale` multiplies twice for
+deep subnormals); multiplying by a power of two is exact, so a cloud already in
 a safe range is left alone and a rescaled one gives the numbers its unscaled
 arithmetic would give without overflow.
 """
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from sktopo._distance import power_of_two_scale
+
 __all__ = ["DENSE_MAX_POINTS", "SCALE_FREE_METRICS", "batched_knn_distances", "rescaled",
-           "smallest", "unit_scale"]
+           "smallest", "to_unit_scale", "unit_scale"]
 
 # Clouds up to this many points get a dense (n, n) float64 matrix (32 MiB at 2048).
 DENSE_MAX_POINTS = 2048
@@ -49,6 +52,12 @@ _SAFE_EXP = 40
 def unit_scale(max_abs: float) -> float:
     """The power of two ``s`` with ``max_abs * s`` in ``[0.5, 1)``, or 1 in the safe range.
 
+    The package's extreme-scale rule (:func:`sktopo._distance.power_of_two_scale`)
+    with the safe range ``[2**-40, 2**40]``. The factor is capped at ``2**1023``
+    (the largest power of two): a subnormal ``max_abs`` (below ``2**-1022``, a
+    cloud times 1e-310) would ask for more, i.e. ``inf``; :func:`to_unit_scale`
+    then multiplies twice.
+
     Parameters
     ----------
     max_abs : float
@@ -59,19 +68,33 @@ def unit_scale(max_abs: float) -> float:
     scale : float
         1.0 when ``max_abs`` is 0, not finite, or within ``[2**-40, 2**40]``.
     """
-    max_abs = float(max_abs)
-    if not np.isfinite(max_abs) or max_abs == 0.0:
-        return 1.0
-    if 2.0 ** -_SAFE_EXP <= max_abs <= 2.0 ** _SAFE_EXP:
-        return 1.0
-    return float(np.ldexp(1.0, -int(np.frexp(max_abs)[1])))
+    return power_of_two_scale(max_abs, low=2.0 ** -_SAFE_EXP, high=2.0 ** _SAFE_EXP)
+
+
+def to_unit_scale(cloud: np.ndarray, max_abs: float) -> np.ndarray:
+    """``cloud`` (whose largest absolute entry is ``max_abs``) times powers of two that bring
+    ``max_abs`` into ``[0.5, 1)``; ``cloud`` itself in the safe range.
+
+    One factor, :func:`unit_scale`, except for subnormal ``max_abs`` (below
+    ``2**-1022``, a cloud times 1e-310), where the capped ``2**1023`` is followed by a
+    second power of two. Every step is exact: a subnormal times ``2**1023`` is a
+    normal number with the same bits.
+    """
+    scale = unit_scale(max_abs)
+    if scale == 1.0:
+        return cloud
+    cloud = cloud * scale
+    peak = float(max_abs) * scale
+    if peak < 0.5:  # the factor was capped
+        cloud = cloud * float(np.ldexp(1.0, -int(np.frexp(peak)[1])))
+    return cloud
 
 
 def rescaled(cloud: np.ndarray, metric) -> np.ndarray:
-    """``cloud`` times :func:`unit_scale` of its largest entry when the metric allows it.
+    """``cloud`` brought near unit scale (:func:`to_unit_scale`) when the metric allows it.
 
     Points (or a precomputed distance matrix) of a scale-free metric are
-    rescaled by an exact power of two; other metrics (callables, ``"hamming"``
+    rescaled by exact powers of two; other metrics (callables, ``"hamming"``
     ...) are returned unchanged.
     """
     if not (metric == "precomputed" or (isinstance(metric, str) and metric in SCALE_FREE_METRICS)):
@@ -81,8 +104,7 @@ def rescaled(cloud: np.ndarray, metric) -> np.ndarray:
     finite = cloud[np.isfinite(cloud)] if metric == "precomputed" else cloud
     if finite.size == 0:
         return cloud
-    scale = unit_scale(np.abs(finite).max())
-    return cloud if scale == 1.0 else cloud * scale
+    return to_unit_scale(cloud, np.abs(finite).max())
 
 
 def batched_knn_distances(X: np.ndarray, k: int) -> np.ndarray:

@@ -40,7 +40,7 @@ from sklearn.utils._param_validation import Interval
 from sktopo._base import CellMessage, CloudTransformer, one_cloud
 from sktopo._parallel import N_JOBS
 from sktopo._seeding import resolve_seeds
-from sktopo.dimension._neighbors import DENSE_MAX_POINTS, rescaled, smallest, unit_scale
+from sktopo.dimension._neighbors import DENSE_MAX_POINTS, rescaled, smallest, to_unit_scale
 
 __all__ = ["MLEDimension", "TwoNNLikelihood", "mle_dimension", "twonn_likelihood",
            "local_dimension"]
@@ -296,9 +296,11 @@ def _batch_values(clouds, seeds, labels, *, estimator, data_fraction, n_iter, me
     X = np.stack([cloud if keep is None else cloud[keep]
                   for cloud, (keep, _) in zip(clouds, draws)]).astype(np.float64, copy=False)
     peaks = np.maximum(X.max(axis=(1, 2)), -X.min(axis=(1, 2)))
-    scales = np.array([unit_scale(p) for p in peaks])
-    if np.any(scales != 1.0):
-        X = X * scales[:, None, None]
+    # the extreme-scale rule, cloud by cloud (exact powers of two; X itself when all are safe)
+    views = list(X)
+    scaled = [to_unit_scale(x, peak) for x, peak in zip(views, peaks.tolist())]
+    if any(x is not view for x, view in zip(scaled, views)):
+        X = np.stack(scaled)
     c, n_points, _ = X.shape
     D2 = batched_squared_euclidean_distances(X)
     del X
