@@ -18,6 +18,21 @@ which is what a metric-only method should do). Rounding makes the key robust to
 the last bits of how the distances were computed (float64 differences, the
 ``|x|^2 + |y|^2 - 2 x.y`` expansion, a distance matrix made elsewhere in float64).
 
+Scale. The estimators of :mod:`sktopo.dimension` are scale-invariant and compute a
+cloud far from unit scale (1e200, 1e-310) on a copy multiplied by a power of two;
+its key must not depend on the scale either. A cloud whose distances from the first
+point peak at ``R`` outside ``[2**-60, 2**60]`` (where their squares overflow,
+underflow or lose bits: the total was inf for every cloud times 1e160, 0 for every
+cloud times 1e-170) is keyed by ``total / R``, computed at unit scale (the cloud,
+its differences and the distance row each multiplied by exact powers of two): the
+key of its copy scaled to ``R = 1``. So every extreme copy ``c X`` of a cloud
+(1e-310, 1e-300, 1e200, 2**900, ...) draws the same stream, that of the copy of
+``X`` with ``R = 1``. Clouds with ``R`` in ``[2**-60, 2**60]`` keep the key of
+their own total: the seeds drawn so far stay (the fixed table of
+``tests/test_seeding.py``), at the price that two such clouds differing only by a
+factor (``X`` and ``2 X``) still draw different streams. A cloud without a scale
+(one point, all points equal) keeps the key of its total, 0.
+
 The seed of a cloud is ``SeedSequence([entropy % 2**64, key]).generate_state(1)[0]``;
 its stream ``numpy.random.default_rng(seed)``. Thousands of small clouds make
 these per-cloud steps count (0.14 ms per 64 x 384 cloud once, serial, before any
@@ -35,6 +50,8 @@ import hashlib
 from numbers import Integral
 
 import numpy as np
+
+from sktopo._distance import power_of_two_scale
 
 __all__ = ["CloudSeeder", "cloud_seeds", "content_key", "content_keys", "resolve_seeds",
            "root_entropy", "seeded_generators", "seeds_of_keys"]
@@ -68,13 +85,80 @@ def _first_row_distances(data, metric, metric_params) -> np.ndarray:
             row = row.toarray().ravel()
         return np.asarray(row, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
-    if metric == "euclidean" and not metric_params:
-        # differences, not the dot-product expansion: exact for near points
-        diff = X - X[0]
-        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    from sklearn.metrics import pairwise_distances
+    # a cloud near the largest float overflows here (inf: content_key then rescales it; and
+    # scikit-learn's finiteness check sums the cloud: inf - inf)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if metric == "euclidean" and not metric_params:
+            # differences, not the dot-product expansion: exact for near points
+            diff = X - X[0]
+            return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        from sklearn.metrics import pairwise_distances
 
-    return pairwise_distances(X, X[:1], metric=metric, **(metric_params or {}))[:, 0]
+        return pairwise_distances(X, X[:1], metric=metric, **(metric_params or {}))[:, 0]
+
+
+# Clouds whose largest distance from the first point lies in this range keep the key of their
+# own total (the keys every seed of the package was drawn from); outside it, the key of the
+# total divided by that largest distance (see _radius_ratio)
+_KEY_LOW, _KEY_HIGH = 2.0 ** -60, 2.0 ** 60
+
+
+def _keeps_its_total(radius: float) -> bool:
+    """Whether a cloud whose first-row distances peak at ``radius`` is keyed by its own total.
+
+    Within ``[2**-60, 2**60]`` the squares of the differences neither overflow nor
+    underflow, so the total is exact to rounding; outside (or 0, inf, NaN: squares
+    that overflowed or underflowed), :func:`_radius_ratio` decides.
+    """
+    return _KEY_LOW <= radius <= _KEY_HIGH
+
+
+def _to_unit(values: np.ndarray, peak: float) -> np.ndarray:
+    """``values`` times the powers of two that bring ``peak`` (their largest |entry|, > 0 and
+    finite) into ``[0.5, 1]``: exact, twice for a subnormal peak (the factor caps at 2**1023)."""
+    for _ in range(2):
+        scale = power_of_two_scale(peak, low=0.5, high=1.0)
+        if scale == 1.0:
+            break
+        values, peak = values * scale, peak * scale
+    return values
+
+
+def _radius_ratio(data, metric, metric_params) -> float | None:
+    """The first-row distances' sum over their maximum, computed at unit scale; None for a
+    cloud without a scale (a constant cloud, one point) or with infinite entries.
+
+    The ratio does not depend on the cloud's scale: the cloud (or its distance row) is
+    brought near 1 by exact powers of two before the distances (and their squares) are
+    formed, so a cloud times 1e200, 1e-310 or 2**900 gives the same ratio (exactly for a
+    power of two, to rounding otherwise).
+    """
+    if metric == "precomputed":
+        row = _first_row_distances(data, metric, metric_params)
+    else:
+        X = np.asarray(data, dtype=np.float64)
+        if not np.isfinite(X).all():
+            return None
+        peak = float(np.abs(X).max())
+        if peak == 0.0:
+            return None
+        X = _to_unit(X, peak)  # the differences below cannot overflow
+        if metric == "euclidean" and not metric_params:
+            diff = X - X[0]
+            spread = float(np.abs(diff).max())
+            if spread == 0.0:
+                return None
+            diff = _to_unit(diff, spread)  # nor their squares underflow
+            row = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        else:
+            row = _first_row_distances(X, metric, metric_params)
+    if not np.isfinite(row).all():
+        return None
+    radius = float(row.max())
+    if radius == 0.0:
+        return None
+    row = _to_unit(row, radius)
+    return float(np.sum(row)) / float(row.max())
 
 
 def content_key(data, *, metric="euclidean", metric_params=None) -> int:
@@ -96,7 +180,19 @@ def content_key(data, *, metric="euclidean", metric_params=None) -> int:
     n_points = int(data.shape[0])
     if n_points == 0:
         return 0
-    return _key_of_total(n_points, float(np.sum(_first_row_distances(data, metric, metric_params))))
+    row = _first_row_distances(data, metric, metric_params)
+    total = float(np.sum(row))
+    if _keeps_its_total(float(row.max())):
+        return _key_of_total(n_points, total)
+    return _scale_free_key(data, n_points, total, metric, metric_params)
+
+
+def _scale_free_key(data, n_points, total, metric, metric_params) -> int:
+    """The key of a cloud whose first-row distances peak outside ``[2**-60, 2**60]``: that
+    of the total over the peak (:func:`_radius_ratio`), the total of the cloud scaled to a
+    peak of 1; the key of ``total`` when the cloud has no scale."""
+    ratio = _radius_ratio(data, metric, metric_params)
+    return _key_of_total(n_points, total if ratio is None else ratio)
 
 
 def _key_of_total(n_points: int, total: float) -> int:
@@ -154,13 +250,18 @@ def content_keys(clouds, *, metric="euclidean", metric_params=None) -> list[int]
         for start in range(0, len(members), step):
             part = members[start:start + step]
             diff = buffer[:len(part)]
-            for row, i in zip(diff, part):
-                X = clouds[i]
-                np.subtract(X, X[0], out=row, dtype=np.float64)
+            with np.errstate(over="ignore"):  # inf: rescaled by _scale_free_key
+                for row, i in zip(diff, part):
+                    X = clouds[i]
+                    np.subtract(X, X[0], out=row, dtype=np.float64)
             norms = np.einsum("cij,cij->ci", diff, diff)
             totals = np.sqrt(norms, out=norms).sum(axis=1)
-            for i, total in zip(part, totals.tolist()):
-                keys[i] = _key_of_total(n_points, total)
+            radii = norms.max(axis=1)
+            for i, total, radius in zip(part, totals.tolist(), radii.tolist()):
+                if _keeps_its_total(radius):
+                    keys[i] = _key_of_total(n_points, total)
+                else:  # far from unit scale (rare): the scale-free key
+                    keys[i] = _scale_free_key(clouds[i], n_points, total, metric, metric_params)
     return keys
 
 

@@ -18,7 +18,18 @@ from sktopo._seeding import (CloudSeeder, cloud_seeds, content_key, content_keys
                              root_entropy, seeds_of_keys)
 
 
-def _reference_key(data, metric="euclidean"):
+def _hashed(n_points, total):
+    total_text = repr(total) if not np.isfinite(total) else f"{total:.8e}"
+    digest = hashlib.blake2b(f"{n_points}|{total_text}".encode(), digest_size=8).digest()
+    return int(np.frombuffer(digest, dtype="<u8")[0])
+
+
+def _euclidean_row(X):
+    diff = X - X[0]
+    return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+
+
+def _original_key(data, metric="euclidean"):
     """The per-cloud content key as first written (before batching)."""
     n_points = int(data.shape[0])
     if n_points == 0:
@@ -26,13 +37,42 @@ def _reference_key(data, metric="euclidean"):
     if metric == "precomputed":
         row = np.asarray(data[0], dtype=np.float64)
     else:
-        X = np.asarray(data, dtype=np.float64)
-        diff = X - X[0]
-        row = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    total = float(np.sum(row))
-    total_text = repr(total) if not np.isfinite(total) else f"{total:.8e}"
-    digest = hashlib.blake2b(f"{n_points}|{total_text}".encode(), digest_size=8).digest()
-    return int(np.frombuffer(digest, dtype="<u8")[0])
+        with np.errstate(over="ignore"):
+            row = _euclidean_row(np.asarray(data, dtype=np.float64))
+    return _hashed(n_points, float(np.sum(row)))
+
+
+def _at_unit_scale(values):
+    """``values`` times the power of two (np.ldexp: exact, even past 2**1023) that brings the
+    largest |entry| into [0.5, 1)."""
+    return np.ldexp(values, -int(np.frexp(np.abs(values).max())[1]))
+
+
+def _reference_key(data, metric="euclidean"):
+    """The per-cloud content key: the original one while the distances from the first point
+    peak in [2**-60, 2**60]; outside, the key of their sum over their peak, computed at unit
+    scale (issue 22, item 11), unless the cloud has no scale (all its points equal)."""
+    n_points = int(data.shape[0])
+    if n_points == 0:
+        return 0
+    if metric == "precomputed":
+        row = np.asarray(data[0], dtype=np.float64)
+    else:
+        with np.errstate(over="ignore"):
+            row = _euclidean_row(np.asarray(data, dtype=np.float64))
+    if 2.0 ** -60 <= row.max() <= 2.0 ** 60:
+        return _original_key(data, metric)
+    if metric != "precomputed":
+        diff = np.asarray(data, dtype=np.float64)
+        diff = _at_unit_scale(diff) if diff.any() else diff
+        diff = diff - diff[0]
+        if not diff.any():
+            return _original_key(data, metric)
+        row = np.sqrt(np.einsum("ij,ij->i", *2 * [_at_unit_scale(diff)]))
+    elif not row.any():
+        return _original_key(data, metric)
+    row = _at_unit_scale(row)
+    return _hashed(n_points, float(np.sum(row)) / float(row.max()))
 
 
 def _reference_seed(entropy, cloud, metric="euclidean"):
@@ -53,32 +93,36 @@ def _fixed_clouds():
         rng.normal(size=(2, 2)),
         rng.integers(-50, 50, size=(9, 4)).astype(np.float64),
         np.repeat(rng.normal(size=(4, 6)), 3, axis=0),  # duplicated points
-        rng.normal(size=(130, 7)) * 1e160,            # huge: the squares overflow (key of inf)
-        rng.normal(size=(33, 2)) * 1e-170,            # tiny: the squares underflow to 0
+        rng.normal(size=(130, 7)) * 1e160,            # huge: the squares overflow (was: key of inf)
+        rng.normal(size=(33, 2)) * 1e-170,            # tiny: the squares underflow (was: key of 0)
         rng.normal(size=(17, 3)) * 1e-160,            # subnormal squares
         np.zeros((5, 3)),
         rng.normal(size=(300, 16)).astype(np.float32),
     ]
 
 
-# computed by the per-cloud code of sktopo/_seeding.py before the batched keys (commit 90b142d)
+# computed by the per-cloud code of sktopo/_seeding.py before the batched keys (commit 90b142d);
+# clouds 9-11 (distances from the first point peaking outside [2**-60, 2**60]) re-keyed
+# by issue 22, item 11: their old keys were those of inf (the squares overflowed, the same
+# for every cloud of 130 points), of 0 (underflowed) and of a few subnormal bits; they are
+# now the keys of their unit-radius copies. The other eleven clouds keep their seeds.
 _FIXED_SEEDS = {
     0: [1476818339, 946438607, 1476818339, 4158571546, 3559261643, 2300119462, 919927136,
-        2876928163, 2251115087, 2642016774, 2454643888, 2829045942, 1430683695, 3548730189],
+        2876928163, 2251115087, 1586548815, 614120549, 3211216951, 1430683695, 3548730189],
     11: [3175096555, 516514622, 3175096555, 3540445542, 3606264486, 4260826656, 147772747,
-         751382446, 2298563134, 3166535907, 1413115102, 3616191210, 3789678484, 474623547],
+         751382446, 2298563134, 2280291636, 2193249912, 2254214769, 3789678484, 474623547],
     2**33 + 5: [3989499602, 2488350795, 3989499602, 3317879489, 314431548, 3477020961,
-                3135601128, 3359704031, 303717372, 3460117797, 1248656632, 3850076446,
+                3135601128, 3359704031, 303717372, 4213585338, 4002143166, 3851371655,
                 1381587575, 1951846421],
     -7: [3910444507, 1905028229, 3910444507, 2014413943, 4266715549, 3533430299, 2824319444,
-         4004455140, 3636376457, 3716954517, 1901280719, 900244958, 1421166263, 3833302845],
+         4004455140, 3636376457, 2979717012, 1024565950, 928334559, 1421166263, 3833302845],
     2**64 + 9: [2011628461, 2140602653, 2011628461, 623248513, 3620023974, 2660351313,
-                2994358645, 2685548450, 4046558209, 680209750, 461084497, 3170347527,
+                2994358645, 2685548450, 4046558209, 3614311180, 4034657052, 2694288116,
                 1105919573, 2918356940],
 }
 _FIXED_RANDOM_STATE_3 = [400032482, 2425330965, 400032482, 654582387, 3473606053, 2579327934,
-                         2377791250, 3728074629, 1801934796, 1552741565, 3252028719, 2457688217,
-                         3271910746, 3079869953]
+                         2377791250, 3728074629, 1801934796, 2609317392, 2723426721,
+                         3754120038, 3271910746, 3079869953]
 
 
 @pytest.mark.parametrize("random_state", list(_FIXED_SEEDS))
@@ -196,3 +240,54 @@ def test_seeded_generators_fall_back_to_default_rng(monkeypatch):
     generators = list(_seeding.seeded_generators([3, 4]))
     assert generators[0] is not generators[1]
     assert generators[0].random() == np.random.default_rng(3).random()
+
+
+# ---------------------------------------------- scale-invariant keys (issue 22, item 11)
+def _unit_radius(X):
+    """A cloud whose largest distance from its first point is 1.0 exactly: ``X`` shrunk into
+    the ball of radius 0.9 around its first point, its second point put at distance 1."""
+    X = np.array(X, dtype=np.float64)
+    X[0] = 0.0
+    X *= 0.9 / np.sqrt(np.einsum("ij,ij->i", X, X)).max()
+    X[1] = 0.0
+    X[1, 0] = 1.0
+    return X
+
+
+# (a cloud times 1e-320 keeps about 11 bits: another key, of its own)
+_FAR = [1e-310, 1e-300, 1e-170, 1e-100, 1e-25, 1e25, 1e100, 1e160, 1e200, 1e300,
+        2.0 ** -1000, 2.0 ** 900]
+
+
+def test_a_cloud_far_from_unit_scale_has_the_key_of_its_unit_radius_copy():
+    # the key of a cloud times 1e200 depended on the scale (so PHDimension drew other
+    # subsamples: 2.038 vs 1.992 on a sphere); times 1e160 every cloud of a size had the key
+    # of inf, times 1e-170 the key of 0
+    rng = np.random.default_rng(4)
+    X = _unit_radius(rng.normal(size=(50, 3)) + 5.0)
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    unit = content_key(X)
+    assert content_key(D, metric="precomputed") == unit
+    for factor in _FAR:
+        clouds = [X * factor, (X + 7.0) * factor, X[:, ::-1] * factor]  # translated, rotated
+        assert content_keys(clouds) == [content_key(c) for c in clouds] == [unit] * 3, factor
+        assert content_key(D * factor, metric="precomputed") == unit, factor
+        assert (content_key(X * factor, metric="manhattan")
+                == content_key(X * 1e-100, metric="manhattan")), factor
+    # clouds of one size at one extreme scale no longer share a key
+    others = [rng.normal(size=(33, 2)) for _ in range(3)]
+    for factor in (1e-170, 1e160, 1e-310, 1e-320):
+        assert len(set(content_keys([c * factor for c in others]))) == 3
+    # no scale: constant clouds and single points keep their keys
+    for cloud in (np.zeros((5, 3)), np.full((6, 2), 1e300), np.full((1, 4), 1e-310)):
+        assert content_key(cloud) == _reference_key(cloud)
+
+
+def test_clouds_near_unit_scale_keep_their_keys():
+    # the keys of clouds whose distances from the first point peak in [2**-60, 2**60] are
+    # those of the original formula (every seed drawn so far)
+    rng = np.random.default_rng(8)
+    for exponent in (-59, -30, 0, 30, 59):
+        X = _unit_radius(rng.normal(size=(20, 3))) * 2.0 ** exponent
+        assert content_key(X) == _original_key(X)
+        assert content_key(X * 4.0) != content_key(X)  # scale-dependent, as always
