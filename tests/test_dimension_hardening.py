@@ -41,7 +41,8 @@ def _deterministic(factor):
     X, D = _BASE * factor, cdist(_BASE, _BASE) * factor
     parts = [
         twonn(X), twonn(X, metric="manhattan"), twonn(D, metric="precomputed"),
-        mle_dimension(X), mle_dimension(X, metric="manhattan"), mle_dimension(D, metric="precomputed"),
+        mle_dimension(X), mle_dimension(X, metric="manhattan"),
+        mle_dimension(D, metric="precomputed"),
         mle_dimension(X, unbiased=True, n_neighbors=8),
         twonn_likelihood(X), twonn_likelihood(D, metric="precomputed"),
         TwoNN().fit_transform([X, X[:100]])[1], MLEDimension().fit_transform([X[:50], X])[0],
@@ -125,3 +126,93 @@ def test_extreme_copies_of_a_cloud_draw_the_same_subsamples(estimator):
     for factor in FACTORS:
         got = estimator.fit_transform([cloud * factor for cloud in clouds])
         np.testing.assert_allclose(got, unit, rtol=1e-5, err_msg=str(factor))
+
+
+# ------------------------------------------------ item 8: fits that cannot be trusted
+def _flag_warnings(record):
+    return [str(w.message) for w in record if "phdim_reliable" in str(w.message)]
+
+
+def test_untrustworthy_fits_are_flagged_by_a_column_and_one_warning():
+    # 40 x 2 clouds: in a few, one rerun's slope was >= 1, so phdim_std (and sometimes
+    # phdim_ci_high) came out NaN with no warning, and a GridSearchCV into LogisticRegression
+    # broke on them
+    rng = np.random.default_rng(0)
+    clouds = [rng.normal(size=(40, 2)) for _ in range(200)]
+    est = PHDimension(random_state=0)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        table = est.fit_transform(clouds)
+    names = list(est.get_feature_names_out())
+    assert names[-1] == "phdim_reliable" and table.shape == (200, len(names))
+    reliable = table[:, names.index("phdim_reliable")]
+    phdim, std, high = (table[:, names.index(n)] for n in ("phdim", "phdim_std", "phdim_ci_high"))
+    assert np.isfinite(phdim).all() and set(np.unique(reliable)) == {0.0, 1.0}
+    unbounded = np.isnan(std) | np.isnan(high)
+    assert unbounded.sum() >= 5
+    # no NaN without the flag; the reliable rows are finite through and through
+    assert (reliable[unbounded] == 0).all()
+    assert np.isfinite(table[reliable == 1]).all()
+    flagged = np.flatnonzero(reliable == 0)
+    # one warning for the whole transform: how many, which rows, why
+    messages = _flag_warnings(record)
+    assert len(messages) == 1 and len(record) == 1, [str(w.message) for w in record]
+    assert messages[0].startswith(f"PHDimension: {len(flagged)} of 200 clouds ")
+    assert f"row {flagged[0]};" in messages[0] and "reruns" in messages[0]
+    # the same flags through pandas, with names sktopo.tidy parses
+    import pandas as pd
+
+    from sktopo import tidy
+    from sktopo.tidy import parse_feature_name
+
+    with pytest.warns(UserWarning, match="of 60 clouds gave PH dimensions whose fit"):
+        frame = est.set_output(transform="pandas").fit_transform(pd.Series(clouds[:60]))
+    assert list(frame.columns) == names
+    np.testing.assert_array_equal(frame.to_numpy(), table[:60])
+    assert parse_feature_name("fc1__phdim_reliable") == ("fc1", None, "phdim_reliable")
+    assert "phdim_reliable" in set(tidy(frame)["feature"])
+
+
+def test_a_wild_h1_estimate_is_flagged():
+    # a torus of 400 points, H1 on 200: phdim 318.8 with phdim_r2 0.97, NaN std and no warning
+    from sktopo.datasets import make_torus
+
+    est = PHDimension(homology_dimension=1, max_points=200, random_state=0)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        row = est.fit_transform([make_torus(400, random_state=0)])[0]
+    assert row[0] > 100 and row[-1] == 0.0
+    messages = _flag_warnings(record)
+    assert len(messages) == 1 and "the cloud at row 0 " in messages[0], messages
+    for reason in ("reruns", "phdim_ci_high", "1.5 times the ambient dimension 3"):
+        assert reason in messages[0]
+
+
+def test_an_interval_above_the_ambient_dimension_is_flagged():
+    # every rerun finite, a tight interval, but all of it far above the cloud's ambient
+    # dimension (1.5 times: small full-dimensional clouds are biased up)
+    from sktopo.dimension._protocols import make_plan
+    from sktopo.dimension.phdim import _fit_results
+
+    plan = make_plan(800, protocol=None, min_points=None, max_points=None, n_sizes=None,
+                     n_draws=None, n_reruns=None)
+    x = np.log(plan.sizes.astype(float))
+    slopes = 0.8 + 0.001 * np.arange(plan.n_reruns)  # phdim about 5
+    logE = (slopes[:, None] * x[None, :])[None, :, :, None]
+    (low_d,), (high_d,), (none,) = (_fit_results(plan, logE, 1.0, ["row 0"], ambient=d)
+                                    for d in (3, 4, None))
+    assert low_d[0]["reliable"] == 0.0 and "ambient dimension 3" in low_d[1].text
+    assert high_d[0]["reliable"] == 1.0 and high_d[1] is None
+    assert none[0]["reliable"] == 1.0 and none[1] is None
+    assert low_d[0]["phdim"] == high_d[0]["phdim"] == pytest.approx(5, abs=0.1)
+
+
+def test_a_good_fit_is_reliable_and_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = PHDimension(random_state=0).fit_transform([make_sphere(800, 2, random_state=0)])
+    assert table[0, -1] == 1.0 and np.isfinite(table).all()
+    # a cloud whose estimate fails is NaN in every column, the flag included
+    with pytest.warns(UserWarning, match="constant"):
+        failed = PHDimension(random_state=0).fit_transform([np.ones((40, 3))])
+    assert np.isnan(failed).all()

@@ -107,7 +107,8 @@ def test_small_sphere_default_and_output_layout():
     X = make_sphere(800, 2, random_state=0)
     result = ph_dimension(X, random_state=0)
     assert list(result.index) == ["phdim", "phdim_std", "phdim_ci_low", "phdim_ci_high",
-                                  "phdim_r2", "phdim_n_min", "phdim_n_max", "phdim_n_sizes"]
+                                  "phdim_r2", "phdim_n_min", "phdim_n_max", "phdim_n_sizes",
+                                  "phdim_reliable"]
     assert result["phdim"] == pytest.approx(2.0, abs=0.2)
     assert result["phdim_ci_low"] < result["phdim"] < result["phdim_ci_high"]
     assert result["phdim_std"] > 0 and result["phdim_r2"] > 0.99

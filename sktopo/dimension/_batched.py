@@ -271,7 +271,8 @@ def phdim_batch(clouds, seeds, labels, *, alpha, protocol, min_points, max_point
         logE = np.log(E)
     finite = np.isfinite(logE).all(axis=(1, 2, 3))
     fit = np.flatnonzero(finite & ~duplicated)
-    fitted = dict(zip(fit, _fit_results(plan, logE[fit], alpha, [labels[i] for i in fit])))
+    fitted = dict(zip(fit, _fit_results(plan, logE[fit], alpha, [labels[i] for i in fit],
+                                        ambient=clouds[0].shape[1])))  # Euclidean clouds
     results = []
     for i in range(c):
         if duplicated[i]:  # the per-cloud path counts them, warns and decides

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -32,14 +33,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sktopo._device import resolve_device
 from sktopo._distance import check_memory, distance_matrix_bytes, pairwise_distances
-from sktopo._base import CellMessage, CloudTransformer, one_cloud
+from sktopo._base import _MAX_LABELS, CellMessage, CloudTransformer, one_cloud
 from sktopo._parallel import N_JOBS
 from sktopo.dimension._neighbors import rescaled
 from sktopo.dimension._protocols import MIN_N_SIZES, PRESET_FIXED, PRESETS, make_plan
 
 __all__ = ["PHDimension", "ph_dimension"]
 
-FEATURES = ("phdim", "phdim_std", "phdim_ci_low", "phdim_ci_high", "r2", "n_min", "n_max", "n_sizes")
+FEATURES = ("phdim", "phdim_std", "phdim_ci_low", "phdim_ci_high", "r2", "n_min", "n_max",
+            "n_sizes", "reliable")
 _CI_LEVEL = 0.95
 # draws of one size solved together on a torch device: keep the (B, m, m) block under this
 _TORCH_BATCH_BYTES = 1 << 30
@@ -150,6 +152,23 @@ class PHDimension(CloudTransformer):
       outside the scaling range.
     - ``phdim_n_min``, ``phdim_n_max``, ``phdim_n_sizes``: the subsample sizes
       actually used.
+    - ``phdim_reliable``: 1.0 when the fit can be trusted, 0.0 when it cannot (NaN
+      with the rest of a row whose estimate failed). A finite ``phdim`` is flagged
+      when a rerun's slope is 1 or more (that rerun has no finite dimension, so
+      ``phdim_std`` is NaN), when the 95% interval of the slope reaches 1 (the data
+      do not bound the dimension from above: ``phdim_ci_high`` is NaN), when the
+      whole interval lies above 1.5 times the ambient dimension (``n_features``, for
+      a cloud of points under a norm: a subset of ``R^d`` has dimension at most
+      ``d``, and the margin covers the upward bias of small full-dimensional
+      clouds), or when the
+      log-log curve is flat (``phdim_r2`` is NaN). ``phdim_std`` and
+      ``phdim_ci_high`` stay NaN there rather than being computed over the finite
+      reruns, which would understate the spread of an estimate that is not
+      bounded; one warning per transform says how many rows are flagged, which
+      and why. Every NaN of a finite estimate is thus flagged: with ``n_reruns >
+      1`` the rows with ``phdim_reliable == 1`` are finite in every column (one
+      rerun has no ``phdim_std``, flagged or not), which is what to keep before a
+      model that refuses NaN.
 
     Every column starts with ``phdim`` (prefixed ``"{column}__"`` for DataFrame
     inputs), so :func:`sktopo.tidy` parses them and a table joined with
@@ -173,7 +192,7 @@ class PHDimension(CloudTransformer):
     >>> clouds = [make_sphere(1000, 2, random_state=0), make_torus(1000, random_state=0)]
     >>> table = PHDimension(random_state=0).fit_transform(clouds)
     >>> table.shape
-    (2, 8)
+    (2, 9)
     >>> bool(abs(table[0, 0] - 2) < 0.2)
     True
     """
@@ -249,13 +268,15 @@ class PHDimension(CloudTransformer):
         function, settings = self._cell_task()
         if self.homology_dimension == 1:  # a Rips diagram per subsample: no batch, no torch
             settings = dict(settings, homology_dimension=1, device="cpu")
-            return compute_cells(clouds, seeds, labels, key=_no_batch, batch=None,
-                                 single=function, settings=settings, n_jobs=self.n_jobs,
-                                 verbose=self.verbose, desc=type(self).__name__)
-        return compute_cells(clouds, seeds, labels, key=phdim_batch_key, batch=phdim_batch,
-                             single=function, settings=settings, n_jobs=self.n_jobs,
-                             verbose=self.verbose, desc=type(self).__name__,
-                             cost=phdim_batch_cost)
+            results = compute_cells(clouds, seeds, labels, key=_no_batch, batch=None,
+                                    single=function, settings=settings, n_jobs=self.n_jobs,
+                                    verbose=self.verbose, desc=type(self).__name__)
+        else:
+            results = compute_cells(clouds, seeds, labels, key=phdim_batch_key,
+                                    batch=phdim_batch, single=function, settings=settings,
+                                    n_jobs=self.n_jobs, verbose=self.verbose,
+                                    desc=type(self).__name__, cost=phdim_batch_cost)
+        return _summarise_unreliable(results, labels)
 
 
 def ph_dimension(X, **params) -> pd.Series:
@@ -272,8 +293,8 @@ def ph_dimension(X, **params) -> pd.Series:
     -------
     result : pandas.Series
         Indexed by ``phdim``, ``phdim_std``, ``phdim_ci_low``, ``phdim_ci_high``,
-        ``phdim_r2``, ``phdim_n_min``, ``phdim_n_max``, ``phdim_n_sizes``;
-        ``result["phdim"]`` is the estimate.
+        ``phdim_r2``, ``phdim_n_min``, ``phdim_n_max``, ``phdim_n_sizes``,
+        ``phdim_reliable``; ``result["phdim"]`` is the estimate.
 
     Examples
     --------
@@ -363,7 +384,8 @@ def _estimate_cloud(cloud, seed, label, *, alpha, protocol, min_points, max_poin
     if not np.isfinite(logE).all():
         messages.append(_infinite_length_message(label))
         return _nan_result(), messages
-    values, message = _fit(plan, logE, alpha, label)
+    values, message = _fit(plan, logE, alpha, label,
+                           ambient=None if precomputed or metric not in _NORMS else cloud.shape[1])
     if message:
         messages.append(message)
     return values, messages
@@ -617,18 +639,86 @@ def _fit_many(plan, logE, alpha):
         se = np.sqrt((residuals ** 2).sum(axis=1) / dof / ((x - x.mean()) ** 2).sum())
     half = _t_quantile(dof) * se
     values["phdim_ci_low"], values["phdim_ci_high"] = to_dim(slope - half), to_dim(slope + half)
+    # what phdim_reliable checks (_fit_results): reruns without a finite dimension, an
+    # interval of the slope reaching 1
+    values["bad_reruns"] = (~(slopes < 1)).sum(axis=1)
+    values["open_above"] = ~(slope + half < 1)
+    values["reliable"] = np.full(c, np.nan)
     return values
 
 
-def _fit_results(plan, logE, alpha, labels):
-    """``(values, message or None)`` per cloud from ``log E`` (clouds, reruns, sizes, draws)."""
+# Metrics that are norms of R^d: a set of points in R^d has dimension at most d under them. An
+# interval wholly above _AMBIENT_MARGIN * d is flagged: beyond the finite-sample bias of a
+# full-dimensional cloud (40 Gaussian points in R^2 give 2.4 in the median, a uniform square of
+# 200 points 1.9-2.1: flagging every interval above d flagged 4 of 200 such squares)
+_NORMS = frozenset({"euclidean", "l2", "minkowski", "manhattan", "cityblock", "l1", "chebyshev",
+                    "infinity"})
+_AMBIENT_MARGIN = 1.5
+_UNRELIABLE_KIND = "gave PH dimensions whose fit cannot be trusted"
+# the reasons a finite estimate is flagged, as told in the summary of many clouds
+_REASONS = {
+    "reruns": "a rerun's log-log slope >= 1, no finite dimension (phdim_std is NaN)",
+    "interval": "a 95% interval of the slope reaching 1, no upper bound (phdim_ci_high is NaN)",
+    "ambient": f"a 95% interval wholly above {_AMBIENT_MARGIN:g} times the ambient dimension",
+    "flat": "a flat log-log curve (phdim_r2 is NaN)",
+}
+
+
+@dataclass(frozen=True)
+class _Unreliable(CellMessage):
+    """A finite estimate whose fit cannot be trusted: gathered by :func:`_summarise_unreliable`
+    into one warning per transform."""
+
+    reasons: tuple = ()
+
+
+def _unreliable_reasons(plan, values, bad_reruns, open_above, ambient):
+    """``(key, phrase)`` of every reason the finite estimate ``values`` is not to be trusted."""
+    reasons = []
+    if bad_reruns:
+        reasons.append(("reruns", f"{bad_reruns} of {plan.n_reruns} reruns gave a log-log slope "
+                                  f">= 1 (no finite dimension), so phdim_std is NaN"))
+    if open_above:
+        reasons.append(("interval", "the 95% interval of the slope reaches 1, so the dimension "
+                                    "has no upper bound (phdim_ci_high is NaN)"))
+    if ambient is not None and values["phdim_ci_low"] > _AMBIENT_MARGIN * ambient:
+        reasons.append(("ambient", f"its whole 95% interval ({values['phdim_ci_low']:.3g} and "
+                                   f"up) lies above {_AMBIENT_MARGIN:g} times the ambient "
+                                   f"dimension {ambient}"))
+    if not np.isfinite(values["r2"]):
+        reasons.append(("flat", "the log-log curve is flat (phdim_r2 is NaN)"))
+    return reasons
+
+
+_UNRELIABLE_ADVICE = (
+    "Use more points per cloud (max_points) or more n_reruns; before a model that refuses "
+    "NaN, keep the rows with phdim_reliable == 1 or impute.")
+
+
+def _fit_results(plan, logE, alpha, labels, ambient=None):
+    """``(values, message or None)`` per cloud from ``log E`` (clouds, reruns, sizes, draws).
+
+    ``ambient``: the clouds' number of features when the metric is a norm of ``R^d`` (an
+    interval wholly above it is flagged), else None.
+    """
     fitted = _fit_many(plan, logE, alpha)
     columns = {name: fitted[name].tolist() for name in FEATURES}  # Python floats, at once
+    bad_reruns, open_above = fitted["bad_reruns"].tolist(), fitted["open_above"].tolist()
     results = []
     for i, label in enumerate(labels):
         values = {name: columns[name][i] for name in FEATURES}
         message = None
-        if not np.isfinite(values["phdim"]):
+        if np.isfinite(values["phdim"]):
+            reasons = _unreliable_reasons(plan, values, bad_reruns[i], open_above[i], ambient)
+            values["reliable"] = 0.0 if reasons else 1.0
+            if reasons:
+                message = _Unreliable(
+                    f"the cloud at {label} gave a PH dimension of {values['phdim']:.4g} whose fit "
+                    f"cannot be trusted: {'; '.join(phrase for _, phrase in reasons)}. Its "
+                    f"phdim_reliable is 0.",
+                    kind=_UNRELIABLE_KIND, advice=_UNRELIABLE_ADVICE, nan=False,
+                    reasons=tuple(key for key, _ in reasons))
+        else:
             slope = fitted["slope"][i]
             message = CellMessage(
                 f"the cloud at {label} gave a log-log slope of {slope:.3f} >= 1 (the MST length "
@@ -643,6 +733,35 @@ def _fit_results(plan, logE, alpha, labels):
     return results
 
 
-def _fit(plan, logE, alpha, label):
+def _fit(plan, logE, alpha, label, ambient=None):
     """Slopes, estimate, spread, interval and fit quality from ``log E`` (reruns, sizes, draws)."""
-    return _fit_results(plan, logE[None], alpha, [label])[0]
+    return _fit_results(plan, logE[None], alpha, [label], ambient=ambient)[0]
+
+
+def _summarise_unreliable(results, labels):
+    """``results`` with the :class:`_Unreliable` messages of all clouds turned into ONE
+    message (a plain string, so one warning whatever their number): how many clouds, which,
+    why. A warning per cloud, or the usual "separately up to three", would drown a
+    collection's other warnings; the column ``phdim_reliable`` names every row."""
+    flagged = []
+    for i, (values, messages) in enumerate(results):
+        flags = [m for m in messages if isinstance(m, _Unreliable)]
+        if flags:
+            results[i] = (values, [m for m in messages if not isinstance(m, _Unreliable)])
+            flagged.append((i, flags[0]))
+    if not flagged:
+        return results
+    if len(flagged) == 1:
+        text = f"{flagged[0][1].text} {_UNRELIABLE_ADVICE}"
+    else:
+        shown = [labels[i] for i, _ in flagged[:_MAX_LABELS]]
+        more = len(flagged) - len(shown)
+        where = "; ".join(shown) + (f"; and {more} more" if more else "")
+        counts = [f"{sum(key in m.reasons for _, m in flagged)} with {phrase}"
+                  for key, phrase in _REASONS.items() if any(key in m.reasons for _, m in flagged)]
+        text = (f"{len(flagged)} of {len(labels)} clouds {_UNRELIABLE_KIND} ({where}): "
+                f"phdim_reliable is 0 for them ({'; '.join(counts)}). {_UNRELIABLE_ADVICE}")
+    first = flagged[0][0]
+    values, messages = results[first]
+    results[first] = (values, [*messages, text])
+    return results
