@@ -4,7 +4,7 @@ import io
 import math
 import re
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import NoBoolNumbers
 from .._device import resolve_device, torch_dtype, torch_threads
+from .._distance import check_memory, format_bytes
 from .._progress import progress
 from ._capture import LayerHooks, floating_dtype, prepared_model
 from ._inputs import Inputs
@@ -92,7 +93,7 @@ class _Collector:
     probe (``needs_probe``) with fewer inputs shows which axis follows the batch.
     """
 
-    def __init__(self, embedder, n_inputs):
+    def __init__(self, embedder, n_inputs, n_batches=None):
         self.unit = embedder.unit
         self.output = embedder.output
         self.layout = embedder.layout
@@ -103,6 +104,11 @@ class _Collector:
         self.dtype = _torch_dtype(embedder.dtype)
         self.nonfinite = embedder.nonfinite
         self.n_inputs = n_inputs
+        self.n_batches = n_batches
+        self.memory_limit = embedder.memory_limit_
+        # the whole output is estimated from the first batch, before any buffer is allocated
+        self.sized = False
+        self.stored_bytes = 0  # kept so far (inputs of unknown number: checked as they come)
         self.buffers = {}
         self.parts = {}
         self.bad = {}         # layer -> list of input counts (read order) with NaN/inf
@@ -208,7 +214,7 @@ class _Collector:
         key = (name, reduction)
         if reduced.device.type == "cpu":
             # Copied now, before a later in-place op (ReLU(inplace=True)) can change a view.
-            into_buffer = self.unit == "dataset" and self.n_inputs is not None
+            into_buffer = self.unit == "dataset" and self.n_inputs is not None and self.sized
             self._store(key, reduced, mask,
                         copy=not into_buffer and _shares_storage(reduced, tensor))
         else:
@@ -222,7 +228,87 @@ class _Collector:
         for key, (reduced, mask) in self._pending.items():
             self._store(key, reduced, mask, copy=False)
         self._pending = {}
+        if not self.sized:
+            self._size_output()
+        elif self.n_inputs is None:
+            self._check_running()
         self._offset += self._batch_size
+
+    def _first_batch_bytes(self):
+        """Bytes per (layer, reduction) that the first batch keeps."""
+        kept = {}
+        for key, parts in self.parts.items():
+            if self.unit == "dataset":
+                kept[key] = sum(part.numel() * part.element_size() for part in parts)
+            else:
+                kept[key] = sum(cloud.nbytes for cloud in parts)
+        return kept
+
+    def _label(self, key):
+        name, reduction = key
+        return name if reduction is None or not self.multi else f"{name} ({reduction})"
+
+    def _size_output(self):
+        """Estimate the whole output from the first batch; refuse it, or allocate the buffers.
+
+        Dataset unit: ``n_inputs x features x itemsize`` per (layer, reduction), exact
+        (a DataLoader of unknown length counts its batches as full, and twice: its parts
+        are concatenated at the end). Sample unit: the first batch's clouds per input, times
+        the number of inputs.
+        """
+        self.sized = True
+        kept = self._first_batch_bytes()
+        size = self._batch_size
+        n_total = self.n_inputs
+        estimated = ""
+        if n_total is None and self.n_batches is not None:
+            n_total = size * self.n_batches
+            estimated = f"about {n_total} inputs ({self.n_batches} batches of up to {size})"
+        if n_total is not None:
+            copies = 2 if self.unit == "dataset" and self.n_inputs is None else 1
+            per_key = {key: copies * math.ceil(value * n_total / size)
+                       for key, value in kept.items()}
+            self._refuse(per_key, sum(per_key.values()),
+                         estimated or f"the {n_total} inputs", "estimated from the first batch")
+        self.stored_bytes = sum(kept.values())
+        if self.unit != "dataset" or self.n_inputs is None:
+            return
+        for key, parts in list(self.parts.items()):
+            if not parts:
+                del self.parts[key]
+                continue
+            first = torch.cat(parts) if len(parts) > 1 else parts[0]
+            buffer = torch.empty((self.n_inputs, *first.shape[1:]), dtype=self.dtype)
+            buffer[:first.shape[0]].copy_(first)
+            self.buffers[key] = buffer
+            del self.parts[key]
+
+    def _check_running(self):
+        """Inputs of unknown number: the clouds kept so far (twice for the final concatenation)."""
+        copies = 2 if self.unit == "dataset" else 1
+        self._refuse({}, copies * self.stored_bytes,
+                     f"the {self._offset + self._batch_size} inputs read so far (a DataLoader "
+                     f"of unknown length)", "and counting")
+
+    def _refuse(self, per_key, total, inputs, how):
+        if self.memory_limit is None or total <= self.memory_limit:
+            return
+        largest = sorted(per_key.items(), key=lambda item: -item[1])[:5]
+        layers = "; ".join(f"layer {self._label(key)!r}: {format_bytes(value)}"
+                           for key, value in largest)
+        more = f"; and {len(per_key) - 5} more layers" if len(per_key) > 5 else ""
+        detail = f" ({layers}{more})" if layers else ""
+        if self.unit == "dataset":
+            advice = ("Use reduce='mean' (one value per channel or feature) or n_components= "
+                      "(a random projection) instead of reduce='flatten', select fewer layers, "
+                      "extract a subset with max_inputs=, or raise memory_limit (None disables "
+                      "this check).")
+        else:
+            advice = ("Select fewer layers, extract a subset with max_inputs=, or raise "
+                      "memory_limit (None disables this check).")
+        check_memory(
+            total, self.memory_limit,
+            f"LayerEmbedder: the {self.unit} clouds of {inputs}, {how}{detail},", advice)
 
     def discard_batch(self):
         """Forget what the current batch stored (it is run again with the right batch axes)."""
@@ -271,12 +357,20 @@ class _Collector:
     def _store(self, key, reduced, mask, copy):
         if self.unit == "dataset":
             buffer = self.buffers.get(key)
-            if buffer is None and self.n_inputs is not None:
+            if buffer is None and self.n_inputs is not None and self.sized:
+                # a (layer, reduction) the first batch did not give: its buffer, checked alone
+                row_bytes = math.prod(reduced.shape[1:]) * reduced.element_size()
+                self._refuse({key: self.n_inputs * row_bytes}, self.n_inputs * row_bytes,
+                             f"the {self.n_inputs} inputs", "estimated from its first batch")
                 buffer = torch.empty((self.n_inputs, *reduced.shape[1:]), dtype=self.dtype)
                 self.buffers[key] = buffer
             if buffer is None:
                 stored = reduced.to("cpu", copy=copy)
                 self.parts.setdefault(key, []).append(stored)
+                if self.sized:
+                    self.stored_bytes += stored.numel() * stored.element_size()
+                if self.nonfinite == "warn" and self.n_inputs is not None:
+                    return  # the first batch goes into the buffer, checked once in result()
             else:
                 if reduced.shape[1:] != buffer.shape[1:]:
                     raise ValueError(
@@ -296,11 +390,14 @@ class _Collector:
         self._nonfinite(key, stored, keep)
         array = stored.numpy()
         parts = self.parts.setdefault(key, [])
+        before = len(parts)
         if keep is None:
             parts.extend(array[i] for i in range(array.shape[0]))
         else:
             keep = keep.numpy()
             parts.extend(array[i][keep[i]] for i in range(array.shape[0]))
+        if self.sized:
+            self.stored_bytes += sum(cloud.nbytes for cloud in parts[before:])
 
     def result(self, names, index):
         if self.unit == "dataset":
@@ -529,6 +626,16 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
         and the inputs' positions in ``X``, and return the clouds; ``"raise"``: a ValueError at
         the first such batch.
 
+    memory_limit : int, str or None, default="4GiB"
+        Largest memory the returned clouds may take, in bytes or as a string such as
+        ``"16GiB"``. The whole output (``n_inputs x features x itemsize`` per layer and
+        reduction, all layers: with ``reduce="flatten"`` every value of each activation) is
+        estimated from the first batch's shapes before the output is allocated; above the
+        limit a :class:`MemoryError` names the largest layers and suggests
+        ``reduce="mean"``, ``n_components``, fewer layers or ``max_inputs``. The sample unit
+        extrapolates the first batch's clouds per input; a DataLoader of unknown length is
+        checked as its batches come. ``None`` disables the check.
+
     n_threads : int, default=None
         torch intra-op threads during the forward passes (restored afterwards); None keeps
         torch's setting. Small models on a busy machine run fastest with 1.
@@ -553,6 +660,9 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
 
     projection_seed_ : int or None
         Seed of the random projections (None without ``n_components``).
+
+    memory_limit_ : int or None
+        ``memory_limit`` in bytes.
 
     Notes
     -----
@@ -590,6 +700,7 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
         "dtype": "no_validation",
         "stop_early": ["boolean"],
         "nonfinite": [StrOptions({"warn", "raise"})],
+        "memory_limit": [Interval(Real, 0, None, closed="neither"), str, None],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -598,7 +709,8 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
     def __init__(self, model, layers, *, unit="dataset", reduce="auto", n_components=None,
                  layout="auto", output=None, device="auto", batch_size=256, max_inputs=None,
                  tokenizer=None, tokenizer_kwargs=None, dtype="float32", stop_early=True,
-                 nonfinite="warn", n_threads=None, random_state=None, verbose=0):
+                 nonfinite="warn", memory_limit="4GiB", n_threads=None, random_state=None,
+                 verbose=0):
         self.model = model
         self.layers = layers
         self.unit = unit
@@ -614,6 +726,7 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
         self.dtype = dtype
         self.stop_early = stop_early
         self.nonfinite = nonfinite
+        self.memory_limit = memory_limit
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
@@ -631,7 +744,10 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
         -------
         self : LayerEmbedder
         """
+        from ..topology.persistence import parse_memory
+
         _torch_dtype(self.dtype)
+        self.memory_limit_ = parse_memory(self.memory_limit)
         # the device first: nothing is done with a model for a device it cannot come back from
         self.device_ = torch.device(resolve_device(self.device, owner="LayerEmbedder"))
         _check_reduce(self.reduce, self.n_components)
@@ -689,7 +805,8 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
         inputs = Inputs(X, batch_size=self.batch_size, tokenizer=self.tokenizer,
                         tokenizer_kwargs=self.tokenizer_kwargs, max_inputs=self.max_inputs,
                         random_state=self.random_state)
-        collector = _Collector(self, None if inputs.positions is None else len(inputs.positions))
+        collector = _Collector(self, None if inputs.positions is None else len(inputs.positions),
+                               inputs.n_batches)
         batches = progress(inputs, verbose=self.verbose, total=inputs.n_batches,
                            desc="LayerEmbedder", unit="batch")
         bad_inputs, cast_overflow = [], []

@@ -382,13 +382,18 @@ class DiagramDistance(DiagramTransformer):
     bandwidth : float, default=1.0
         ``sigma`` of the sliced Wasserstein kernel; ignored by the other metrics.
     memory_limit : int, str or None, default="4GiB"
-        Largest memory the comparison of one pair of diagrams may take, in
-        bytes or as a string such as ``"16GiB"``: a pair of diagrams with
-        ``m`` and ``n`` bars needs an ``(m + n) x (m + n)`` cost matrix
-        (Wasserstein) or about three ``m x n`` ones (bottleneck). The estimate
-        is made before anything big is allocated; above it a
-        :class:`MemoryError` gives the figure. ``None`` disables the check.
-        With ``n_jobs`` pairs run at once, each within this limit.
+        Largest memory, in bytes or as a string such as ``"16GiB"``, of two
+        things, both estimated before anything big is allocated (above the
+        limit a :class:`MemoryError` gives the figure; ``None`` disables the
+        check). The table: the list of pairs (about 100 bytes per pair of
+        diagrams for the exact metrics; for the sliced ones, the projections
+        of every diagram onto ``n_directions`` directions instead) and the
+        float64 output with its concatenated copy (16 bytes per entry): from
+        the number of diagrams alone, ``fit_transform`` on 50,000 diagrams is
+        refused at once. The comparison of one pair of diagrams: ``m`` and
+        ``n`` bars need an ``(m + n) x (m + n)`` cost matrix (Wasserstein) or
+        about three ``m x n`` ones (bottleneck); with ``n_jobs`` pairs run at
+        once, each within this limit.
     n_jobs : int or None, default=None
         Parallel jobs over pairs of diagrams (joblib; ``None`` is one job
         unless in a :func:`joblib.parallel_config` context).
@@ -505,13 +510,15 @@ class DiagramDistance(DiagramTransformer):
         ``symmetric``: ``bars`` are the fitted rows themselves, so only the
         pairs above the diagonal are computed and mirrored.
         """
-        if symmetric:
-            index_pairs = [(i, k) for i in range(n_rows) for k in range(i + 1, n_rows)]
-        else:
-            index_pairs = [(i, k) for i in range(n_rows) for k in range(self._n_fitted)]
+        n_pairs = n_rows * (n_rows - 1) // 2 if symmetric else n_rows * self._n_fitted
+        # estimated from the numbers of diagrams and bars before anything is built
+        self._check_table_memory(bars, n_rows, n_cols, n_pairs)
         self._check_pair_memory(bars, n_cols)
-        rows = np.array([i for i, _ in index_pairs], dtype=int)
-        cols = np.array([k for _, k in index_pairs], dtype=int)
+        if symmetric:  # the pairs above the diagonal, row by row
+            rows, cols = np.triu_indices(n_rows, 1)
+        else:
+            rows = np.repeat(np.arange(n_rows), self._n_fitted)
+            cols = np.tile(np.arange(self._n_fitted), n_rows)
         # one power of two for all the bars compared (see _bars_scale)
         fitted = self._fitted_bars
         scale = _bars_scale([b for cell in bars + fitted for b in cell])
@@ -524,8 +531,8 @@ class DiagramDistance(DiagramTransformer):
         values = self._compute([
             (bars[i * n_cols + j], fitted[k * n_cols + j])
             for j in range(n_cols)
-            for i, k in index_pairs
-        ]).reshape(n_cols, len(index_pairs)) / scale
+            for i, k in zip(rows.tolist(), cols.tolist())
+        ]).reshape(n_cols, n_pairs) / scale
         blocks = []
         for j in range(n_cols):
             block = np.zeros((n_rows, self._n_fitted))
@@ -575,24 +582,83 @@ class DiagramDistance(DiagramTransformer):
             blocks.append(block)
         return np.hstack(blocks)
 
+    def _sliced_bytes(self, bars, n_cols, n_pairs):
+        """Bytes of the sliced projections (the largest dimension and column) and of the batches.
+
+        Per diagram and side: the padded points and their midpoints (24 bytes
+        per bar slot) and the two ``(n_directions, width)`` projections; the
+        previous dimension's projections are still held while the next are
+        built. Per worker, the two sorting buffers of :func:`_sliced_pairs`
+        and the gathered projections that fill them.
+        """
+        n_a, n_b = len(bars) // n_cols, len(self._fitted_bars) // n_cols
+        directions = int(self.n_directions)
+        largest, widest = 0, 0
+        for d in range(len(self.homology_dimensions_)):
+            for j in range(n_cols):
+                wa = max((len(cell[d]) for cell in bars[j::n_cols]), default=0)
+                wb = max((len(cell[d]) for cell in self._fitted_bars[j::n_cols]), default=0)
+                widest = max(widest, wa + wb)
+                largest = max(largest, (16 * directions + 24) * (wa * n_a + wb * n_b))
+        held = largest * min(2, len(self.homology_dimensions_) * n_cols)
+        batch = max(1, min(n_pairs, _SLICED_BATCH_BYTES // (2 * 8 * directions * max(widest, 1))))
+        workers = min(effective_jobs(self.n_jobs), max(n_pairs, 1))
+        return held + workers * 4 * 8 * batch * directions * widest
+
+    def _check_table_memory(self, bars, n_rows, n_cols, n_pairs):
+        """MemoryError before the pair list and the table are built, when they would not fit.
+
+        Estimated from the numbers of diagrams alone (and their numbers of bars
+        for the sliced projections): the pairs' two int64 indices; for the exact
+        metrics, the list of pairs handed to the workers (a tuple and the
+        Python ints that index it, per pair and column) and the distances that
+        come back; for the sliced ones, the projections of every diagram and
+        the batches' buffers; then the ``n_rows x n_fitted`` float64 blocks,
+        one per column, and their concatenation (and the kernel's copy).
+        """
+        limit = self.memory_limit_
+        if limit is None:
+            return
+        from .._distance import check_memory
+
+        n_fitted = self._n_fitted
+        entries = n_rows * n_fitted
+        kernel = self.metric == "sliced_wasserstein_kernel"
+        table = 8 * entries * (2 * n_cols + (1 if kernel else 0))
+        if self.metric in _SLICED:
+            # indices, each batch's distances, their concatenation, the sum over
+            # dimensions and its rescaled copy
+            per_pair = 16 + 32
+            extra = self._sliced_bytes(bars, n_cols, n_pairs)
+            what = (f"the projections of every diagram onto {self.n_directions} directions, "
+                    f"the {n_rows} x {n_cols * n_fitted} float64 table")
+        else:
+            # indices, the ints of one column's pairs, then per column a tuple in the pair
+            # list, its slot in a batch, and the distance (batch, concatenation, rescaled)
+            per_pair = 16 + 80 + n_cols * (64 + 8 + 24)
+            extra = 0
+            what = (f"the list of pairs handed to the workers, the {n_rows} x "
+                    f"{n_cols * n_fitted} float64 table")
+        needed = per_pair * n_pairs + extra + table
+        columns = f" in each of {n_cols} columns" if n_cols > 1 else ""
+        fewer = ("use fewer n_directions or diagrams with fewer bars, or "
+                 if self.metric in _SLICED and extra > table else "")
+        check_memory(
+            needed, limit,
+            f"DiagramDistance: the {self.metric} table of {n_rows} against {n_fitted} diagrams "
+            f"({n_pairs:,} pairs{columns}: {what})",
+            "Compare fewer diagrams at once: fit on a subset of reference diagrams and "
+            "transform the others in chunks of rows (one column per fitted diagram), "
+            f"{fewer}or raise memory_limit (None disables this check).",
+        )
+
     def _check_pair_memory(self, bars, n_cols):
         """MemoryError, with the figure, when the largest pair's matrices exceed the limit."""
         if self.memory_limit_ is None or not bars or not self._fitted_bars:
             return
         from .._distance import check_memory
 
-        if self.metric in _SLICED:  # the padded projections of every diagram, twice
-            for d in range(len(self.homology_dimensions_)):
-                for j in range(n_cols):
-                    width = max(len(cell[d]) for cell in bars[j::n_cols] + self._fitted_bars[j::n_cols])
-                    needed = 2 * 8 * self.n_directions * width * (len(bars) + len(self._fitted_bars)) // n_cols
-                    check_memory(
-                        needed, self.memory_limit_,
-                        f"DiagramDistance: projecting {len(bars) // n_cols} and "
-                        f"{len(self._fitted_bars) // n_cols} diagrams of up to {width} "
-                        f"H{self.homology_dimensions_[d]} bars onto {self.n_directions} directions",
-                        "Use fewer n_directions or fewer bars, or raise memory_limit.",
-                    )
+        if self.metric in _SLICED:  # the projections: counted with the table
             return
 
         for d in range(len(self.homology_dimensions_)):

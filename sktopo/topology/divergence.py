@@ -47,6 +47,15 @@ direction and per subset; it depends on the data as much as on the size
 Entries of the ``2N x 2N`` matrix below ``1e-6`` times the mean normalised
 ``P``-distance are set to 0, as the reference code does, so that rounding
 does not create bars of length ~1e-9.
+
+Memory: a subset of ``m`` inputs holds its two ``m x m`` distance matrices and
+the ``2m x 2m`` cross matrix (48 bytes per ``m^2``) while the engine runs on
+the cross matrix (redzed-tda first copies it with its infinite entries
+replaced; ripser.py and giotto-ph get a sparse edge list of its finite
+entries). The whole is estimated from ``m`` and the clouds' widths alone,
+about ``130 m^2`` bytes with redzed-tda (about ``1100 m^2`` with ripser.py),
+and ``transform`` refuses a pair whose estimate exceeds ``memory_limit``
+before any distance is computed.
 """
 
 from __future__ import annotations
@@ -61,12 +70,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import CollectionTransformer
 from .._collections import Collection, check_cloud, check_distance_matrix, label_text
-from .._distance import pairwise_distances
+from .._distance import check_memory, pairwise_distances
 from .._parallel import N_JOBS, run_parallel
 from .._seeding import cloud_seeds
 from ..diagram import Diagram
 from ._base import check_homology_dimensions
-from .engines import compute_bars, resolve_engine
+from .engines import compute_bars, get_engine, resolve_engine
 from .persistence import _check_metric_name, parse_memory
 
 __all__ = ["CrossBarcode", "RTD", "cross_barcode", "rtd", "rtd_table"]
@@ -75,6 +84,11 @@ NORMALIZATIONS = ("quantile", "median", "mean")
 # entries of the cross matrix below this fraction of the mean P-distance become 0 (as the
 # reference code): rounding must not turn a zero into a tiny bar
 _ZERO_FRACTION = 1e-6
+# bytes per finite edge of the cross matrix when an engine without missing edges (ripser.py,
+# giotto-ph) takes it as a sparse edge list: our (row, col, value) chunks and their
+# concatenation, the COO matrix and the engine's H1 reduction on it (resident memory measured
+# with ripser.py: 460 to 620 bytes per edge for 400 to 1000 inputs, growing slowly with size)
+_SPARSE_CROSS_BYTES_PER_EDGE = 700
 
 
 # ----------------------------------------------------------------- the kernel
@@ -105,16 +119,80 @@ def _normalized(D, normalize, where):
 
 
 def _cross_matrix(DP, DQ):
-    """The ``2n x 2n`` matrix of the R-Cross-Barcode of (P, Q), both already normalised."""
+    """The ``2n x 2n`` matrix of the R-Cross-Barcode of (P, Q), both already normalised.
+
+    Built in place: no ``n x n`` float64 temporary, only boolean masks (the
+    memory model of :func:`_cross_barcode_bytes`).
+    """
     n = DP.shape[0]
-    upper = DP.copy()
-    upper[np.tril_indices(n, -1)] = np.inf  # w_P+: the paper's definition, half the edges
     M = np.zeros((2 * n, 2 * n))
-    M[n:, :n] = upper
+    upper = M[n:, :n]
+    upper[...] = DP
+    upper[np.tri(n, k=-1, dtype=bool)] = np.inf  # w_P+: the paper's definition, half the edges
     M[:n, n:] = upper.T
-    M[n:, n:] = np.minimum(DP, DQ)
+    np.minimum(DP, DQ, out=M[n:, n:])
     M[M < _ZERO_FRACTION * DP.mean()] = 0.0
     return M
+
+
+def _cross_barcode_bytes(n_inputs, widths=(1, 1), *, metric="euclidean", metric_params=None,
+                        normalize="quantile", engine="redzed", homology_dimensions=(1,)) -> int:
+    """Peak bytes of the R-Cross-Barcode of one subset of ``n_inputs`` inputs, from shapes alone.
+
+    The largest of three stages (``m = n_inputs``):
+
+    - the distances: one normalised ``m x m`` float64 matrix held while the
+      other is computed (the subset's copy or the metric's result, a second
+      ``n x n`` temporary for metrics other than Euclidean, and the
+      normalisation's copy);
+    - the cross matrix: both matrices, the ``2m x 2m`` float64 matrix and a
+      boolean mask (52 bytes per ``m^2``);
+    - the engine: those three held (48 bytes per ``m^2``) plus what the engine
+      takes on the ``2m``-vertex matrix: redzed-tda's finite copy of it (with
+      its mask) and its own peak (:meth:`Engine.peak_bytes`); for engines that
+      take no infinite entries (ripser.py, giotto-ph) the sparse edge list of
+      its ``1.5 m^2`` finite entries and the engine's work on it (measured,
+      ``_SPARSE_CROSS_BYTES_PER_EDGE``), about ``1100 m^2`` in all.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Inputs in the subset (``min(batch_size, n)``).
+    widths : tuple of int, default=(1, 1)
+        Features of the two clouds (ignored with ``metric="precomputed"``).
+    metric, metric_params, normalize
+        As in :class:`CrossBarcode`.
+    engine : str, default="redzed"
+        The resolved engine (``estimator.engine_``).
+    homology_dimensions : sequence of int, default=(1,)
+        The dimensions computed.
+
+    Returns
+    -------
+    bytes : int
+    """
+    m = int(n_inputs)
+    square = m * m
+    if metric == "precomputed":
+        build = 8 * square  # the subset's copy of the matrix
+    else:
+        # the result, the cloud's copy and the product's two operands
+        build = 8 * square + 8 * m * (max(widths) + 2) * 3
+        if metric != "euclidean" or metric_params:
+            build += 16 * square  # sklearn's metrics: a second n x n temporary
+    if normalize is not None:
+        build += 8 * square  # the quantile's (median's) partitioned copy, or the division's result
+    distances = 8 * square + build
+    cross = 52 * square
+    held = 48 * square
+    engine_ = get_engine(engine)
+    maxdim = max(max(homology_dimensions), 1)
+    if engine_.capabilities.missing_edges:
+        # redzed-tda replaces the infinite entries: a float64 copy of the 2m x 2m matrix, a mask
+        on_matrix = 36 * square + engine_.peak_bytes(2 * m, maxdim)
+    else:
+        on_matrix = _SPARSE_CROSS_BYTES_PER_EDGE * (3 * square // 2)
+    return int(max(distances, cross, held + on_matrix))
 
 
 def _cross_bars(DP, DQ, *, dims, engine, memory_limit, n_threads, where):
@@ -267,6 +345,40 @@ class _PairTransformer(CollectionTransformer):
         self.engine_ = resolve_engine(self.backend, (max(self.homology_dimensions_), 1), name)
         self.memory_limit_ = parse_memory(self.memory_limit)
 
+    def _check_memory(self, collection):
+        """MemoryError, naming the pair, before any distance of a pair that would not fit.
+
+        Each subset is estimated from its number of inputs and the clouds'
+        widths (:func:`_cross_barcode_bytes`); subsets running at once with
+        ``n_jobs`` are each within the limit, as with PersistenceDiagram.
+        """
+        limit = self.memory_limit_
+        if limit is None:
+            return
+        name = type(self).__name__
+        settings = dict(metric=self.metric, metric_params=self.metric_params,
+                        normalize=self.normalize, engine=self.engine_,
+                        homology_dimensions=self.homology_dimensions_)
+        for (P, Q), label in zip(collection.cells, _pair_labels(collection)):
+            n = P.shape[0]
+            m = n if self.batch_size is None or self.batch_size >= n else int(self.batch_size)
+            widths = (1, 1) if self.metric == "precomputed" else (P.shape[1], Q.shape[1])
+            needed = _cross_barcode_bytes(m, widths, **settings)
+            if needed <= limit:
+                continue
+            per_square = needed / max(m * m, 1)
+            fitting = int(np.sqrt(limit / per_square))
+            subset = f"{m} of its {n} inputs per subset" if m < n else f"{n} inputs"
+            check_memory(
+                needed, limit,
+                f"{name}: the pair at {label} ({subset}: two {m} x {m} distance matrices, the "
+                f"{2 * m} x {2 * m} cross matrix and engine {self.engine_!r}'s "
+                f"H{max(max(self.homology_dimensions_), 1)} computation on it)",
+                f"To fit, lower batch_size (the cross matrix has 2 * {m} vertices; about "
+                f"{fitting} inputs fit in the limit), or raise memory_limit (None disables "
+                f"this check).",
+            )
+
     def _tasks(self, collection):
         """``(P, Q, subset, label)`` per subset of every pair, and each pair's task count."""
         pairs = collection.cells
@@ -321,8 +433,14 @@ class CrossBarcode(_PairTransformer):
         over Z/2 (ripser.py if it cannot be imported); ``"giotto"`` needs
         giotto-ph (AGPL-3.0).
     memory_limit : int, str or None, default="4GiB"
-        Largest memory one barcode may take (see
-        :class:`~sktopo.PersistenceDiagram`).
+        Largest memory one barcode may take, in bytes or as a string such as
+        ``"16GiB"``: the two clouds' distance matrices, the ``2N x 2N`` cross
+        matrix and the engine's work on it, about ``130 * N ** 2`` bytes with
+        redzed-tda for ``N`` inputs (or ``batch_size``). The estimate is made
+        from the pairs' shapes before any distance is computed; above it a
+        :class:`MemoryError` names the pair and suggests ``batch_size``.
+        ``None`` disables the check. With ``n_jobs`` pairs run at once, each
+        within this limit.
     random_state : int, RandomState instance or None, default=None
         Seeds the subset of inputs (only with ``batch_size``), together with
         the content of both clouds (:mod:`sktopo._seeding`).
@@ -391,6 +509,7 @@ class CrossBarcode(_PairTransformer):
         """
         check_is_fitted(self, "engine_")
         collection = self._validate_collection(X, reset=False)
+        self._check_memory(collection)
         tasks, _ = self._tasks(collection)
         function = partial(
             _pair_barcode, dims=self.homology_dimensions_, normalize=self.normalize,
@@ -501,7 +620,14 @@ class RTD(_PairTransformer):
         over Z/2 (ripser.py if it cannot be imported); ``"giotto"`` needs
         giotto-ph (AGPL-3.0).
     memory_limit : int, str or None, default="4GiB"
-        Largest memory one barcode may take.
+        Largest memory one subset's barcode may take, in bytes or as a string
+        such as ``"16GiB"``: the two clouds' distance matrices, the
+        ``2 * batch_size`` square cross matrix and the engine's work on it,
+        about ``130 * batch_size ** 2`` bytes with redzed-tda. The estimate is
+        made from the pairs' shapes before any distance is computed; above it
+        a :class:`MemoryError` names the pair and suggests ``batch_size``.
+        ``None`` disables the check. With ``n_jobs`` subsets run at once, each
+        within this limit.
     random_state : int, RandomState instance or None, default=None
         Seeds the subsets, together with the content of both clouds
         (:mod:`sktopo._seeding`): a pair gets the same subsets, and the same
@@ -609,6 +735,7 @@ class RTD(_PairTransformer):
         """
         check_is_fitted(self, "engine_")
         collection = self._validate_collection(X, reset=False)
+        self._check_memory(collection)
         scores = self._trial_scores(collection)
         return np.vstack([
             _summarise(s, exact=self.batch_size is None or self.batch_size >= P.shape[0])
