@@ -24,18 +24,24 @@ keeping ``L`` (as many columns as active units). The input map of the first laye
 once for all regions the same way when it has fewer units than inputs. No direction is ever
 dropped, so no rank is ever decided on a truncated basis.
 
-The parent of every layer is found per chunk of regions with one plain forward pass per
-candidate p: the input is perturbed but the output of call p is held at its unperturbed value,
-and l's parent is the latest p for which l's output does not change for any region of the chunk
-(paths around p, such as a skip connection from the input, change it; the input is the fallback
-parent and always valid). ``G_{p->l}`` is applied by ``torch.func.vmap(jvp)`` through the
-network itself with every ReLU frozen to its region's mask, so every module torch can
-differentiate in forward mode works (Linear, Conv, pooling, BatchNorm, ...). When no ReLU call
-sits between p and l (``l = p + 1``), ``G_{p->l}`` does not depend on the region: it is
-materialised once when small enough and, when mostly nonzero (a Linear layer, not a
-convolution), applied as a gathered dense product. A factor that would be carried unchanged
-(never wide in the chunk) is not re-entered: the layers after it whose segments are pushed
-anyway (convolutions) are pushed from its own source in the same pass.
+The parent of every layer is found once, with one forward-mode push of a random input tangent
+per candidate p, the tangent of call p's output held at 0 and every ReLU frozen to random
+positive scalings: l's parent is the latest p for which l's tangent is then 0 (paths around p,
+such as a skip connection from the input, add their own tangent; the input is the fallback
+parent and always valid). The tangent is a polynomial in the scalings, so it is 0 at random
+ones only when it is 0 for every region's 0/1 mask. Tangents, not perturbed outputs: a path
+around p whose contribution to l's output is below one rounding step of it (``fc2(h) + 1e-9 x``
+with ``fc2(h)`` near 1e8) does not change the output, but it adds a 1e-9 identity to the map
+and so its rank.
+
+``G_{p->l}`` is applied by ``torch.func.vmap(jvp)`` through the network itself with every ReLU
+frozen to its region's mask, so every module torch can differentiate in forward mode works
+(Linear, Conv, pooling, BatchNorm, ...). When no ReLU call sits between p and l
+(``l = p + 1``), ``G_{p->l}`` does not depend on the region: it is materialised once when small
+enough and, when mostly nonzero (a Linear layer, not a convolution), applied as a gathered dense
+product. A factor that would be carried unchanged (never wide in the chunk) is not re-entered:
+the layers after it whose segments are pushed anyway (convolutions) are pushed from its own
+source in the same pass.
 
 Coloured input tangents
 -----------------------
@@ -62,6 +68,24 @@ rank rule's tolerances of every layer carried to the last through upper bounds o
 segments' norms (see the class). Regions it does not settle (rank-deficient ones, nearly
 singular ones, too few active units) go through the general engine below, unchanged.
 
+Scaling
+-------
+Every factor is rescaled per region by a power of two, which is exact, with its exponent
+carried beside it (:func:`normalized`): only a factor whose largest entry leaves
+``[2**-256, 2**256]`` (``[2**-32, 2**32]`` in float32) is rescaled, to ``[1/2, 1)``. So
+no depth under- or overflows the carried factors (weights of 1e-7 over 60 layers give maps
+of 1e-420), and the squared Frobenius norms, Gram matrices and Cholesky shifts of the rank
+tests are normal numbers: below about 1e-154 a sum of squares underflows to 0 (which would
+read as rank 0) or to subnormals with a few bits, on which the certificate's rounding bound
+does not hold. The default tolerance is scale invariant; an absolute ``rank_tol`` is compared
+in the units of the rescaled factor (``rank_tol * 2**-exponent``). :class:`ConvChain`
+rescales its windows at every layer the same way and keeps its norm bounds as mantissa and
+exponent. A push through several segments at once (the fused convolution pushes above)
+cannot rescale on the way: when one of its factors needed rescaling it is redone one segment
+at a time. A factor that still has inf, NaN or subnormal entries (the forward pass itself
+overflows, and forward derivatives through inf are NaN; or one segment's map leaves the
+range) is counted in ``RankEngine.overflow``, and the estimator warns naming the layer.
+
 The rank rule
 -------------
 The rank of ``A_l`` is decided by numpy's rule for the full ``M x N = units_l x d`` product:
@@ -86,6 +110,8 @@ Per matrix the decision is made in two steps:
    applied to its singular values, as numpy does.
 """
 
+import math
+
 import numpy as np
 import torch
 from scipy import sparse
@@ -104,7 +130,7 @@ _DENSE_FILL = 0.5
 _PROBE_SEED = 12345
 
 
-def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
+def matrix_rank(B, rows, cols, full_shape, rank_tol=None, exponent=None, rescaled=False):
     """Batched rank of (k, R, C) zero-padded matrices by numpy's rule for a given full shape.
 
     Parameters
@@ -118,22 +144,40 @@ def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
         the default tolerance is ``sigma_max * max(M, N) * eps``.
     rank_tol : float or None
         Absolute tolerance (numpy's ``tol``) instead of the default.
+    exponent : torch.Tensor of shape (k,), int64, or None
+        The matrices whose rank is wanted are ``B[i] * 2**exponent[i]`` (a factor carried
+        rescaled, see :func:`normalized`); only an absolute ``rank_tol`` depends on it.
+    rescaled : bool
+        B is already an output of :func:`normalized` (not rescaled again).
 
     Returns
     -------
     ranks : torch.Tensor of shape (k,), int64
+        0 for a matrix with a non-finite entry (its rank is not defined).
     """
     k, R, C = B.shape
     ranks = torch.zeros(k, dtype=torch.int64, device=B.device)
     if k == 0 or R == 0 or C == 0:
         return ranks
+    # Every test below runs on B times a power of two (exact) whose largest entry is near 1:
+    # neither the squared norms nor the Gram matrices under- or overflow (see normalized).
+    if rescaled:
+        scale = torch.zeros(k, dtype=torch.int64, device=B.device)
+    else:
+        B, scale = normalized(B)
+    if exponent is not None:
+        scale = scale + exponent
     eps = torch.finfo(B.dtype).eps
     big = max(full_shape)
+    # Absolute tolerance in the units of the rescaled matrices (None: the default rule, which
+    # is scale invariant).
+    tol = (None if rank_tol is None else
+           ldexp(torch.full((k,), float(rank_tol), dtype=B.dtype, device=B.device), -scale))
     # Sums of squares as one dot product per matrix: no temporary of B's size.
     flat = B.reshape(k, -1)
     fro2 = (flat[:, None, :] @ flat[:, :, None]).reshape(k)
     small = torch.minimum(rows, cols)
-    live = (fro2 > 0) & (small > 0)
+    live = (fro2 > 0) & (small > 0) & torch.isfinite(fro2)
     certified = torch.zeros(k, dtype=torch.bool, device=B.device)
     for wide in (True, False):
         # Gram on the smaller side of each matrix: rows <= cols -> B B^T, else B^T B.
@@ -149,8 +193,7 @@ def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
             sub = sub.transpose(1, 2)
         f, s = fro2[idx], small[idx]
         larger = torch.maximum(rows[idx], cols[idx]).to(B.dtype)
-        tol2 = (f * (big * eps) ** 2 if rank_tol is None
-                else torch.full_like(f, float(rank_tol) ** 2))
+        tol2 = f * (big * eps) ** 2 if tol is None else tol[idx] ** 2
         shift = tol2 + 2 * (larger + s.to(B.dtype) + 2) * eps * f
         ok = torch.zeros(idx.numel(), dtype=torch.bool, device=B.device)
         if sub.shape[1] > 2 * n:
@@ -170,9 +213,72 @@ def matrix_rank(B, rows, cols, full_shape, rank_tol=None):
         if rank_tol is None:
             threshold = sv[:, :1] * (big * eps)
         else:
-            threshold = rank_tol
+            threshold = tol[unsure, None]
         ranks[unsure] = (sv > threshold).sum(dim=1)
     return ranks
+
+
+def _exp2(n):
+    """Exact ``2.0 ** n`` (float64) for an int64 tensor n in [-1022, 1023], from its bits."""
+    return ((n + 1023) << 52).view(torch.float64)
+
+
+def ldexp(x, e):
+    """``x * 2**e`` with one int64 exponent per leading index of x (broadcast over the others).
+
+    Exact where the result is a normal number; ``2**e`` is applied in three factors of at most
+    ``2**700`` each, so a large exponent never makes an intermediate inf or 0 that the result
+    would not be (``0 * 2**5000`` stays 0).
+    """
+    if x.numel() == 0:
+        return x
+    e = e.reshape((-1,) + (1,) * (x.dim() - 1)).clamp(-2100, 2100)
+    for i in range(3):
+        part = torch.div(e, 3 - i, rounding_mode="floor")
+        x = x * _exp2(part).to(x.dtype)
+        e = e - part
+    return x
+
+
+def normalized(T):
+    """Rescale each ``T[i]`` by a power of two (exact) so that its largest entry is near 1.
+
+    Returns ``(T', e)``, ``T = T' * 2**e`` (``e`` int64 of shape (k,)). Only an entry far out of
+    range is rescaled: a ``T[i]`` whose largest absolute value lies in ``[2**-s, 2**s]`` (``s``
+    a quarter of the dtype's exponent range: ``2**256`` in float64, ``2**32`` in float32), is
+    zero or is not finite is kept as it is (``e = 0``); the others are brought to ``[1/2, 1)``.
+    Then a squared Frobenius norm or Gram matrix, with the rank rule's ``eps**2`` factors, is a
+    normal number: below about ``1e-154`` in float64 the sums of squares underflow (to 0, or
+    to subnormals with a few bits, on which the Cholesky certificate's rounding bound does not
+    hold), and above about ``1e154`` they overflow.
+    """
+    T, e, _ = _normalized(T)
+    return T, e
+
+
+def _normalized(T):
+    """:func:`normalized`, and the (k,) largest absolute entries of the input (inf or NaN
+    where an entry is)."""
+    k = T.shape[0]
+    e = torch.zeros(k, dtype=torch.int64, device=T.device)
+    if T.numel() == 0:
+        return T, e, T.new_zeros(k)
+    amax = _max_abs(T)
+    _, exp = torch.frexp(amax)
+    exp = exp.to(torch.int64)
+    safe = (int(np.log2(torch.finfo(T.dtype).max)) + 1) // 4  # 256 in float64, 32 in float32
+    far = torch.isfinite(amax) & (amax > 0) & (exp.abs() > safe)
+    if not bool(far.any()):
+        return T, e, amax
+    e = torch.where(far, exp, e)
+    return ldexp(T, -e), e, amax
+
+
+def _max_abs(T):
+    """(k,) largest absolute entry of each ``T[i]`` (NaN where one is): two reductions, no
+    temporary of T's size, faster than ``aminmax``."""
+    flat = T.reshape(T.shape[0], -1)
+    return torch.maximum(flat.amax(dim=1), -flat.amin(dim=1))
 
 
 def _lower_gram(S):
@@ -290,6 +396,7 @@ class RankEngine:
         self.n_layers = len(self.units)
         self._dense = {}
         self._colorings = {}
+        self._parent_calls = None  # found once (_parents)
         self._shapes = None
         self._chain = False  # ConvChain (or None), built on the first chunk
         # Max pooling makes the maps between ReLU calls depend on the region (its argmax):
@@ -297,6 +404,9 @@ class RankEngine:
         # differentiation of the pooling gathers at the region's own argmax (the primal is the
         # region's representative), and no map is shared between regions.
         self.region_dependent_segments = bool(region_dependent_segments)
+        # Layer -> number of regions whose factor over- or underflowed even when pushed one
+        # segment at a time from a rescaled factor (see _ranks_from); the estimator warns.
+        self.overflow = {}
 
     # ------------------------------------------------------------------ driver
     def ranks(self, reps, rep_words):
@@ -334,15 +444,45 @@ class RankEngine:
         return out
 
     def _chunk_ranks(self, x, masks):
-        k, L = x.shape[0], self.n_layers
+        k = x.shape[0]
         if self._shapes is None:
             self._shapes = self._layer_shapes(x[:1], [m[:1] for m in masks])
         fmasks = [m.to(x.dtype) for m in masks]
         active = [_active_index(m) for m in masks]
-        parents = self._sources(x, fmasks, active, self._parents(x, fmasks))
-        children = {p: [l for l in range(L) if parents[l] == p] for p in range(-1, L)}
+        parents = self._parents(x, fmasks)
+        sources = self._sources(x, fmasks, active, parents)
+        ranks, bad, redo = self._ranks_from(x, masks, fmasks, active, sources, parents)
+        if redo:
+            # A push through several segments at once left the range that rescaling keeps
+            # (it may have under- or overflowed on the way): once more, one segment at a
+            # time, each pushed from a rescaled factor.
+            ranks, bad, _ = self._ranks_from(x, masks, fmasks, active, parents, parents)
+        for l in torch.nonzero(bad.any(dim=0)).reshape(-1).tolist():
+            self.overflow[l] = self.overflow.get(l, 0) + int(bad[:, l].sum())
+        return ranks
+
+    def _ranks_from(self, x, masks, fmasks, active, sources, parents):
+        """Ranks (k, L) with the factors pushed from ``sources``; (k, L) bool: the regions
+        whose factor of a layer (or of one it was pushed from) has a non-finite entry (rank 0
+        there) or had underflowed into the subnormal range before it was rescaled; and whether
+        a factor pushed through several segments at once (a source that is not its parent)
+        needed rescaling (or was bad), so the pushes are to be redone one segment at a time.
+
+        Every raw factor is rescaled by a power of two per region (:func:`normalized`, exact)
+        before it is ranked and carried, its exponent carried beside it: a factor's entries
+        are then near 1 whatever the depth, and neither the next push nor the next products
+        under- or overflow (weights of 1e-7 or 1e6 over dozens of layers).
+        """
+        k, L = x.shape[0], self.n_layers
+        children = {p: [l for l in range(L) if sources[l] == p] for p in range(-1, L)}
         ranks = torch.zeros(k, L, dtype=torch.int64, device=x.device)
+        bad = torch.zeros(k, L, dtype=torch.bool, device=x.device)
+        redo = False
+        finfo = torch.finfo(x.dtype)
+        # Below 2**lost the largest entry is within eps of the subnormal range: bits are lost.
+        lost = int(np.log2(finfo.tiny / finfo.eps)) + 1
         carried = {}
+        exponents = {-1: torch.zeros(k, dtype=torch.int64, device=x.device)}
         for p in range(-1, L - 1):
             if not children[p]:
                 continue
@@ -350,12 +490,20 @@ class RankEngine:
             for l, raw in zip(children[p], raws):
                 rows = active[l][1]
                 cols = (torch.full_like(rows, raw.shape[2]) if p < 0 else carried[p][1])
+                raw, e, amax = _normalized(raw)
+                bad[:, l] = ~torch.isfinite(amax) | (e < lost)
+                if sources[l] != parents[l] and bool(((e != 0) | bad[:, l]).any()):
+                    redo = True
+                e = e + exponents[p]
+                if p >= 0:
+                    bad[:, l] |= bad[:, p]
                 ranks[:, l] = matrix_rank(raw, rows, cols, (self.units[l], self.d),
-                                          self.rank_tol)
+                                          self.rank_tol, exponent=e, rescaled=True)
                 if children.get(l):
                     carried[l] = _compact(raw, rows, cols, self._worth(active, l, rows, cols))
+                    exponents[l] = e
             carried.pop(p, None)  # every child of p is done
-        return ranks
+        return ranks, bad, redo
 
     def _sources(self, x, fmasks, active, parents):
         """Where each layer's factor is pushed from: its parent, or the parent's own source
@@ -413,45 +561,69 @@ class RankEngine:
         return [shapes[c] for c in range(self.n_layers)]
 
     def _parents(self, x, fmasks):
-        """Parent call of every layer for this chunk (-1: the input); see the module docstring.
+        """Parent call of every layer (-1: the input); see the module docstring.
 
-        The frozen network is affine in its input. A run on ``x`` records every ReLU output;
-        then, for each candidate p, a run on a perturbed input whose output at call p is
-        replaced by the recorded one: layer l depends on the input only through call p exactly
-        when its output is unchanged (bit for bit: the same operations on the same values).
-        Plain forward passes, no automatic differentiation.
+        The frozen network is affine in its input; its linear part is pushed with one random
+        input tangent, once per candidate p, with the tangent of call p's output held at 0:
+        layer l depends on the input only through call p exactly when its tangent is then 0.
+        Tangents, not outputs: a path around p whose contribution to l's output is below one
+        rounding step of that output (``fc2(h) + 1e-9 x`` with ``fc2(h)`` near 1e8) leaves the
+        output bit for bit unchanged, but not its tangent, and dropping it would drop the rank
+        it adds.
+
+        Every ReLU is frozen to random positive scalings, not to a region's 0/1 mask (the
+        colouring probe's): l's tangent is a polynomial in the scalings, so it is 0 at random
+        ones only when it is 0 for every mask. The parents are then those of every region,
+        found once on one representative (``fmasks`` is not read). Each call's tangent is
+        rescaled by a power of two on the way (a zero stays zero, a nonzero one neither under-
+        nor overflows through the layers).
         """
+        import torch.autograd.forward_ad as fwAD
+
+        from sktopo.nn.relu_rank import _dual_level
+
         L = self.n_layers
-        parents = [-1] * L
         if L == 1 or self.region_dependent_segments:
-            return parents
+            return [-1] * L
+        if self._parent_calls is not None:
+            return list(self._parent_calls)
+        parents = [-1] * L
+        x1 = x[:1]
+        gen = torch.Generator(device="cpu").manual_seed(_PROBE_SEED)
+        scalings = [(1.0 + torch.rand(1, u, generator=gen, dtype=x.dtype)).to(x.device)
+                    for u in self.units]
+        noise = torch.randn(x1.shape, generator=gen, dtype=x.dtype).to(x.device)
         base = {}
 
         def record(call, z):
-            base[call] = z * fmasks[call].reshape(z.shape)
+            base[call] = z * scalings[call].reshape(z.shape)
             return base[call]
 
-        gen = torch.Generator(device="cpu").manual_seed(0)
-        noise = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-        moved = x + noise * (1.0 + x.abs().amax())
         with torch.no_grad():
-            self._run(x, L, record)
+            self._run(x1, L, record)
+        with torch.no_grad(), _dual_level():
+            dual = fwAD.make_dual(x1, noise)
             for p in range(L - 1):
-                same = {}
+                moved = {}
 
-                def cut(call, z, p=p, same=same):
+                def frozen(call, z, p=p, moved=moved):
                     if call == p:
-                        return base[p]
-                    y = z * fmasks[call].reshape(z.shape)
+                        return base[p]  # a constant: no tangent passes through call p
+                    y = z * scalings[call].reshape(z.shape)
+                    primal, t = fwAD.unpack_dual(y)
+                    if t is None:
+                        moved[call] = False
+                        return y
                     if call > p:
-                        same[call] = torch.equal(y, base[call])
-                    return y
+                        moved[call] = bool(t.ne(0).any())
+                    return fwAD.make_dual(primal, normalized(t)[0])
 
-                self._run(moved, L, cut)
-                for l, unchanged in same.items():
-                    if unchanged:
+                self._run(dual, L, frozen)
+                for l in range(p + 1, L):
+                    if not moved.get(l, False):
                         parents[l] = p  # p increases: the latest valid parent wins
-        return parents
+        self._parent_calls = parents
+        return list(parents)
 
     # ------------------------------------------------------------------ pushes
     def _push(self, x, masks, fmasks, active, carried, p, children):
@@ -633,6 +805,11 @@ class RankEngine:
                     return None
             (cols_t,) = self._jvp(x1, masks1, p, [l], eye)  # (cols, 1, units_l)
             J = cols_t[:, 0, :].T
+            if not bool(torch.isfinite(J).all()):
+                # The forward pass of this representative overflows (forward derivatives
+                # through inf are NaN): no map shared with the other regions; each is pushed.
+                self._dense[(p, l)] = None
+                return None
             if p < 0 and J.shape[0] < J.shape[1]:
                 # Fewer units than inputs: J = L Q^T (Householder QR of J^T), and every row
                 # subset of J has the singular values of the same rows of L.
@@ -670,6 +847,18 @@ def _squared_norms(T):
     return (flat[:, None, :] @ flat[:, :, None]).reshape(-1)
 
 
+def _mantissa_exponent(values):
+    """``(m, e)`` with ``prod(values) = m * 2**e`` and m in [1/2, 1) (``(1.0, 0)`` for none): a
+    product of many norm bounds (1e6 per layer over 60 layers) without overflow; each partial
+    product rounds as the plain product would."""
+    m, e = 1.0, 0
+    for v in values:
+        mv, ev = math.frexp(float(v))
+        m, e2 = math.frexp(m * mv)
+        e += ev + e2
+    return m, e
+
+
 def _pair(v):
     return (int(v), int(v)) if isinstance(v, int) else tuple(int(u) for u in v)
 
@@ -705,6 +894,11 @@ class ConvChain:
     N_{l->L} > 2 tol_l``: every layer has full column rank ``d`` by the rule, with a factor 2
     of margin for the rounding of the float64 Jacobian the rule is applied to. Regions that
     fail (rank-deficient ones, or too few rows) are handed back to the general engine.
+
+    The windows of every layer are rescaled per region by a power of two (:func:`normalized`)
+    and the squared norms kept with their exponents; the bounds ``N`` are products of
+    mantissas and exponents (:func:`_mantissa_exponent`), and the shift is formed in the
+    units of the rescaled rows of the last layer: no term under- or overflows at any depth.
     """
 
     def __init__(self, steps, n_layers, input_shape, units, shapes, rank_tol):
@@ -712,7 +906,7 @@ class ConvChain:
         self.input_shape, self.units, self.shapes = input_shape, units, shapes
         self.d = int(np.prod(input_shape))
         self.rank_tol = rank_tol
-        self._first = None
+        self._first, self._first_exp = None, 0  # windows of layer 0 (rescaled), exponent
         self._positions = None
 
     @classmethod
@@ -1045,22 +1239,28 @@ class ConvChain:
             T0 = T0.expand(1, H * W, C0, 1, 1, C0).contiguous()
             ones = [torch.ones(1, s[1] * s[2], s[0], dtype=dtype, device=T0.device)
                     for s in self.shapes]
-            self._first = self._run_steps(T0, (1, 1, 0, 0), (H, W), segs[0], ones)
+            T, geom, hw = self._run_steps(T0, (1, 1, 0, 0), (H, W), segs[0], ones)
+            T, e = normalized(T)
+            self._first, self._first_exp = (T, geom, hw), int(e[0])
             self._bounds = [self._segment_bound(seg) for seg in segs]
             self._closed = self._closed_form(segs) if self.n_layers > 2 else None
+        # Every layer's windows are carried rescaled per region by a power of two (exact,
+        # :func:`normalized`): the true windows are ``T * 2**E``. Squared norms are kept as
+        # ``(sum of squares of T, E)``, so no depth under- or overflows them.
         T, geom, hw = self._first
-        fro = [_squared_norms(T * fm[0][:, :, None, None, None, :])]
+        T, E = normalized(T * fm[0][:, :, None, None, None, :])
+        E = E + self._first_exp
+        fro = [(_squared_norms(T), E)]
         for l in range(1, self.n_layers - 1):
             if l == 1 and self._closed is not None:
-                T, geom, hw = self._closed_step(fm[0], k)
+                T, geom, hw = self._closed_step(fm[0], k)  # from the rescaled first windows
                 T, geom, hw = self._run_steps(T, geom, hw, segs[1][1:], fm)
+                E = torch.full_like(E, self._first_exp)
             else:
-                if l == 1:
-                    T = T * fm[0][:, :, None, None, None, :]
                 T, geom, hw = self._run_steps(T, geom, hw, segs[l], fm)
-            fro.append(_squared_norms(T))
-        if self.n_layers == 2:
-            T = T * fm[0][:, :, None, None, None, :]
+            T, e = normalized(T)
+            E = E + e
+            fro.append((_squared_norms(T), E))
         last = segs[-1]
         i = max((j for j, s in enumerate(last) if s[0] in ("conv", "pool")), default=-1)
         if i < 0:
@@ -1071,14 +1271,21 @@ class ConvChain:
             fn = self._last_geometry(last[i], geom, (T.shape[3], T.shape[4]), hw)
             self._positions = torch.as_tensor(self._choose_positions(fn), device=T.device)
         L = self.n_layers
-        fro.append(fro[-1] * self._bounds[-1] ** 2)  # upper bound of ||A_L||_F^2
+        m_last, e_last = _mantissa_exponent(self._bounds[-1:])  # bound of ||A_L||_F^2
+        fro.append((fro[-1][0] * m_last ** 2, fro[-1][1] + e_last))
+        # s2 in the units of T (the true s2 divided by 4**E): each term's mantissa, then its
+        # power of two.
         s2 = torch.zeros(k, dtype=dtype, device=T.device)
         for l in range(L):
-            N = float(np.prod(self._bounds[l + 1:])) if l + 1 < L else 1.0
+            Nm, Ne = _mantissa_exponent(self._bounds[l + 1:])
             big = max(self.units[l], self.d)
-            tol2 = (fro[l] * (big * eps) ** 2 if self.rank_tol is None
-                    else torch.full_like(fro[l], float(self.rank_tol) ** 2))
-            s2 = torch.maximum(s2, 4 * tol2 * N ** 2)
+            f, El = fro[l]
+            if self.rank_tol is None:
+                term = ldexp(4 * (f * (big * eps) ** 2) * Nm ** 2, 2 * (El + Ne - E))
+            else:  # the tolerance is absolute: its square only once in range
+                t = ldexp(torch.full_like(f, float(self.rank_tol) * Nm), Ne - E)
+                term = 4 * t * t
+            s2 = torch.maximum(s2, term)
         every = torch.arange(self.shapes[-1][1] * self.shapes[-1][2], device=T.device)
         passed = self._last_test(T, geom, hw, last[i:], fm, self._positions, s2)
         ok &= passed
@@ -1090,14 +1297,16 @@ class ConvChain:
         return ok
 
     def _last_test(self, T, geom, hw, steps, fm, pos, s2):
-        """Cholesky test of the last layer's rows at ``pos`` (see the class docstring)."""
+        """Cholesky test of the last layer's rows at ``pos`` (see the class docstring); ``s2``
+        in the units of T, the rows rescaled once more before their Gram is formed."""
         eps = torch.finfo(T.dtype).eps
         TL, geomL, _ = self._run_steps(T, geom, hw, steps, fm, positions=pos)
-        rows = self._dense_rows(TL, geomL, pos, self.shapes[-1][2])
+        rows, e = normalized(self._dense_rows(TL, geomL, pos, self.shapes[-1][2]))
         fT = _squared_norms(rows)
         m = rows.shape[1]
         if m < self.d:
             return torch.zeros(T.shape[0], dtype=torch.bool, device=T.device)
-        shift = s2 + 2 * (m + self.d + 2) * eps * fT
+        shift = ldexp(s2, -2 * e) + 2 * (m + self.d + 2) * eps * fT
         full = torch.full((rows.shape[0],), self.d, device=rows.device)
-        return _cholesky_certificate(rows, full, shift) & (fT > 0)
+        return (_cholesky_certificate(rows, full, shift) & (fT > 0) & torch.isfinite(fT)
+                & torch.isfinite(shift))

@@ -138,6 +138,9 @@ class ReLUTracer:
         # After patterns(): per ReLU call, the (n, windows) argmax indices of the max-pooling
         # calls that ran since the previous ReLU call (they select the region too).
         self.pool_indices = []
+        # After patterns(): per ReLU call, (n,) bool, whether the call's input (the
+        # pre-activation) has an inf or NaN entry: the forward pass overflowed there.
+        self.nonfinite = []
         # With the number of ReLU calls known, the forward pass stops after the last one.
         self.n_calls = n_calls
 
@@ -171,11 +174,16 @@ class ReLUTracer:
 
         ``output`` is None when the pass stopped after the last ReLU (``n_calls`` given).
         """
-        patterns, pending, self.pool_indices = [], [], []
+        patterns, pending, self.pool_indices, self.nonfinite = [], [], [], []
 
         def record(index, call, z):
             positive = z > 0
             patterns.append(positive.reshape(z.shape[0], -1))
+            flat = z.reshape(z.shape[0], -1)  # two reductions: no temporary of z's size
+            self.nonfinite.append(
+                ~torch.isfinite(torch.maximum(flat.amax(dim=1), -flat.amin(dim=1)))
+                if flat.shape[1] else torch.zeros(z.shape[0], dtype=torch.bool,
+                                                  device=z.device))
             self.pool_indices.append(list(pending))
             pending.clear()
             return torch.where(positive, z, torch.zeros((), dtype=z.dtype, device=z.device))

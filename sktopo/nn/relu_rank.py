@@ -497,6 +497,7 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
                             pool_names=self._pool_module_names)
         words = [[] for _ in self.layer_names_]
         active = [[] for _ in self.layer_names_]
+        nonfinite = [[] for _ in self.layer_names_]
         starts = range(0, n, self.batch_size)
         for start in progress(starts, desc="activation patterns"):
             names, patterns, _ = tracer.patterns(x[start:start + self.batch_size])
@@ -506,24 +507,27 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
                     f"({self.layer_names_}); ReLURankRegions needs a fixed architecture.")
             for layer, pattern in enumerate(patterns):
                 active[layer].append(pattern.sum(1).cpu().numpy())
+                nonfinite[layer].append(tracer.nonfinite[layer].cpu().numpy())
                 # The argmax indices of the max pooling before this layer follow its packed
                 # ReLU bits (unpack_pattern(words, units) reads only those).
                 words[layer].append(np.concatenate(
                     [pack_pattern(pattern.cpu().numpy())]
                     + [idx.cpu().numpy().astype(np.uint64) for idx in tracer.pool_indices[layer]],
                     axis=1))
+        overflowed = self._warn_forward_overflow([np.concatenate(b) for b in nonfinite], index)
         words = [np.concatenate(w) for w in words]
         active = np.stack([np.concatenate(a) for a in active], axis=1).astype(np.int64)
         hashes = cumulative_hashes(words)
         all_words = np.concatenate(words, axis=1)
         region_hash, first, inverse = unique_regions(hashes[:, -1], all_words)
         region_ranks = self._region_ranks(tracer, x[torch.as_tensor(first, device=x.device)],
-                                          [w[first] for w in words], progress)
+                                          [w[first] for w in words], progress,
+                                          forward_overflow=overflowed)
         self._check_consistency(tracer, x, words, first, inverse, n)
         return _Analysis(self, index, hashes, active, region_hash, first, inverse, region_ranks,
                          words)
 
-    def _region_ranks(self, tracer, reps, rep_words, progress):
+    def _region_ranks(self, tracer, reps, rep_words, progress, forward_overflow=False):
         """(R, L) ranks of A_l on each region (one representative input per row of ``reps``).
 
         Carried layer to layer by :class:`sktopo.nn._relu_engine.RankEngine` (a factor with the
@@ -536,7 +540,51 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
                             self.input_shape_, rank_tol=self.rank_tol,
                             batch_size=self.batch_size, progress=progress,
                             region_dependent_segments=bool(self._pool_module_names))
-        return engine.ranks(reps, rep_words)
+        ranks = engine.ranks(reps, rep_words)
+        if engine.overflow:
+            layers = ", ".join(f"{self.layer_names_[l]!r} ({n} region(s))"
+                               for l, n in sorted(engine.overflow.items()))
+            cause = (
+                "the forward pass overflows (see the warning above), and forward-mode "
+                "derivatives through an inf or NaN value are NaN" if forward_overflow else
+                "it leaves the range of the dtype even when pushed one segment at a time from "
+                "a factor rescaled by a power of two")
+            warnings.warn(
+                f"ReLURankRegions: the linear map from the input to layer(s) {layers} has inf, "
+                f"NaN or subnormal entries in {self.dtype}: {cause}. The rank reported there "
+                "is not reliable (0 where an entry is not finite). Rescale the weights (in a "
+                "chain, one layer's weights and the biases from that layer on times a positive "
+                "constant leave the regions and the default-tolerance ranks unchanged)"
+                + (" or use dtype='float64'." if self.dtype != "float64" else "."),
+                RuntimeWarning, stacklevel=4)
+        return ranks
+
+    def _warn_forward_overflow(self, nonfinite, index):
+        """Warn when the network's own forward pass overflows before a ReLU layer.
+
+        ``nonfinite[l]`` is the (n,) bool of inputs whose pre-activation of layer l has an inf
+        or NaN entry. Their patterns from the first such layer on are those of inf and NaN
+        values (NaN counts as inactive), not of the network's real pre-activations: no
+        rescaling of the Jacobian factors can repair that.
+        """
+        hit = [l for l, b in enumerate(nonfinite) if b.any()]
+        if not hit:
+            return False
+        first = hit[0]
+        rows = np.flatnonzero(nonfinite[first])
+        labels = np.asarray(index)[rows[:5]].tolist()
+        warnings.warn(
+            f"ReLURankRegions: the pre-activation of layer {self.layer_names_[first]!r} "
+            f"overflows {self.dtype} (inf or NaN) on {rows.size} input(s), first at {labels}"
+            + (f", and of {len(hit) - 1} later layer(s)" if len(hit) > 1 else "")
+            + ". The network's own forward pass overflows there, so those inputs' activation "
+            "patterns, regions and ranks from that layer on are not the network's (NaN counts "
+            "as inactive). Scale the inputs or the weights down (in a chain, one layer's "
+            "weights and the biases from that layer on times a positive constant leave the "
+            "regions and the default-tolerance ranks unchanged)"
+            + (" or use dtype='float64'." if self.dtype != "float64" else "."),
+            RuntimeWarning, stacklevel=4)
+        return True
 
     def _matrix_rank(self, matrices):
         """Batched numpy-style matrix rank of (k, M, N) matrices (``rank_tol`` or numpy's tol).
