@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 try:
@@ -832,7 +833,7 @@ def _cmd_manifolds(args):
         features = DiagramFeatures().set_output(transform="pandas").fit_transform(diagrams)
         phdim = PHDimension(random_state=args.seed).set_output(
             transform="pandas").fit_transform(clouds)
-        table = pd.concat([phdim[["phdim"]], features], axis=1)
+        table = pd.concat([phdim[["phdim", "phdim_reliable"]], features], axis=1)
         _write_table(table, output.path(name), args.format, True)
         output.commit([name])
         shown = [c for c in ("phdim", "H0__n_bars", "H1__n_bars", "H1__max_lifetime",
@@ -979,6 +980,18 @@ def main(argv=None) -> int:
     """Run the ``sktopo`` command; return its exit status (0, 1 runtime error, 2 usage)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.showwarning = _show_warning
+        return _run(argv, debug)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # a user of the command wants the library's message, not our source line
+    print(f"sktopo: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+
+
+def _run(argv, debug) -> int:
     try:
         args = _parser().parse_args(argv)
         if len(set(args.homology_dimensions)) != len(args.homology_dimensions):
