@@ -108,7 +108,7 @@ def test_duplicate_points_change_nothing_on_the_sparse_path(engine):
     dims = (0,) if engine == "mst" else (0, 1)
     # the limit is below the dense estimate, so the chunked edge list is used
     bars = compute_bars(X_dup, engine=engine, homology_dimensions=dims, threshold=thresh,
-                        memory_limit=60_000)
+                        memory_limit=180_000)
     ref_unique = reference(X, max(dims), thresh=thresh)
     for q in dims:
         assert_same_bars(bars[q], ref_unique[q])
@@ -132,7 +132,7 @@ def test_threshold_equal_ripser(clouds, engine, sparse):
     thresh = 0.3
     dims = (0,) if engine == "mst" else (0, 1)
     # a tiny memory limit forces the chunked sparse edge list
-    limit = 100_000 if sparse else None
+    limit = 250_000 if sparse else None
     ref = reference(X, max(dims), thresh=thresh)
     bars = compute_bars(X, engine=engine, homology_dimensions=dims, threshold=thresh,
                         memory_limit=limit)
@@ -315,9 +315,9 @@ def test_redzed_refuses_the_edge_list_and_auto_hands_it_to_ripser(clouds):
     with pytest.raises(ValueError, match=r"over memory_limit.*backend='redzed' takes no sparse "
                                          r"edge list.*backend='auto'"):
         compute_bars(X, engine="redzed", homology_dimensions=(0, 1), threshold=0.3,
-                     memory_limit=100_000)
+                     memory_limit=250_000)
     bars = compute_bars(X, engine="redzed", auto=True, homology_dimensions=(0, 1), threshold=0.3,
-                        memory_limit=100_000)
+                        memory_limit=250_000)
     ref = reference(X, 1, thresh=0.3)
     for q in (0, 1):
         assert_same_bars(bars[q], ref[q])

@@ -224,7 +224,7 @@ def test_memory_limit_error_and_string_sizes():
 
 def test_memory_limit_finite_threshold_goes_sparse():
     X = [make_circle(600, noise=0.05, random_state=0)]
-    sparse = PersistenceDiagram(memory_limit="1MiB", max_edge_length=0.3).fit_transform(X)[0]
+    sparse = PersistenceDiagram(memory_limit="3.4MiB", max_edge_length=0.3).fit_transform(X)[0]
     dense = PersistenceDiagram(memory_limit=None, max_edge_length=0.3).fit_transform(X)[0]
     assert sparse.allclose(dense, rtol=1e-6)
 

@@ -85,6 +85,9 @@ class Engine:
     requires: ClassVar[str | None] = None
     #: How to install the engine, for the error of an explicit backend that is missing.
     install: ClassVar[str] = ""
+    #: Its fitted model in :mod:`~sktopo.topology.engines._memory` (None: :meth:`peak_bytes`
+    #: is overridden).
+    memory_model: ClassVar[str | None] = None
 
     # ------------------------------------------------------------- capability
     def available(self) -> bool:
@@ -113,19 +116,34 @@ class Engine:
 
     # ----------------------------------------------------------------- memory
     def needs_counts(self, maxdim: int) -> bool:
-        """Whether :meth:`peak_bytes` reads the numbers of simplices for these dimensions."""
-        return False
+        """Whether :meth:`peak_bytes` reads the numbers of simplices for these dimensions.
+
+        For H1 and above the engines store simplices of the filtration cut at the
+        enclosing radius, whose number depends on the data (its intrinsic
+        dimension, its holes), not on ``n`` alone.
+        """
+        return self.memory_model is not None and maxdim >= 1
 
     def peak_bytes(self, n_points: int, maxdim: int, counts=None, *, device=None) -> int:
         """Bytes the engine allocates on top of the float64 matrix the caller holds.
 
-        ``counts`` maps a clique size ``k`` (2: edges, 3: triangles, ...) to the
-        estimated number of such simplices in the filtration
-        (:func:`~sktopo.topology.engines._memory.clique_counts`); None where the
-        caller has no estimate (small clouds), which an engine reads as the worst
-        case.
+        ``counts`` is what :func:`~sktopo.topology.engines._memory.clique_counts`
+        returns (the estimated simplices of the filtration, by number of vertices,
+        and the size of the largest cocycle of a hole); None where the caller has
+        no estimate, which the model reads as the worst case (every clique of the
+        complete graph). The default uses the engine's fitted model
+        (:attr:`memory_model`) plus :meth:`input_bytes`.
         """
-        raise NotImplementedError
+        if self.memory_model is None:
+            raise NotImplementedError
+        from ._memory import engine_peak_bytes
+
+        return (engine_peak_bytes(self.memory_model, n_points, maxdim, counts)
+                + self.input_bytes(n_points))
+
+    def input_bytes(self, n_points: int) -> int:
+        """Bytes of the copy of the matrix sktopo makes to call the engine (not in the model)."""
+        return 0
 
     # -------------------------------------------------------------- computing
     def bars_of(self, data, settings, distances) -> list:

@@ -53,9 +53,16 @@ from ._settings import PersistenceSettings
 
 __all__ = ["canonical", "check_metric_values", "clean", "compute_bars", "dense_bytes_of"]
 
-# Bytes per undirected edge of the sparse path: our (row, col, value) arrays
-# plus the engine's own copy.
-_SPARSE_BYTES_PER_EDGE = 40
+# Bytes per undirected edge of the sparse path, by maxdim: our (row, col, value) arrays
+# (24) plus the engine's peak, measured with ripser.py's sparse core on Gaussian clouds
+# in R^3 and R^64 (64 for H0; 104-144 for H1; 147-222 for H2 at 3-6 neighbours a point:
+# denser graphs at H2 and above hold more triangles per edge than this allows).
+_SPARSE_BYTES_PER_EDGE = {0: 96, 1: 176}
+_SPARSE_BYTES_PER_EDGE_ABOVE = 256
+
+
+def _bytes_per_edge(settings) -> int:
+    return _SPARSE_BYTES_PER_EDGE.get(settings.maxdim, _SPARSE_BYTES_PER_EDGE_ABOVE)
 
 
 def compute_bars(data: np.ndarray, settings: PersistenceSettings | None = None, *,
@@ -181,9 +188,13 @@ def dense_bytes_of(data, settings, *, counts=None) -> int:
 
     n = data.shape[0]
     engine = get_engine(settings.engine)
-    if counts is None and engine.needs_counts(settings.maxdim):
-        counts = simplex_counts(data, settings)
     total = engine.peak_bytes(n, settings.maxdim, counts, device=settings.device)
+    if (counts is None and engine.needs_counts(settings.maxdim)
+            and settings.memory_limit is not None and total > settings.memory_limit):
+        # the worst case (every clique) does not fit: estimate the simplices of this cloud
+        # (a few ms; small clouds never get here)
+        total = engine.peak_bytes(n, settings.maxdim, simplex_counts(data, settings),
+                                  device=settings.device)
     if not settings.precomputed:
         if settings.device is None:
             total += 8 * n * n  # the float64 matrix
@@ -199,7 +210,7 @@ def simplex_counts(data, settings) -> dict:
     """Estimated numbers of simplices of the filtration, by clique size (see ``_memory``)."""
     from ._memory import clique_counts
 
-    max_size = settings.maxdim + 2
+    max_size = min(settings.maxdim + 2, 6)  # above H4 the model reads the worst case
     if settings.precomputed:
         return clique_counts(distances=data, threshold=settings.threshold, max_size=max_size)
     return clique_counts(points=data, threshold=settings.threshold, max_size=max_size,
@@ -210,12 +221,16 @@ def _check_dense_memory(estimate, n, settings, label):
     limit = settings.memory_limit
     if limit is None or estimate <= limit:
         return
-    per_entry = max(1, estimate // max(n * n, 1))
-    fitting = int(math.isqrt(int(limit // per_entry)))
+    # H0 needs n^2 storage; the engines store the simplices of H_q, about n^(q + 1) at
+    # a fixed scale (conservative for the engines that keep only the dimension below)
+    exponent = 2 if settings.maxdim == 0 else settings.maxdim + 1
+    fitting = int(n * (limit / estimate) ** (1.0 / exponent))
+    what = ("n^2" if exponent == 2 else
+            f"the simplices of dimension up to {settings.maxdim} at the enclosing radius")
     check_memory(
         estimate, limit,
         f"{settings.lead()}Vietoris-Rips persistence of {label} ({n} points, H0 to "
-        f"H{settings.maxdim}, engine {settings.engine!r}, about n^2 x {per_entry} bytes)",
+        f"H{settings.maxdim}, engine {settings.engine!r}; the memory grows with {what})",
         f"Subsample with n_landmarks (greedy max-min landmarks; about {fitting} fit in the "
         f"limit, and the diagram records the covering radius that bounds the error), or set a "
         f"finite max_edge_length (edges longer than it are left out and a sparse edge list "
@@ -234,14 +249,14 @@ def _sparse_edges(data, settings, label, chunk=1024):
     n = data.shape[0]
     if memory_limit is not None:
         # a chunk of rows can hold at most chunk * n edges: keep that well inside the limit
-        chunk = int(max(1, min(chunk, memory_limit // (4 * _SPARSE_BYTES_PER_EDGE * n))))
+        chunk = int(max(1, min(chunk, memory_limit // (4 * _bytes_per_edge(settings) * n))))
     if hasattr(data, "tocsr"):
         import scipy.sparse as sp
 
         upper = sp.triu(data, k=1).tocoo()  # stored zeros stay: they are edges
         keep = np.isfinite(upper.data) & (upper.data <= threshold)
         check_memory(
-            int(keep.sum()) * _SPARSE_BYTES_PER_EDGE, memory_limit,
+            int(keep.sum()) * _bytes_per_edge(settings), memory_limit,
             f"{settings.lead()}the edge list of {label} ({n} points, max_edge_length={threshold:.4g})",
             "Lower max_edge_length, subsample with n_landmarks, or raise memory_limit "
             "(None disables this check).",
@@ -254,7 +269,7 @@ def _sparse_edges(data, settings, label, chunk=1024):
     if memory_limit is not None:
         # the whole list, estimated from a sample of rows before the first chunk: a list
         # far over the limit is refused now, not after minutes of neighbour searches
-        expected = _expected_edges(data, settings) * _SPARSE_BYTES_PER_EDGE
+        expected = _expected_edges(data, settings) * _bytes_per_edge(settings)
         if expected > _CLEAR_EXCESS * memory_limit:
             check_memory(
                 int(expected), memory_limit,
@@ -296,7 +311,7 @@ def _sparse_edges(data, settings, label, chunk=1024):
         values.append(d.astype(np.float64))
         n_edges += len(d)
         check_memory(
-            n_edges * _SPARSE_BYTES_PER_EDGE, memory_limit,
+            n_edges * _bytes_per_edge(settings), memory_limit,
             f"{settings.lead()}the edge list of {label} ({n} points, max_edge_length={threshold:.4g}; "
             f"{n_edges} edges after {stop} of {n} rows)",
             "Lower max_edge_length, subsample with n_landmarks, or raise memory_limit "

@@ -32,8 +32,12 @@ class GiottoEngine(Engine):
     def missing_message(self):
         return f"the giotto-ph engine needs the optional package giotto-ph, which is not installed. {self.install}"
 
-    def peak_bytes(self, n_points, maxdim, counts=None, *, device=None):
-        return n_points * n_points * (6 + (8 if maxdim > 0 else 0))
+    memory_model = "giotto"
+
+    def input_bytes(self, n_points):
+        # ripser_parallel's float32 copy of the square matrix and the condensed one its
+        # core reads (the model is fitted on the core alone)
+        return 6 * n_points * n_points
 
     def dense(self, D, maxdim, threshold, coeff, n_threads=1):
         from gph import ripser_parallel

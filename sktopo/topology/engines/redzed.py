@@ -43,8 +43,8 @@ class RedzedEngine(Engine):
     install = ("It is a dependency of sktopo: reinstall it with `pip install 'redzed-tda>=0.1.1,<0.2'`, "
                "or use backend='auto' (which falls back to ripser.py) or backend='ripser'.")
 
-    def peak_bytes(self, n_points, maxdim, counts=None, *, device=None):
-        return n_points * n_points * (4 + (8 if maxdim > 0 else 0))
+    # the caller's float64 matrix is passed as it is (a copy only with missing edges)
+    memory_model = "redzed"
 
     def dense(self, D, maxdim, threshold, coeff, n_threads=1):
         D, threshold = _cut(D, maxdim, threshold)

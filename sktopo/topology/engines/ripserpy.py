@@ -22,8 +22,10 @@ class RipserEngine(Engine):
     requires = "ripser"
     install = "Install it with `pip install ripser`."
 
-    def peak_bytes(self, n_points, maxdim, counts=None, *, device=None):
-        return n_points * n_points * (4 + (8 if maxdim > 0 else 0))
+    memory_model = "ripser"
+
+    def input_bytes(self, n_points):
+        return 2 * n_points * n_points  # the float32 condensed matrix it is called with
 
     def dense(self, D, maxdim, threshold, coeff, n_threads=1):
         if maxdim > 0:
