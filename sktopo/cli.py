@@ -141,7 +141,7 @@ class _OutputSet:
         self.staging = None
         self.decided = self.committed = False
         self._lock = None
-        self._created = False
+        self._created = []  # folders this run made: --out and missing parents, deepest first
 
     def __enter__(self):
         _check_out_path(self.out, self.names)
@@ -150,7 +150,8 @@ class _OutputSet:
                 _log(self.args, f"finished moving the results of an interrupted run into "
                                 f"{str(self.out)!r}")
             _check_out_content(self.out, self.names, self.args.overwrite)
-            self._created = not self.out.exists()
+            self._created = [folder for folder in (self.out, *self.out.parents)
+                             if not folder.exists()]
             self.out.mkdir(parents=True, exist_ok=True)
             self.staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=self.out))
             lock = self.staging / _LOCK
@@ -194,9 +195,13 @@ class _OutputSet:
         _release(self._lock)
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
-        if self._created:  # a folder this run made and left empty goes too
-            with contextlib.suppress(OSError):
-                self.out.rmdir()
+        for folder in self._created:  # folders this run made (--out a/b: a too) go, if empty
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:  # not empty: another process wrote there meanwhile
+                break
 
     def _note(self):
         out = repr(str(self.out))

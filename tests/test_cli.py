@@ -154,13 +154,13 @@ def test_every_mistake_is_one_line_with_the_right_status(user_files, capsys, ext
     torch.save(make_user_model(), user_files / "whole.pt")
     if extra[:2] == ["--device", "cuda:7"] and torch.cuda.device_count() > 7:
         pytest.skip("a machine with 8 GPUs")
-    argv = USER + ["--out", str(user_files / "out")] + extra
+    argv = USER + ["--out", str(user_files / "runs" / "out")] + extra
     assert main(argv) == code
     line = _error(capsys)
     assert re.search(match, line), line
-    # usage mistakes are found before anything is computed or written
-    if code == 2:
-        assert not (user_files / "out" / "profile.csv").exists()
+    # a failed run leaves no folder behind, neither --out nor the parents it made (issue 23,
+    # item 7); usage mistakes are found before anything is computed or written
+    assert not (user_files / "runs").exists()
 
 
 def test_debug_shows_the_traceback(user_files):
