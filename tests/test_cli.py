@@ -316,3 +316,23 @@ def test_library_warnings_print_as_one_line_without_our_source(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "sktopo: warning: PHDimension:" in err and "phdim_reliable is 0" in err
     assert ".py:" not in err and "UserWarning" not in err
+
+
+def test_progress_bars_end_full(user_files, capsys):
+    """Every bar the command shows reaches its total (PersistenceDiagram stopped at 2/3,
+    issue 23, item 5): the last chunk was never counted, as the bar was never asked again."""
+    import re
+
+    argv = [a for a in USER if a != "--quiet"] + ["--out", "out", "--n-jobs", "2"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    bars = {}
+    for line in re.split(r"[\r\n]", err):
+        found = re.match(r"\s*([\w ]+):\s+\d+%\|.*?\|\s*(\d+)/(\d+)", line)
+        if found:
+            bars.setdefault(found.group(1), []).append((int(found.group(2)),
+                                                        int(found.group(3))))
+    assert "PersistenceDiagram" in bars, err
+    for name, states in bars.items():
+        done, total = states[-1]
+        assert done == total, f"{name} ended at {done}/{total}"

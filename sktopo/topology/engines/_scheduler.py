@@ -160,7 +160,9 @@ def _in_processes(data, labels, indices, chunks, bars, settings, *, workers, ver
 
 
 def _collect(owners, results, bars):
-    for owner, result in zip(owners, results):
+    # strict: ``results`` is asked once more after the last owner, so a progress bar
+    # wrapping it counts its last item and closes (a plain zip stopped it at n-1 of n)
+    for owner, result in zip(owners, results, strict=True):
         for k, b in zip(owner, result):
             bars[k] = b
 
