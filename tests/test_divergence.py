@@ -199,6 +199,35 @@ def test_rtd_table_labels_symmetry_and_values():
     assert not np.allclose(one_way.values, one_way.values.T)
 
 
+def test_rtd_table_matched_pairs_answer_before_vs_after():
+    """pairs="matched" (issue 23, item 9): each layer against the same layer of Y, one number
+    per layer, equal to the diagonal of the all-pairs table and to rtd of the pair alone."""
+    rng = np.random.default_rng(10)
+    a = rng.normal(size=(50, 3))
+    before = pd.Series({"relu1": a, "relu2": np.maximum(a, 0), "relu3": a ** 3},
+                       name="before").rename_axis("layer")
+    after = {"relu3": a ** 3, "relu2": rng.normal(size=(50, 2)), "relu1": 2 * a}  # other order
+    params = dict(batch_size=30, n_trials=2, random_state=0)
+    mean, std = rtd_table(before, after, pairs="matched", return_std=True, **params)
+    assert isinstance(mean, pd.Series) and mean.name == "rtd" and std.name == "rtd_std"
+    assert list(mean.index) == ["relu1", "relu2", "relu3"] and mean.index.name == "layer"
+    assert mean["relu1"] == 0.0 and mean["relu3"] == 0.0 and mean["relu2"] > 1
+    assert mean["relu2"] == rtd(before["relu2"], after["relu2"], **params)
+    assert std["relu2"] == rtd(before["relu2"], after["relu2"], return_std=True, **params)[1]
+    full = rtd_table(before, after, **params)
+    np.testing.assert_array_equal(mean.values, [full.loc[k, k] for k in mean.index])
+    # lists pair by position
+    by_position = rtd_table(list(before), [after[k] for k in before.index], pairs="matched",
+                            **params)
+    np.testing.assert_array_equal(by_position.values, mean.values)
+    with pytest.raises(ValueError, match="same layers in X and Y.*only in Y: \\['fc'\\]"):
+        rtd_table(before, {"relu1": a, "relu2": a, "fc": a}, pairs="matched")
+    with pytest.raises(ValueError, match="give Y"):
+        rtd_table(before, pairs="matched")
+    with pytest.raises(ValueError, match="pairs must be 'all' or 'matched'"):
+        rtd_table(before, after, pairs="diagonal")
+
+
 def test_estimator_contract():
     rng = np.random.default_rng(9)
     pairs = [(rng.normal(size=(30, 2)), rng.normal(size=(30, 3))) for _ in range(3)]
