@@ -87,6 +87,26 @@ def test_redzed_failing_falls_back_to_ripser_with_one_warning(monkeypatch, fresh
             _same(d[q], ref[q])
 
 
+def test_a_fallback_that_would_not_fit_is_a_memory_error(monkeypatch, fresh_warnings):
+    # the memory check was made for redzed-tda; ripser.py needs ~1 GiB for H2 of 500 points
+    # in R^3: with less free, the fall-back refuses instead of aborting the process
+    import redzed_tda
+
+    from sktopo.topology.engines import redzed
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated failure of the compiled core")
+
+    monkeypatch.setattr(redzed_tda, "rips", broken)
+    monkeypatch.setattr(redzed, "_available_bytes", lambda: 200 * 2**20)
+    X = np.random.default_rng(0).normal(size=(500, 3))
+    with pytest.raises(MemoryError, match=r"fall-back, would need about .* more than the 200"):
+        PersistenceDiagram((0, 1, 2)).fit_transform([X])
+    # H1 of a small cloud fits in 200 MiB: the fall-back runs
+    with pytest.warns(EngineFallbackWarning):
+        PersistenceDiagram((0, 1)).fit_transform([X[:100]])
+
+
 def test_an_explicit_backend_that_cannot_do_the_job_is_a_clear_error():
     X = make_circle(30, random_state=0)
     with pytest.raises(ValueError, match=r"backend='redzed' computes over Z/2 only.*coeff=3"):

@@ -85,14 +85,54 @@ class RedzedEngine(Engine):
     def _fallback(self, error, distances, maxdim, threshold, n=None):
         from .ripserpy import RipserEngine
 
-        warn_fallback(self.name, error)
         ripser = RipserEngine()
+        if np.ndim(distances) == 1 and n is None:
+            n = int(round((1 + np.sqrt(1 + 8 * len(distances))) / 2))
+        _check_fallback_fits(ripser, error, distances, n or distances.shape[0], maxdim, threshold)
+        warn_fallback(self.name, error)
         if np.ndim(distances) == 1:
-            if n is None:
-                n = int(round((1 + np.sqrt(1 + 8 * len(distances))) / 2))
             return ripser.condensed(np.asarray(distances, dtype=np.float32), n, maxdim,
                                     threshold, 2)
         return ripser.condensed(_upper(distances), distances.shape[0], maxdim, threshold, 2)
+
+
+def _check_fallback_fits(ripser, error, distances, n_points, maxdim, threshold):
+    """A MemoryError where ripser.py would need more memory than the machine has free.
+
+    The memory check before the call was made for redzed-tda, which needs far less
+    than ripser.py in H2 and above (and on clouds with holes): a fall-back must not
+    turn a failure into an abort (``std::bad_alloc``) of the whole process.
+    """
+    available = _available_bytes()
+    if available is None:
+        return
+    if ripser.peak_bytes(n_points, maxdim) <= available:  # the worst case fits: no estimate
+        return
+    from ._memory import clique_counts
+
+    counts = clique_counts(distances=distances, threshold=threshold, max_size=min(maxdim + 2, 6))
+    need = ripser.peak_bytes(n_points, maxdim, counts)
+    if need > available:
+        from ..._distance import format_bytes
+
+        raise MemoryError(
+            f"the redzed engine failed ({type(error).__name__}: {error}) and ripser.py, its "
+            f"fall-back, would need about {format_bytes(need)} for H0 to H{maxdim} of "
+            f"{n_points} points, more than the {format_bytes(available)} this machine has "
+            f"free. Subsample with n_landmarks or set a finite max_edge_length, or reinstall "
+            f"redzed-tda (`pip install 'redzed-tda>=0.1.1,<0.2'`).") from error
+
+
+def _available_bytes():
+    """Memory the system can still give (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def _cut(D, maxdim, threshold):
