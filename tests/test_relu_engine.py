@@ -438,23 +438,45 @@ def test_conv_chain_too_few_units_falls_back(monkeypatch):
     assert counts[0] == 0
 
 
-def test_conv_chain_nearly_singular_last_layer_is_handed_back(monkeypatch):
-    # Two output channels almost equal and few units: the certificate must not accept a
-    # matrix whose rank the rule decides near the threshold.
+@pytest.mark.parametrize("gap, rank", [(1e-3, 16), (5e-14, 16), (5e-15, 12)])
+def test_conv_chain_nearly_singular_last_layer_is_handed_back(gap, rank, monkeypatch):
+    # Every unit active, the first layer the identity twice and both output channels the
+    # kernel [1, a, 1] along the rows: A_2 = [T; T] / 2 + [T; T] / 2 with T = I (x) tridiag(1,
+    # a, 1), whose eigenvalues are a + 2 cos(k pi / 5). With a = gap - 2 cos(2 pi / 5) four
+    # singular values of A_2 are sqrt(2) gap and the largest sqrt(2) (gap + 2.236): the rule's
+    # threshold (32 eps sigma_max, 2.2e-14) lies between sqrt(2) 5e-14 (rank 16, three times
+    # above) and sqrt(2) 5e-15 (rank 12, three times below). The certificate must hand such
+    # regions back to the general engine (it cannot separate them from rank 16), and accept
+    # a well-conditioned one (gap 1e-3).
     from sktopo.nn import _relu_engine
 
     counts = chain_counts(monkeypatch)
-    torch.manual_seed(4)
+    general = []
+    original = _relu_engine.RankEngine._chunk_ranks
+
+    def spy(self, x, masks):
+        general.append(x.shape[0])
+        return original(self, x, masks)
+
+    monkeypatch.setattr(_relu_engine.RankEngine, "_chunk_ranks", spy)
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(),
                           nn.Conv2d(2, 2, 3, padding=1), nn.ReLU()).double()
+    a = gap - 2 * np.cos(2 * np.pi / 5)
     with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].weight[:, 0, 1, 1] = 1.0
         model[0].bias.fill_(5.0)
-        model[2].bias.fill_(50.0)  # every unit active: A_2 = W_2 W_1 for every region
-        model[2].weight[1] = model[2].weight[0] * (1 + 1e-15)
+        kernel = torch.tensor([[0, 0, 0], [1, a, 1], [0, 0, 0]], dtype=torch.float64)
+        model[2].weight.copy_(kernel.expand(2, 2, 3, 3) / 2)
+        model[2].bias.fill_(50.0)  # every unit active: one region, A_2 = W_2 W_1
     X = np.random.default_rng(0).normal(size=(4, 1, 4, 4))
     want = jacobian_ranks(model, X)
+    np.testing.assert_array_equal(want, np.tile([16, rank], (4, 1)))
     np.testing.assert_array_equal(engine_ranks(model, X), want)
-    assert counts[0] == 0 or want.min() == 16
+    if gap > 1e-6:
+        assert counts == [1, 0] and general == []  # certified, no general engine
+    else:
+        assert counts == [0, 1] and general == [1]  # handed back, ranked by the general engine
 
 
 @pytest.mark.parametrize("model", [
