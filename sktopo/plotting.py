@@ -746,9 +746,20 @@ def plot_cycle(X, diagram, *, q=1, bar=None, ax=None, images=None, image_shape=N
         box = ax.get_position()
         height = box.height * 0.18
         width = box.width / len(picks)
+        # the strip goes under the tick labels and the x-axis label, not over them: the
+        # axes move up (and shrink) until the strip and its titles fit inside the figure
+        points = 1 / (72 * fig.get_figheight())  # one point, in figure fractions
+        under = box.y0 - ax.get_tightbbox(fig.canvas.get_renderer()).transformed(
+            fig.transFigure.inverted()).y0  # the axis decorations below the axes
+        above_strip = under + 4 * points + 10 * points  # a gap, then the images' titles
+        short = above_strip + height + 4 * points - box.y0
+        if short > 0:
+            ax.set_position([box.x0, box.y0 + short, box.width, box.height - short])
+            box = ax.get_position()
+        bottom = box.y0 - above_strip - height
         for i, k in enumerate(picks):
             image = images[k].reshape(image_shape) if image_shape is not None else images[k]
-            inset = fig.add_axes([box.x0 + i * width, box.y0 - height * 1.35, width * 0.95, height])
+            inset = fig.add_axes([box.x0 + i * width, bottom, width * 0.95, height])
             inset.imshow(image, cmap="gray_r" if image.ndim == 2 else None)
             inset.set_axis_off()
             inset.set_title(str(k), fontsize=6)

@@ -256,3 +256,32 @@ def test_plot_rank_histogram_weights_and_errors(ranks):
         plot_rank_histogram(ranks, weights="n_inputs")
     ax = plot_rank_histogram({"fc1": [3, 3, 2]})
     assert len(ax.patches) == 1
+
+
+@pytest.mark.parametrize("figsize", [None, (4, 3), (7, 7)])
+def test_plot_cycle_image_strip_leaves_the_axis_label_visible(figsize):
+    """The strip of images sits under the x-axis label, inside the figure (issue 23, item 5:
+    at the default size it covered the label)."""
+    import sktopo
+    from sktopo.datasets import make_circle
+    from sktopo.plotting import plot_cycle
+
+    X = make_circle(60, random_state=0)
+    diagram = sktopo.persistence(X, representatives=True)
+    images = np.random.default_rng(0).random((60, 8, 8))
+    ax = None if figsize is None else plt.subplots(figsize=figsize)[1]
+    ax = plot_cycle(X, diagram, images=images, ax=ax)
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    label = ax.xaxis.label.get_window_extent(renderer)
+    assert ax.get_xlabel() and label.height > 0
+    page = fig.bbox
+    assert page.x0 <= label.x0 and label.x1 <= page.x1
+    assert page.y0 <= label.y0 and label.y1 <= page.y1
+    strip = [a for a in fig.axes if a is not ax]
+    assert len(strip) == 11
+    for inset in strip:
+        for box in (inset.get_window_extent(renderer), inset.title.get_window_extent(renderer)):
+            assert box.y1 < label.y0, "an image of the strip covers the x-axis label"
+            assert box.y0 >= page.y0 and box.x1 <= page.x1, "the strip leaves the figure"
