@@ -1,10 +1,15 @@
 """sktopo: topology and geometry of neural-network representations.
 
 Public names are imported lazily so that ``import sktopo`` stays fast and does
-not import torch; the estimator you touch first loads what it needs.
+not import torch; the estimator you touch first loads what it needs. The one
+exception is :func:`tidy`, bound here at once (its module imports only ``re``):
+a function that shares its name with its submodule must be bound after the
+submodule is loaded, or ``import sktopo.tidy`` would make ``sktopo.tidy`` the module.
 """
 
 from importlib import import_module
+
+from sktopo.tidy import tidy
 
 __version__ = "0.1.0"
 
@@ -42,7 +47,7 @@ _PUBLIC = {
     "local_dimension": "sktopo.dimension.mle",
     "LayerEmbedder": "sktopo.nn.embedder",
     "ReLURankRegions": "sktopo.nn.relu_rank",
-    "tidy": "sktopo.tidy",
+    "tidy": "sktopo.tidy",  # bound above; listed for __all__
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -18,25 +18,26 @@ sktopo names every feature column ``[source__]H{q}__{feature}`` or
 - ``H{q}`` is the homology dimension, for features that have one
   (``H0__n_bars``): the part just before the feature;
 - ``{prefix}_{feature}`` names a feature without a homology dimension by its
-  estimator (``phdim``, ``phdim_std``, ``twonn_r2``,
+  estimator (``phdim``, ``phdim_std``, ``twonn_r2``, ``mle_std``,
   ``bottleneck_distance_to_{row}``): the prefixes are listed in
-  :data:`DIMENSIONLESS_PREFIXES` (plus the ``_prefix`` of every cloud
+  :data:`DIMENSIONLESS_PREFIXES`, a fixed list (the same answer whatever
+  was imported; a test checks that it holds the ``_prefix`` of every cloud
   estimator), so a source that looks like ``H1`` stays a source
   (``"H1__phdim"`` is the PH dimension of the layer called ``H1``).
 
 The parts are separated by a double underscore. :func:`feature_name` builds a
 name back from its parts: ``feature_name(*parse_feature_name(name)) == name``
 for every name sktopo emits.
+
+``sktopo.tidy`` is the function :func:`tidy`: ``sktopo/__init__.py`` binds it when
+the package is imported (this module imports numpy and pandas only when called),
+so importing this module (``from sktopo.tidy import parse_feature_name``) never
+turns the attribute into the module.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-import types
-
-import numpy as np
-import pandas as pd
 
 __all__ = ["DIMENSIONLESS_PREFIXES", "feature_name", "parse_feature_name", "tidy"]
 
@@ -44,29 +45,17 @@ _DIM = re.compile(r"H(\d+)")
 
 
 # estimator prefixes of features without a homology dimension ({prefix} or {prefix}_...):
-# the dimension estimators, DiagramDistance, ReLURankRegions' per-layer columns and the
-# per-space columns of QuotientPersistence.table_
-DIMENSIONLESS_PREFIXES = ("phdim", "twonn", "bottleneck_distance", "wasserstein_distance",
-                          "sliced_wasserstein_distance", "sliced_wasserstein_kernel",
-                          "rank", "active", "kernel_dim", "region", "n_points", "frac_low_rank")
+# the dimension estimators (their ``_prefix``: phdim, twonn, mle, twonn_ml), DiagramDistance,
+# ReLURankRegions' per-layer columns and the per-space columns of QuotientPersistence.table_.
+# Fixed: the parse never depends on which modules were imported.
+DIMENSIONLESS_PREFIXES = ("phdim", "twonn", "twonn_ml", "mle", "bottleneck_distance",
+                          "wasserstein_distance", "sliced_wasserstein_distance",
+                          "sliced_wasserstein_kernel", "rank", "active", "kernel_dim", "region",
+                          "n_points", "frac_low_rank")
 
 
-def _dimensionless_prefixes() -> set:
-    """The fixed prefixes and the ``_prefix`` of every cloud estimator defined so far."""
-    prefixes = set(DIMENSIONLESS_PREFIXES)
-    base = sys.modules.get("sktopo._base")
-    if base is not None:
-        stack = list(base.CloudTransformer.__subclasses__())
-        while stack:
-            cls = stack.pop()
-            stack.extend(cls.__subclasses__())
-            if getattr(cls, "_prefix", ""):
-                prefixes.add(cls._prefix)
-    return prefixes
-
-
-def _is_dimensionless(feature: str, prefixes) -> bool:
-    return any(feature == p or feature.startswith(p + "_") for p in prefixes)
+def _is_dimensionless(feature: str) -> bool:
+    return any(feature == p or feature.startswith(p + "_") for p in DIMENSIONLESS_PREFIXES)
 
 
 def parse_feature_name(name) -> tuple:
@@ -103,7 +92,7 @@ def parse_feature_name(name) -> tuple:
     if len(parts) == 1:
         return None, None, feature
     match = _DIM.fullmatch(parts[-2])
-    if match and not _is_dimensionless(feature, _dimensionless_prefixes()):
+    if match and not _is_dimensionless(feature):
         return "__".join(parts[:-2]) or None, int(match.group(1)), feature
     return "__".join(parts[:-1]), None, feature
 
@@ -132,6 +121,8 @@ def feature_name(source, homology_dimension, feature) -> str:
     >>> feature_name(None, None, "phdim")
     'phdim'
     """
+    import pandas as pd
+
     parts = [] if source is None or source is pd.NA else [str(source)]
     if homology_dimension is not None and homology_dimension is not pd.NA:
         parts.append(f"H{int(homology_dimension)}")
@@ -187,6 +178,9 @@ def tidy(table, feature_names=None, *, index=None) -> pd.DataFrame:
     2  dog  conv1                   0  n_bars    5.0
     3  dog  conv1                <NA>   phdim    2.4
     """
+    import numpy as np
+    import pandas as pd
+
     if isinstance(table, pd.Series):
         table = table.to_frame(name=table.name if table.name is not None else "value")
     if isinstance(table, pd.DataFrame):
@@ -250,18 +244,3 @@ def tidy(table, feature_names=None, *, index=None) -> pd.DataFrame:
             out[key] = column.to_numpy()
     return pd.DataFrame(out)
 
-
-class _CallableModule(types.ModuleType):
-    """``sktopo.tidy`` is both this module and the function :func:`tidy`.
-
-    Importing the submodule (``import sktopo.tidy``, or doctest collection)
-    makes the attribute ``sktopo.tidy`` the module rather than the function;
-    making the module callable keeps ``sktopo.tidy(table)`` working whatever
-    was imported first.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return tidy(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -93,13 +93,60 @@ def test_tidy_series_and_bad_inputs():
         sktopo.tidy(pd.DataFrame({"a": ["x", "y"]}))
 
 
-def test_tidy_is_callable_whatever_was_imported_first():
-    import importlib
+def test_sktopo_tidy_is_the_function_whatever_was_imported_first():
+    """Issue 23, item 12: no callable-module trick; ``sktopo.tidy`` is the function even in a
+    process that imports the submodule first."""
+    import subprocess
+    import sys
+    import types
 
-    module = importlib.import_module("sktopo.tidy")
-    long = module(pd.DataFrame({"H0__a": [1.0]}))
-    assert long["homology_dimension"].iloc[0] == 0
-    assert callable(sktopo.tidy)
+    module = sys.modules["sktopo.tidy"]
+    assert type(module) is types.ModuleType and not callable(module)
+    assert sktopo.tidy is module.tidy
+    code = ("import sktopo.tidy, sktopo, types\n"
+            "import pandas as pd\n"
+            "assert isinstance(sktopo.tidy, types.FunctionType), sktopo.tidy\n"
+            "long = sktopo.tidy(pd.DataFrame({'H0__a': [1.0]}))\n"
+            "assert long['homology_dimension'].iloc[0] == 0\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_feature_names_parse_the_same_whatever_was_imported():
+    """Issue 23, item 12: a static list of prefixes; the parse does not change when an
+    estimator's module is imported."""
+    import subprocess
+    import sys
+
+    code = ("from sktopo.tidy import parse_feature_name as p\n"
+            "names = ['H1__mle_std', 'H0__twonn_ml_r2', 'H1__phdim', 'H2__mle']\n"
+            "before = [p(n) for n in names]\n"
+            "import sktopo.dimension.mle, sktopo.dimension.phdim, sktopo.dimension.twonn\n"
+            "after = [p(n) for n in names]\n"
+            "print(before == after, before)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    assert out == ("True [('H1', None, 'mle_std'), ('H0', None, 'twonn_ml_r2'), "
+                   "('H1', None, 'phdim'), ('H2', None, 'mle')]")
+
+
+def test_every_cloud_estimator_prefix_is_in_the_static_list():
+    import importlib
+    import pkgutil
+
+    from sktopo._base import CloudTransformer
+    from sktopo.tidy import DIMENSIONLESS_PREFIXES
+
+    for info in pkgutil.walk_packages(sktopo.__path__, "sktopo."):
+        if not info.name.startswith(("sktopo.cli", "sktopo.__main__", "sktopo.plotting")):
+            importlib.import_module(info.name)
+    stack, prefixes = list(CloudTransformer.__subclasses__()), set()
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if getattr(cls, "_prefix", ""):
+            prefixes.add(cls._prefix)
+    assert {"phdim", "twonn", "mle", "twonn_ml"} <= prefixes
+    assert prefixes <= set(DIMENSIONLESS_PREFIXES)
 
 
 # ------------------------------------------- every table the library emits (issues 9.4, 11.6, 11.8d)
