@@ -126,6 +126,17 @@ def _diagrams():
     return sktopo.PersistenceDiagram().fit_transform(_clouds())
 
 
+def _pairs():
+    """A DataFrame of pairs: two representations of the same 60 inputs per row."""
+    clouds = _clouds()
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {"before": list(clouds.values),
+         "after": [np.tanh(c @ rng.normal(size=(2, 5))) for c in clouds.values]},
+        index=clouds.index,
+    )
+
+
 def _collection_cases():
     """(estimator, X) pairs for the estimators whose input can be made here."""
     cases = [(sktopo.PersistenceDiagram(), _clouds),
@@ -139,6 +150,11 @@ def _collection_cases():
                  "DiagramDistance"):
         cases.append((getattr(sktopo, name)(), _diagrams))
     cases.append((sktopo.DiagramDistance("sliced_wasserstein"), _diagrams))
+    # the similarity measures take pairs of clouds (issue 24)
+    for est in (sktopo.CKA(), sktopo.CKA(kernel="rbf", unbiased=True),
+                sktopo.CKA(unbiased=True, batch_size=16, random_state=0), sktopo.SVCCA(),
+                sktopo.PWCCA(), sktopo.ProcrustesDistance()):
+        cases.append((est, _pairs))
     # every other exported cloud estimator, as soon as it exists (all share the base)
     from sktopo._base import CloudTransformer
 

@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, RealNotInt
 
 from .._parallel import N_JOBS
 from ._cka import _centred, is_constant
@@ -138,7 +138,7 @@ class SVCCA(_CCABase):
         A float in (0, 1]: keep the fewest leading directions that explain this
         fraction of each representation's variance (Raghu et al.'s 0.99; 1.0
         keeps every direction, which makes SVCCA the mean CCA). An int: keep
-        that many (at most the rank).
+        that many (at most the rank); ``1`` is one direction, ``1.0`` all.
     n_jobs : int or None, default=None
         Pairs processed in parallel (joblib).
     verbose : int, default=0
@@ -177,7 +177,7 @@ class SVCCA(_CCABase):
     _parameter_constraints: dict = {
         **_CCABase._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left"),
-                         Interval(Real, 0, 1, closed="right")],
+                         Interval(RealNotInt, 0, 1, closed="right")],
     }
 
     def __init__(self, n_components=0.99, *, n_jobs=None, verbose=0):

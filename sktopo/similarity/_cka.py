@@ -128,7 +128,8 @@ def _rbf_gram(Xc, bandwidth, where):
     return G
 
 
-def hsic_form(X, *, kernel="linear", bandwidth=0.8, unbiased=False, gram=None, where="the cloud"):
+def hsic_form(X, *, kernel="linear", bandwidth=0.8, unbiased=False, gram=None, rescale=True,
+              where="the cloud"):
     """The :class:`HSICForm` of one cloud (already checked: finite, float64, 2-D).
 
     Parameters
@@ -142,6 +143,9 @@ def hsic_form(X, *, kernel="linear", bandwidth=0.8, unbiased=False, gram=None, w
     gram : bool or None
         Force the Gram form (True) or the feature form (False, linear only);
         None picks the feature form when ``p < n``.
+    rescale : bool
+        Divide the centred cloud by a power of two near its largest value (the
+        minibatches of one cloud are not: their HSICs are averaged).
     where : str
         Names the cloud in errors.
     """
@@ -152,7 +156,9 @@ def hsic_form(X, *, kernel="linear", bandwidth=0.8, unbiased=False, gram=None, w
             f"HSIC with itself is 0 and CKA is undefined (0/0). Compare layers whose "
             f"representations vary over the inputs."
         )
-    Xc = _centred(X)
+    Xc = X - X.mean(axis=0)
+    if rescale:
+        Xc = _power_of_two_scaled(Xc)
     use_gram = kernel == "rbf" or (gram if gram is not None else p >= n)
     if use_gram:
         K = _centre_gram(_rbf_gram(Xc, bandwidth, where)) if kernel == "rbf" else Xc @ Xc.T
@@ -337,7 +343,7 @@ class CKA(PairSimilarity):
                 n = len(batch)
                 forms.append(HSICForm(None, np.zeros((n, n)), np.zeros(n), 0.0, 0.0))
             else:
-                forms.append(hsic_form(part, where=f"{where}, batch {k}", **settings))
+                forms.append(hsic_form(part, rescale=False, where=f"{where}, batch {k}", **settings))
         return forms
 
     def _compare(self, a, b, where):
