@@ -30,8 +30,15 @@ to the diagonal.
   ``n_directions`` directions ``theta`` evenly spaced in ``[-pi/2, pi/2)``,
   project the points of ``a`` with the diagonal projections of the points of
   ``b`` onto ``theta``, and those of ``b`` with the diagonal projections of
-  ``a``; sort both and take the L1 distance; average over the directions
-  (GUDHI's ``SlicedWassersteinDistance`` normalisation). It satisfies
+  ``a``; sort both and take the L1 distance; average over the directions.
+  This is the definition of Carriere et al. and of the authors' original
+  code (sklearn_tda): ``n`` directions ``pi / n`` apart. GUDHI's
+  ``SlicedWassersteinDistance(num_directions=n)`` (3.10 to 3.13) keeps the
+  spacing ``pi / n`` but drops the last direction
+  (``linspace(-pi/2, pi/2, n, endpoint=False)[:-1]``, ``n - 1`` directions),
+  so its values differ from ours by up to 7.1% at ``n_directions=10``, 1.7%
+  at 50 and 0.8% at 100 (measured on random diagrams against GUDHI 3.13);
+  the gap vanishes as ``n`` grows. It satisfies
   ``SW <= sqrt(2) * W1`` (tested). :class:`DiagramDistance` projects each
   diagram once and compares all pairs in vectorised batches, which is what
   makes it much faster than exact Wasserstein on many diagrams. The sliced
@@ -194,7 +201,8 @@ def _sliced_pairs(proj_a, diag_a, proj_b, diag_b, rows, cols):
     For each direction, the sorted projections of ``a`` with the diagonal
     projections of ``b`` against those of ``b`` with the diagonal projections
     of ``a``: the L1 distance of the two sorted vectors, averaged over the
-    directions (the normalisation of GUDHI's ``SlicedWassersteinDistance``).
+    directions (Carriere et al.'s definition; see the module docstring for
+    GUDHI's ``n - 1`` directions).
     """
     n_directions, wa, wb = proj_a.shape[1], proj_a.shape[2], proj_b.shape[2]
     width = wa + wb
@@ -264,9 +272,10 @@ def diagram_distance(a, b, *, metric: str = "bottleneck", homology_dimensions=No
     combine : {"sum", "max"}, default="sum"
         How the distances of several homology dimensions are combined.
     n_directions : int, default=50
-        Number of directions of the sliced Wasserstein distance (evenly
-        spaced in ``[-pi/2, pi/2)``, as GUDHI's ``num_directions``); ignored
-        by the other metrics.
+        Number of directions of the sliced Wasserstein distance, evenly
+        spaced in ``[-pi/2, pi/2)`` (Carriere et al.'s definition; GUDHI's
+        ``num_directions=n`` uses ``n - 1`` of them and differs by up to 7.1%
+        at 10, 0.8% at 100); ignored by the other metrics.
     bandwidth : float, default=1.0
         ``sigma`` of the sliced Wasserstein kernel; ignored by the other metrics.
     q : int, optional
@@ -376,9 +385,10 @@ class DiagramDistance(DiagramTransformer):
     combine : {"sum", "max"}, default="sum"
         How the distances of several homology dimensions are combined.
     n_directions : int, default=50
-        Number of directions of the sliced Wasserstein distance (evenly
-        spaced in ``[-pi/2, pi/2)``, as GUDHI's ``num_directions``); ignored
-        by the other metrics.
+        Number of directions of the sliced Wasserstein distance, evenly
+        spaced in ``[-pi/2, pi/2)`` (Carriere et al.'s definition; GUDHI's
+        ``num_directions=n`` uses ``n - 1`` of them and differs by up to 7.1%
+        at 10, 0.8% at 100); ignored by the other metrics.
     bandwidth : float, default=1.0
         ``sigma`` of the sliced Wasserstein kernel; ignored by the other metrics.
     memory_limit : int, str or None, default="4GiB"

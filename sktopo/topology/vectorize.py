@@ -243,6 +243,17 @@ class PersistenceLandscape(DiagramTransformer):
     n_features_in_ : int
         Number of columns of the input.
 
+    Notes
+    -----
+    The tents are Bubenik's: a bar ``(b, d)`` peaks at ``(d - b) / 2``, as in
+    persim's ``PersLandscapeExact`` (the tests check the values against it).
+    GUDHI's ``gudhi.representations.Landscape`` multiplies its landscapes by
+    ``sqrt(2)`` by design (a tent then peaks at the point's Euclidean
+    distance to the diagonal, ``(d - b) / sqrt(2)``): on the same grid (its ``sample_range`` with
+    ``keep_endpoints=True``) its values are exactly ``sqrt(2)`` times ours
+    (checked against GUDHI 3.13). Divide GUDHI's by ``sqrt(2)``, or multiply
+    ours, to compare them.
+
     Examples
     --------
     >>> from sktopo import Diagram, PersistenceLandscape
