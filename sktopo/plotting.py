@@ -764,3 +764,138 @@ def plot_cycle(X, diagram, *, q=1, bar=None, ax=None, images=None, image_shape=N
             inset.set_axis_off()
             inset.set_title(str(k), fontsize=6)
     return ax
+
+
+# ----------------------------------------------------------------------------- similarity
+# measures that are distances (0 = the same) rather than similarities (1 = the same)
+_DISTANCE_MEASURES = ("procrustes", "rtd")
+
+
+def _similarity_panel(table, name, ax, cmap, annotate, vmin, vmax, colorbar):
+    values = table.to_numpy(dtype=float)
+    distance = name is not None and str(name).startswith(_DISTANCE_MEASURES)
+    similarity = name is not None and not distance
+    finite = values[np.isfinite(values)]
+    if vmin is None:
+        vmin = 0.0 if (distance or similarity) else (float(finite.min()) if finite.size else 0.0)
+    if vmax is None:
+        if similarity and (finite.size == 0 or finite.max() <= 1 + 1e-9):
+            vmax = 1.0
+        else:
+            vmax = float(finite.max()) if finite.size else 1.0
+        if vmax <= vmin:
+            vmax = vmin + 1.0
+    if cmap is None:
+        cmap = "magma_r" if distance else "viridis"
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
+                      interpolation="nearest")
+    rows, cols = values.shape
+    ax.set_xticks(range(cols))
+    ax.set_xticklabels([str(c) for c in table.columns], rotation=45, ha="right")
+    ax.set_yticks(range(rows))
+    ax.set_yticklabels([str(r) for r in table.index])
+    if table.columns.name is not None:
+        ax.set_xlabel(str(table.columns.name))
+    if table.index.name is not None:
+        ax.set_ylabel(str(table.index.name))
+    if annotate == "auto":
+        annotate = rows * cols <= 144
+    if annotate:
+        middle = (vmin + vmax) / 2
+        for i in range(rows):
+            for j in range(cols):
+                if np.isfinite(values[i, j]):
+                    dark = (values[i, j] < middle) != distance
+                    ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if dark else "black")
+    if name is not None:
+        ax.set_title(str(name))
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    return ax
+
+
+def plot_similarity(table, *, measure=None, ax=None, cmap=None, annotate="auto", vmin=None,
+                    vmax=None, colorbar=True):
+    """Heatmap of a layer-by-layer similarity table, one panel per measure.
+
+    Parameters
+    ----------
+    table : DataFrame
+        What :func:`sktopo.similarity_table` (or :func:`sktopo.rtd_table`)
+        returns: a square-ish table of one measure (rows: the layers of ``X``,
+        columns: those of ``Y``), or, for several measures, a table whose
+        columns are a MultiIndex ``(measure, layer)``.
+    measure : str, optional
+        For a table of several measures, draw this one only. Also names the
+        measure of a one-measure table (the title, and the colour scale:
+        similarities such as ``"cka"`` run from 0 to 1 on ``viridis``, distances
+        such as ``"procrustes"`` and ``"rtd"`` from 0 up on ``magma_r``, dark
+        meaning far apart).
+    ax : matplotlib Axes or sequence of Axes, optional
+        Where to draw: one Axes per measure drawn. None makes a new figure with
+        one panel per measure, side by side.
+    cmap : str or Colormap, optional
+        Colour map (the default depends on the measure, see ``measure``).
+    annotate : bool or "auto", default="auto"
+        Write each value in its cell; ``"auto"`` does when the panel has at
+        most 144 cells.
+    vmin, vmax : float, optional
+        Colour scale limits (defaults as under ``measure``).
+    colorbar : bool, default=True
+        Draw a colour bar beside each panel.
+
+    Returns
+    -------
+    ax : Axes, or ndarray of Axes
+        The Axes drawn on: one for a single measure, an array for several.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import sktopo
+    >>> from sktopo.plotting import plot_similarity
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 5))
+    >>> layers = pd.Series({"a": X, "b": np.tanh(X), "c": rng.normal(size=(100, 3))})
+    >>> table = sktopo.similarity_table(layers, measures=["cka", "procrustes"])
+    >>> axes = plot_similarity(table)
+    >>> [a.get_title() for a in axes]
+    ['cka', 'procrustes']
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(
+            f"plot_similarity draws a DataFrame such as sktopo.similarity_table returns; got "
+            f"{type(table).__name__}."
+        )
+    if isinstance(table.columns, pd.MultiIndex):
+        names = list(dict.fromkeys(table.columns.get_level_values(0)))
+        if measure is not None:
+            if measure not in names:
+                raise ValueError(f"plot_similarity: the table has no measure {measure!r}; it has "
+                                 f"{names}.")
+            names = [measure]
+        panels = [(name, table[name]) for name in names]
+    else:
+        panels = [(measure, table)]
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        side = max(3.0, 0.45 * max(p.shape[1] for _, p in panels) + 1.5)
+        _, axes = plt.subplots(1, len(panels), figsize=(side * 1.15 * len(panels), side),
+                               squeeze=False, layout="constrained")
+        axes = axes[0]
+    else:
+        axes = np.atleast_1d(np.asarray(ax, dtype=object))
+        if len(axes) != len(panels):
+            raise ValueError(
+                f"plot_similarity: {len(panels)} measure(s) to draw but {len(axes)} Axes given; "
+                f"pass one Axes per measure, or choose one with measure=..."
+            )
+    for (name, panel), axis in zip(panels, axes):
+        _similarity_panel(panel, name, axis, cmap, annotate, vmin, vmax, colorbar)
+    return axes[0] if len(panels) == 1 else np.asarray(axes)
+
+
+__all__.append("plot_similarity")

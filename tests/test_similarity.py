@@ -562,3 +562,32 @@ def test_parameters_are_validated():
         SVCCA(n_components=True).fit(X)
     with pytest.raises(InvalidParameterError, match="n_components"):
         SVCCA(n_components=1.5).fit(X)
+
+
+# ------------------------------------------------------------------ plot
+def test_plot_similarity():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sktopo.plotting import plot_similarity
+
+    layers = _layers().iloc[[0, 1, 3]]
+    table = sktopo.similarity_table(layers, measures=["cka", "procrustes"])
+    axes = plot_similarity(table)
+    assert [a.get_title() for a in axes] == ["cka", "procrustes"]
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == list(layers.index)
+    image = axes[0].images[0]
+    assert image.get_clim() == (0.0, 1.0)  # a similarity: 0 to 1
+    assert np.allclose(image.get_array(), table["cka"].to_numpy())
+    assert len(axes[0].texts) == 9  # values written in the cells
+    assert axes[1].images[0].get_cmap().name == "magma_r"  # a distance: dark = far apart
+    fig, ax = plt.subplots()
+    assert plot_similarity(table, measure="procrustes", ax=ax, annotate=False) is ax
+    assert ax.get_title() == "procrustes" and not ax.texts
+    with pytest.raises(ValueError, match="no measure 'svcca'"):
+        plot_similarity(table, measure="svcca")
+    with pytest.raises(ValueError, match="2 measure\\(s\\) to draw but 1 Axes"):
+        plot_similarity(table, ax=ax)
+    plt.close("all")
