@@ -29,6 +29,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import warnings
@@ -631,7 +632,9 @@ def _cmd_profile(args):
         if args.max_inputs and args.max_inputs < len(X):
             keep = np.sort(np.random.default_rng(args.seed).choice(len(X), args.max_inputs,
                                                                    replace=False))
-            X = X[keep]
+            X_all, X = X, X[keep]
+        else:
+            X_all = X
         table, ranks = _profile_stages(stages, X, args)
         output.commit(_write_profile(table, ranks, output, args))
         shown = [c for c in ("n_features", "phdim", "phdim_std", "twonn",
@@ -640,9 +643,60 @@ def _cmd_profile(args):
         _print_table(table[shown])
         if ranks:
             _print_table(pd.concat(ranks, names=["stage"]))
+            print(_rank_note(stages, X_all, X, ranks, args))
         written = [str(output.out / name) for name in _profile_names(args, bool(ranks))]
         _log(args, f"wrote {', '.join(written)} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _rank_note(stages, X_all, X, ranks, args):
+    """What the rank table's columns count (``X``: the inputs profiled), and what dead inputs
+    (coordinates constant over all of ``X_all``, the data) do to the ranks: a first layer that
+    ignores them loses no rank the data uses."""
+    flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    d = flat.shape[1]
+    data_rank = int(np.linalg.matrix_rank(flat - flat.mean(axis=0)))
+    lines = [f"ranks: mean_rank_deficit and frac_inputs_rank_deficient count the rank a layer "
+             f"lost against the most it could keep, min(units, rank at the ReLU layer before, "
+             f"rank of the data = {data_rank}); frac_inputs_low_rank counts ranks below the input "
+             f"dimension ({d}), so it is 1 at every layer narrower than {d} units."]
+    dead = np.flatnonzero(np.ptp(np.asarray(X_all).reshape(len(X_all), -1), axis=0) == 0)
+    if dead.size:
+        example = " (the digits' always-blank pixels)" if args.data == "digits" else ""
+        weights = {stage: _first_layer_weight(stages[stage], dead, d) for stage in ranks}
+        weights = {stage: w for stage, w in weights.items() if w is not None}
+        said = ", ".join(f"{stage} up to {w:.2g}" for stage, w in weights.items())
+        text = (f"dead inputs: {dead.size} of the {d} input coordinates are constant over all "
+                f"{len(X_all)} inputs{example}.")
+        if said:
+            text += f" First-layer weights on them: {said}."
+        if "trained" in weights and weights["trained"] < 1e-6:
+            first = ranks["trained"].index[0]
+            text += (f" Training's weight decay (their gradient is 0) removed them: the trained "
+                     f"map ignores those coordinates, so {first}'s rank is at most "
+                     f"{d - dead.size} and every trained layer is 'low rank' against {d}, but "
+                     "no input moves along them: they cost no rank deficit.")
+        else:
+            text += (" A map may keep or drop those directions; no input moves along them, so "
+                     "they cost no rank deficit.")
+        lines.append(text)
+    return "\n".join(textwrap.fill(line, 100, subsequent_indent="  ", break_on_hyphens=False)
+                     for line in lines)
+
+
+def _first_layer_weight(model, dead, d):
+    """Largest |weight| of a model's first Linear layer on the input coordinates ``dead``, or
+    None when the first layer with weights is not a Linear layer reading all ``d`` inputs."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            if module.in_features != d:
+                return None
+            return float(module.weight.detach()[:, dead].abs().max())
+        if getattr(module, "weight", None) is not None:
+            return None
+    return None
 
 
 def _profile_names(args, ranks=True):
@@ -773,7 +827,9 @@ def _print_table(table):
     table = table.copy()
     for column in table.columns:
         values = table[column]
-        is_count = str(column).endswith(_COUNT_SUFFIXES) or str(column).endswith("_rank")
+        name = str(column)
+        is_count = name.endswith(_COUNT_SUFFIXES) or (  # min_rank, not frac_inputs_low_rank
+            name.endswith("_rank") and not name.startswith(("frac_", "mean_")))
         if is_count and pd.api.types.is_numeric_dtype(values) and \
                 np.allclose(values.dropna() % 1, 0):
             table[column] = values.round().astype("Int64")
@@ -859,7 +915,11 @@ output files (in --out):
                  total_persistence_p1, ... ; homology_dimension empty for
                  non-persistence features)
   ranks.csv     min/mean cumulative rank per ReLU layer (ReLU networks, max
-                pooling allowed: its argmax is part of the region)
+                pooling allowed: its argmax is part of the region); rank
+                deficit (mean_rank_deficit, frac_inputs_rank_deficient): the rank
+                lost against min(units, rank at the layer before, rank of the
+                data), informative where layers narrow; frac_inputs_low_rank:
+                rank below the input dimension (1 wherever a layer is narrower)
   profile.png   per-layer plots (skipped with --no-plots)
   (.parquet instead of .csv with --format parquet)
 

@@ -336,3 +336,23 @@ def test_progress_bars_end_full(user_files, capsys):
     for name, states in bars.items():
         done, total = states[-1]
         assert done == total, f"{name} ended at {done}/{total}"
+
+
+def test_rank_table_says_what_it_counts_and_what_dead_inputs_do(user_files, capsys):
+    """The rank table has a deficit informative for narrowing networks, and the output says
+    what frac_inputs_low_rank counts and what coordinates constant over the data do (issue 23,
+    item 1)."""
+    X = np.load(user_files / "X.npy")
+    X[:, 2] = 0.0  # a dead input
+    np.save(user_files / "X.npy", X)
+    assert main(USER + ["--out", "out"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "rank of the data = 4" in out
+    assert "frac_inputs_low_rank counts ranks below the input dimension (5)" in out
+    assert "dead inputs: 1 of the 5 input coordinates are constant over all 60 inputs" in out
+    assert "they cost no rank deficit" in out
+    ranks = pd.read_csv(user_files / "out" / "ranks.csv", index_col=[0, 1])
+    assert {"mean_rank_deficit", "frac_inputs_rank_deficient"} <= set(ranks.columns)
+    # the 8-unit layer after a 16-unit one: low rank (below 5) or not, the deficit is counted
+    # against min(units, rank before, 4)
+    assert (ranks["mean_rank_deficit"] >= 0).all()

@@ -401,6 +401,7 @@ def test_layer_codes_match_brute_force_patterns_of_each_layer_alone():
     expected = brute_force_layer_patterns(net, X)
     summary = est.summary_
     assert list(summary.columns) == ["units", "min_rank", "mean_rank", "max_rank", "mean_active",
+                                     "mean_rank_deficit", "frac_inputs_rank_deficient",
                                      "n_regions", "frac_inputs_low_rank",
                                      "frac_regions_low_rank", "n_local_codes"]
     cumulative_differs = False

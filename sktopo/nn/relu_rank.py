@@ -106,6 +106,11 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
         Column names of X when fitted on a DataFrame.
     low_rank_ : int
         The level used: ``low_rank`` or the input dimension.
+    data_rank_ : int
+        Rank of the fitted inputs: the dimension of the affine span of their flattened rows
+        (``numpy.linalg.matrix_rank`` of the centred rows in float64). Coordinates that are
+        constant over the data (the always-zero pixels of the digits) do not count; it bounds
+        the rank deficits of :meth:`summary`.
     device_ : str
         Device used.
     regions_ : pandas.DataFrame
@@ -211,6 +216,7 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
             self.low_rank_ = self.n_features_in_ if self.low_rank is None else int(self.low_rank)
             result = self._analyse(model, x, index)
         self._fit_words = result.words  # layer_codes() of the fitted inputs
+        self.data_rank_ = result.data_rank
         self.regions_ = result.region_table()
         self.summary_ = result.summary()
         return result.features()
@@ -266,10 +272,24 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
         -------
         table : pandas.DataFrame
             Indexed by layer, with columns ``units``, ``min_rank``, ``mean_rank``,
-            ``max_rank``, ``mean_active``, ``n_regions`` (distinct patterns up to that layer),
-            ``frac_inputs_low_rank`` and ``frac_regions_low_rank`` (rank below ``low_rank_``),
-            and ``n_local_codes`` (distinct activation patterns of that layer alone, see
-            :meth:`layer_codes`).
+            ``max_rank``, ``mean_active``, ``mean_rank_deficit`` and
+            ``frac_inputs_rank_deficient`` (see below), ``n_regions`` (distinct patterns up to
+            that layer), ``frac_inputs_low_rank`` and ``frac_regions_low_rank`` (rank below
+            ``low_rank_``), and ``n_local_codes`` (distinct activation patterns of that layer
+            alone, see :meth:`layer_codes`).
+
+        Notes
+        -----
+        The *rank deficit* of an input at layer l is what its rank lost against the most the
+        layer could have: ``min(units of l, rank at the ReLU layer before, rank of the data)``
+        minus its rank at l (never negative; the data's rank is that of the inputs analysed,
+        ``data_rank_`` for the fitted ones; the first layer is bounded by its units and the
+        data). A network that narrows below its input width is low rank at every layer for
+        every input (``frac_inputs_low_rank`` is 1), while its deficit counts only the
+        directions a layer drops that its width and the layers before would have kept, and
+        coordinates constant over the data (dead inputs) cost nothing. With skip connections
+        the layer before does not bound the rank; the deficit is then counted against it all
+        the same.
         """
         check_is_fitted(self)
         if X is None:
@@ -525,7 +545,7 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
                                           forward_overflow=overflowed)
         self._check_consistency(tracer, x, words, first, inverse, n)
         return _Analysis(self, index, hashes, active, region_hash, first, inverse, region_ranks,
-                         words)
+                         words, data_rank=_data_rank(x))
 
     def _region_ranks(self, tracer, reps, rep_words, progress, forward_overflow=False):
         """(R, L) ranks of A_l on each region (one representative input per row of ``reps``).
@@ -648,8 +668,9 @@ class _Analysis:
     """Per-input and per-region results of one analysis; builds the three tables."""
 
     def __init__(self, est, index, hashes, active, region_hash, first, inverse, region_ranks,
-                 words):
+                 words, data_rank):
         self.est, self.index = est, index
+        self.data_rank = data_rank
         self.words = words  # per layer, (n, W) packed patterns
         self.hashes, self.active = hashes, active
         self.region_hash, self.first, self.inverse = region_hash, first, inverse
@@ -683,6 +704,11 @@ class _Analysis:
         low = self.ranks < est.low_rank_
         rows = []
         relu_words = [max(1, -(-int(u) // 64)) for u in est.n_units_]  # pool indices follow
+        # the most each layer could have: its units, the rank before it, the data's rank
+        units = est.n_units_.to_numpy()
+        before = np.column_stack([np.full(n, self.data_rank), self.ranks[:, :-1]])
+        bound = np.minimum(np.minimum(units[None, :], before), self.data_rank)
+        deficit = np.maximum(bound - self.ranks, 0)
         for layer, name in enumerate(est.layer_names_):
             # Regions at this layer = distinct patterns up to it; the rank is constant there.
             _, first = np.unique(self.hashes[:, layer], return_index=True)
@@ -692,6 +718,8 @@ class _Analysis:
                 "mean_rank": float(self.ranks[:, layer].mean()),
                 "max_rank": int(self.ranks[:, layer].max()),
                 "mean_active": float(self.active[:, layer].mean()),
+                "mean_rank_deficit": float(deficit[:, layer].mean()),
+                "frac_inputs_rank_deficient": float((deficit[:, layer] > 0).mean()),
                 "n_regions": int(first.size),
                 "frac_inputs_low_rank": float(low[:, layer].sum() / n),
                 "frac_regions_low_rank": float(low[first, layer].mean()),
@@ -716,6 +744,14 @@ def _dual_level():
 
     with _quiet_jit_warning(), fwAD.dual_level():
         yield
+
+
+def _data_rank(x):
+    """Dimension of the affine span of the rows of ``x`` (flattened), in float64."""
+    import torch
+
+    rows = x.reshape(x.shape[0], -1).detach().to("cpu", dtype=torch.float64).numpy()
+    return int(np.linalg.matrix_rank(rows - rows.mean(axis=0))) if len(rows) > 1 else 0
 
 
 def _progress(verbose):
