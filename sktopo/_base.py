@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sktopo._collections import Collection, check_cloud, check_collection, check_distance_matrix, label_text
 from sktopo._parallel import run_parallel
-from sktopo._seeding import CloudSeeder, resolve_seeds
+from sktopo._seeding import CloudSeeder
 
 __all__ = [
     "CellMessage",
@@ -515,7 +515,7 @@ class CloudTransformer(CollectionTransformer):
         # random_state is read here, once; the seeds are computed where the clouds are (a
         # batch computes its own clouds' seeds in its thread, see _compute_cells)
         seeds = (CloudSeeder(self.random_state, metric=self.metric)
-                 if self._draws_randomly() else [None] * len(clouds))
+                 if self._draws_randomly() else CloudSeeder.given([None] * len(clouds)))
         labels = [collection.cell_label(i, j) for i, j in collection.positions()]
         results = self._compute_cells(clouds, seeds, labels)
         warn_cell_messages(type(self).__name__, [messages for _, messages in results], labels)
@@ -525,17 +525,16 @@ class CloudTransformer(CollectionTransformer):
     def _compute_cells(self, clouds, seeds, labels) -> list:
         """``(values, messages)`` of every cloud, in order.
 
-        ``seeds`` is a :class:`~sktopo._seeding.CloudSeeder` (``seeds(clouds)``
-        gives the seeds of any of these clouds, the same wherever it is called)
-        or a list (one seed per cloud, ``None`` when nothing is drawn). The
+        ``seeds`` is a :class:`~sktopo._seeding.CloudSeeder`: ``seeds(clouds)``
+        gives the seeds of these clouds (the same wherever it is called; ``None``
+        when nothing is drawn), ``seeds.take(positions)`` the seeder of a part. The
         default runs ``_cell_task()`` on each cloud through
         :func:`sktopo._parallel.run_parallel` (``n_jobs``, ``verbose``).
         Override to batch many clouds; the results must not change.
         """
         function, settings = self._cell_task()
-        seeds = resolve_seeds(seeds, clouds)
         return run_parallel(
-            partial(function, **settings), zip(clouds, seeds, labels),
+            partial(function, **settings), zip(clouds, seeds(clouds), labels),
             n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__, unit="cloud",
         )
 

@@ -53,7 +53,7 @@ import numpy as np
 
 from sktopo._distance import power_of_two_scale
 
-__all__ = ["CloudSeeder", "cloud_seeds", "content_key", "content_keys", "resolve_seeds",
+__all__ = ["CloudSeeder", "as_seeder", "cloud_seeds", "content_key", "content_keys",
            "root_entropy", "seeded_generators", "seeds_of_keys"]
 
 
@@ -444,7 +444,7 @@ def seeds_of_keys(entropy: int, keys) -> list[int]:
 
 
 class CloudSeeder:
-    """The seeds of one call, computed where the clouds are.
+    """The seeds of one call's clouds: the one type a per-cloud computation is handed.
 
     ``random_state`` is read once, here (one draw of a ``RandomState``, fresh
     entropy for ``None``); ``seeder(clouds)`` then gives the seeds of any
@@ -453,6 +453,12 @@ class CloudSeeder:
     that cloud alone). :meth:`keys` and :meth:`seeds_of` are its two steps: the
     keys read the clouds (best while they are in cache), the seeds are cheapest
     for many keys at once.
+
+    Seeds given by position (a list, one per cloud: ``None`` where an estimator
+    draws nothing, or a caller's own seeds) are a seeder too,
+    :meth:`CloudSeeder.given` (:func:`as_seeder` converts a list at the boundary),
+    so the code that runs the clouds handles one type: it calls the seeder on its
+    clouds, and :meth:`take` the positions of a chunk before handing it on.
 
     Parameters
     ----------
@@ -467,24 +473,57 @@ class CloudSeeder:
         self.metric = metric
         self.metric_params = metric_params
 
-    def __call__(self, clouds) -> list[int]:
+    @staticmethod
+    def given(seeds) -> CloudSeeder:
+        """The seeder of clouds whose seeds are given, one per cloud in order."""
+        return _GivenSeeds(seeds)
+
+    def __call__(self, clouds) -> list:
+        """The seeds of ``clouds`` (for given seeds: all of its clouds, in order)."""
         return self.seeds_of(self.keys(clouds))
 
-    def keys(self, clouds) -> list[int]:
+    def keys(self, clouds) -> list:
         """The content keys of ``clouds`` (:func:`content_keys`)."""
         return content_keys(clouds, metric=self.metric, metric_params=self.metric_params)
 
-    def seeds_of(self, keys) -> list[int]:
+    def seeds_of(self, keys) -> list:
         """The seeds of these content keys (vectorised: call it on many keys at once)."""
         return seeds_of_keys(self.entropy, keys)
+
+    def take(self, positions) -> CloudSeeder:
+        """The seeder of the clouds at ``positions`` (a chunk): this one, as a cloud's seed
+        depends on its content alone."""
+        return self
 
     def __repr__(self):
         return f"CloudSeeder(entropy={self.entropy}, metric={self.metric!r})"
 
 
-def resolve_seeds(seeds, clouds) -> list:
-    """``seeds(clouds)`` for a :class:`CloudSeeder`, ``seeds`` (a list) as it is otherwise."""
-    return seeds(clouds) if isinstance(seeds, CloudSeeder) else seeds
+class _GivenSeeds(CloudSeeder):
+    """Seeds given by position: ``seeder(clouds)`` is the list, for exactly its clouds."""
+
+    def __init__(self, seeds):
+        self.seeds = list(seeds)
+
+    def keys(self, clouds) -> list:
+        return [None] * len(clouds)  # nothing to read from the clouds
+
+    def seeds_of(self, keys) -> list:
+        if len(keys) != len(self.seeds):
+            raise ValueError(f"{len(self.seeds)} seeds given for {len(keys)} clouds.")
+        return list(self.seeds)
+
+    def take(self, positions) -> CloudSeeder:
+        return _GivenSeeds([self.seeds[i] for i in positions])
+
+    def __repr__(self):
+        return f"CloudSeeder.given({self.seeds!r})"
+
+
+def as_seeder(seeds) -> CloudSeeder:
+    """``seeds`` as a :class:`CloudSeeder`: a seeder as it is, a list of seeds (one per
+    cloud, in order) as :meth:`CloudSeeder.given` (for callers that hold the seeds)."""
+    return seeds if isinstance(seeds, CloudSeeder) else _GivenSeeds(seeds)
 
 
 def cloud_seeds(random_state, clouds, *, metric="euclidean", metric_params=None) -> list[int]:

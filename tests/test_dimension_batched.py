@@ -11,10 +11,10 @@ from scipy.spatial.distance import cdist
 from sktopo import PHDimension, TwoNN, ph_dimension, twonn
 from sktopo.datasets import make_sphere, make_torus
 from sktopo.dimension import _batched
-from sktopo.dimension._batched import phdim_batch, phdim_batch_key, twonn_batch, twonn_batch_key
+from sktopo.dimension import twonn as twonn_module
 from sktopo.dimension._neighbors import batched_knn_distances, rescaled, smallest, unit_scale
-from sktopo.dimension.phdim import _estimate_cloud, _shuffled_orders
-from sktopo.dimension.twonn import _twonn_cloud
+from sktopo.dimension.phdim import _estimate_cloud, _shuffled_orders, phdim_batch, phdim_batch_key
+from sktopo.dimension.twonn import _twonn_cloud, twonn_batch, twonn_batch_key
 
 PHDIM = dict(alpha=1.0, protocol=None, min_points=None, max_points=None, n_sizes=None,
              n_draws=None, n_reruns=None, metric="euclidean", device="cpu")
@@ -107,7 +107,7 @@ def test_batches_run_in_threads_with_one_blas_thread_and_restore_it(monkeypatch)
 
     clouds = _token_clouds(24, 30, 8)
     before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()]
-    monkeypatch.setattr(_batched, "twonn_batch", spy)
+    monkeypatch.setattr(twonn_module, "twonn_batch", spy)
     threads = TwoNN(n_jobs=2).fit_transform(clouds)
     assert seen and all(not main and blas == {1} for main, blas in seen)
     assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()] == before

@@ -12,9 +12,8 @@ from scipy.spatial.distance import cdist
 from sktopo import (MLEDimension, PHDimension, TwoNN, TwoNNLikelihood, local_dimension,
                     mle_dimension, twonn, twonn_likelihood)
 from sktopo.datasets import make_sphere
-from sktopo.dimension._batched import phdim_batch
 from sktopo.dimension._neighbors import rescaled, to_unit_scale, unit_scale
-from sktopo.dimension.phdim import _estimate_cloud
+from sktopo.dimension.phdim import _estimate_cloud, phdim_batch
 
 PHDIM = dict(alpha=1.0, protocol=None, min_points=None, max_points=None, n_sizes=None,
              n_draws=None, n_reruns=None, metric="euclidean", device="cpu")

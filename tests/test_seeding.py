@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sktopo import _seeding
-from sktopo._seeding import (CloudSeeder, cloud_seeds, content_key, content_keys, resolve_seeds,
+from sktopo._seeding import (CloudSeeder, as_seeder, cloud_seeds, content_key, content_keys,
                              root_entropy, seeds_of_keys)
 
 
@@ -215,8 +215,9 @@ def test_a_seeder_reads_the_random_state_once():
     assert seeder(clouds[2:]) == _FIXED_RANDOM_STATE_3[2:]  # no second draw
     fresh = CloudSeeder(None)
     assert fresh(clouds[:2]) == fresh(clouds[:2])
-    assert resolve_seeds(seeder, clouds[:1]) == _FIXED_RANDOM_STATE_3[:1]
-    assert resolve_seeds([4, 5], clouds[:2]) == [4, 5]
+    assert as_seeder(seeder) is seeder and seeder.take([0, 2]) is seeder
+    assert as_seeder(seeder)(clouds[:1]) == _FIXED_RANDOM_STATE_3[:1]
+    assert as_seeder([4, 5])(clouds[:2]) == [4, 5]
     assert root_entropy(7) == 7
 
 
@@ -291,3 +292,49 @@ def test_clouds_near_unit_scale_keep_their_keys():
         X = _unit_radius(rng.normal(size=(20, 3))) * 2.0 ** exponent
         assert content_key(X) == _original_key(X)
         assert content_key(X * 4.0) != content_key(X)  # scale-dependent, as always
+
+
+# ------------------------------------------------ one type of per-cloud seeds (issue 23, item 13)
+@pytest.mark.parametrize("name,params", [("TwoNN", {}), ("TwoNN", dict(max_points=20,
+                                                                                random_state=1)),
+                                         ("PHDimension", dict(random_state=2)),
+                                         ("MLEDimension", dict(random_state=3))])
+def test_every_cell_computation_is_handed_a_cloud_seeder(name, params, monkeypatch):
+    """The per-cloud seeds are one type wherever they travel: the estimator's seeder (also when
+    nothing is drawn: TwoNN without max_points) and each chunk's; the numbers stay."""
+    import sktopo
+    from sktopo.dimension import _batched
+
+    est = getattr(sktopo, name)(**params)
+    rng = np.random.default_rng(0)
+    clouds = [rng.normal(size=(30, 4)) for _ in range(6)] + [rng.normal(size=(2500, 2))]
+    expected = est.fit_transform(clouds)
+    seen = []
+    original = _batched.compute_cells
+
+    def spy(clouds, seeds, labels, *, batch, single, **kwargs):
+        seen.append(("call", type(seeds)))
+
+        def spy_batch(clouds, seeds, labels, **settings):
+            seen.append(("chunk", type(seeds)))
+            return batch(clouds, seeds, labels, **settings)
+
+        return original(clouds, seeds, labels, batch=batch and spy_batch, single=single,
+                        **kwargs)
+
+    monkeypatch.setattr(_batched, "compute_cells", spy)
+    np.testing.assert_array_equal(est.fit_transform(clouds), expected)
+    assert {where for where, _ in seen} == {"call", "chunk"}
+    assert all(issubclass(kind, CloudSeeder) for _, kind in seen), seen
+
+
+def test_seeds_given_by_position_are_a_seeder():
+    clouds = _fixed_clouds()[:4]
+    given = CloudSeeder.given([4, 5, None, 7])
+    assert as_seeder([4, 5, None, 7])(clouds) == given(clouds) == [4, 5, None, 7]
+    assert given.take([3, 1])(clouds[:2]) == [7, 5]
+    assert given.seeds_of(given.keys(clouds[:2]) + given.keys(clouds[2:])) == [4, 5, None, 7]
+    with pytest.raises(ValueError, match="4 seeds given for 2 clouds"):
+        given(clouds[:2])
+    seeder = CloudSeeder(3)
+    assert seeder.take([1, 2])(clouds[1:3]) == seeder(clouds)[1:3]

@@ -39,7 +39,8 @@ from sklearn.utils._param_validation import Interval
 
 from sktopo._base import CellMessage, CloudTransformer, one_cloud
 from sktopo._parallel import N_JOBS
-from sktopo._seeding import resolve_seeds
+from sktopo._seeding import as_seeder
+from sktopo.dimension import _batched
 from sktopo.dimension._neighbors import DENSE_MAX_POINTS, rescaled, smallest, to_unit_scale
 
 __all__ = ["MLEDimension", "TwoNNLikelihood", "mle_dimension", "twonn_likelihood",
@@ -114,12 +115,10 @@ class _NeighbourLikelihood(CloudTransformer):
         return _one_cloud_values, self._settings()
 
     def _compute_cells(self, clouds, seeds, labels):
-        from sktopo.dimension._batched import compute_cells
-
-        return compute_cells(clouds, seeds, labels, key=_batch_key, batch=_batch_values,
-                             single=_one_cloud_values, settings=self._settings(),
-                             n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__,
-                             cost=_batch_cost)
+        return _batched.compute_cells(
+            clouds, seeds, labels, key=_batch_key, batch=_batch_values,
+            single=_one_cloud_values, settings=self._settings(), n_jobs=self.n_jobs,
+            verbose=self.verbose, desc=type(self).__name__, cost=_batch_cost)
 
     # per subclass
     def _n_neighbors(self, n_points):  # pragma: no cover - abstract
@@ -290,7 +289,7 @@ def _batch_values(clouds, seeds, labels, *, estimator, data_fraction, n_iter, me
 
     settings = dict(estimator=estimator, data_fraction=data_fraction, n_iter=n_iter,
                     metric=metric, max_points=max_points)
-    seeds = resolve_seeds(seeds, clouds)
+    seeds = as_seeder(seeds)(clouds)  # a list, from a direct call: given by position
     draws = [_draws(seed, cloud.shape[0], max_points, data_fraction, n_iter)
              for cloud, seed in zip(clouds, seeds)]
     X = np.stack([cloud if keep is None else cloud[keep]

@@ -23,7 +23,10 @@ from sklearn.utils._param_validation import Interval
 
 from sktopo._base import CellMessage, CloudTransformer, one_cloud
 from sktopo._parallel import N_JOBS
-from sktopo.dimension._neighbors import rescaled
+from sktopo._seeding import as_seeder
+from sktopo.dimension import _batched
+from sktopo.dimension._batched import _unit_scaled
+from sktopo.dimension._neighbors import DENSE_MAX_POINTS, batched_knn_distances, rescaled
 
 __all__ = ["TwoNN", "twonn"]
 
@@ -115,12 +118,11 @@ class TwoNN(CloudTransformer):
 
     def _compute_cells(self, clouds, seeds, labels):
         # many small Euclidean clouds of one shape: one batched product and partial sort
-        from sktopo.dimension._batched import compute_cells, twonn_batch, twonn_batch_key
-
         function, settings = self._cell_task()
-        return compute_cells(clouds, seeds, labels, key=twonn_batch_key, batch=twonn_batch,
-                             single=function, settings=settings, n_jobs=self.n_jobs,
-                             verbose=self.verbose, desc=type(self).__name__)
+        return _batched.compute_cells(clouds, seeds, labels, key=twonn_batch_key,
+                                      batch=twonn_batch, single=function, settings=settings,
+                                      n_jobs=self.n_jobs, verbose=self.verbose,
+                                      desc=type(self).__name__)
 
 
 def twonn(X, **params) -> pd.Series:
@@ -197,8 +199,7 @@ def _twonn_cloud(cloud, seed, label, *, discard_fraction, metric, max_points):
         ))
         return nan, messages
 
-    from sktopo.dimension._batched import twonn_fit  # the one fit, shared with the batches
-
+    # the one fit, shared with the batches
     dimension, r2_fit, n_used, ok = twonn_fit(distances[None], discard_fraction)
     if n_used < 2:
         messages.append(CellMessage(
@@ -231,3 +232,81 @@ def _distinct_by_distance(D):
     for i, j in zip(*np.nonzero(np.triu(zero))):
         first[j] = False
     return np.flatnonzero(first)
+
+
+# ---------------------------------------------------------------------------------------------
+# many small clouds at once (sktopo.dimension._batched.compute_cells): the same numbers
+
+def twonn_batch_key(cloud, *, discard_fraction, metric, max_points):
+    """The shape (after ``max_points``) of a cloud TwoNN can batch, or None."""
+    n_points = cloud.shape[0]
+    if max_points is not None:
+        n_points = min(n_points, max_points)
+    if metric != "euclidean" or not 3 <= n_points <= DENSE_MAX_POINTS:
+        return None
+    return n_points, cloud.shape[1]
+
+
+def twonn_batch(clouds, seeds, labels, *, discard_fraction, metric, max_points):
+    """TwoNN of Euclidean clouds of one :func:`twonn_batch_key` (dense two nearest neighbours).
+
+    Clouds with duplicated points, or whose fit is undefined, go to
+    :func:`_twonn_cloud`, which removes the duplicates and warns.
+    """
+    settings = dict(discard_fraction=discard_fraction, metric=metric, max_points=max_points)
+    seeds = as_seeder(seeds)(clouds)  # a list, from a direct call: given by position
+    sampled = []
+    for cloud, seed in zip(clouds, seeds):
+        n_points = cloud.shape[0]
+        if max_points is not None and n_points > max_points:
+            keep = np.sort(np.random.default_rng(seed).choice(n_points, max_points, replace=False))
+            cloud = cloud[keep]
+        sampled.append(cloud)
+    d2 = batched_knn_distances(_unit_scaled(sampled), 2)
+    dimension, r2_fit, n_used, ok = twonn_fit(np.sqrt(d2), discard_fraction)
+    results = []
+    for i in range(len(clouds)):
+        if not ok[i]:
+            results.append(_twonn_cloud(clouds[i], seeds[i], labels[i], **settings))
+        else:
+            results.append(({"twonn": float(dimension[i]), "r2": float(r2_fit[i]),
+                             "n_used": float(n_used)}, []))
+    return results
+
+
+def twonn_fit(r, discard_fraction):
+    """Facco et al.'s fit through the origin for clouds of one size.
+
+    Parameters
+    ----------
+    r : ndarray of shape (b, n, 2)
+        Distances of every point to its first and second nearest neighbours.
+    discard_fraction : float
+        Fraction of the largest ratios left out.
+
+    Returns
+    -------
+    dimension, r2 : ndarray of shape (b,)
+    n_used : int
+    ok : ndarray of bool, shape (b,)
+        False where the fit is undefined (a duplicate, too few ratios, all ratios 1).
+    """
+    b, n, _ = r.shape
+    ok = (r[:, :, 0] > 0).all(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.sort(r[:, :, 1] / r[:, :, 0], axis=1)
+    # the largest ratio has F = 1 and log(1 - F) = -inf: it never enters the fit
+    n_used = min(int(np.floor(n * (1 - discard_fraction))), n - 1)
+    if n_used < 2:
+        return np.full(b, np.nan), np.full(b, np.nan), n_used, np.zeros(b, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log(mu[:, :n_used])
+    y = -np.log(1 - np.arange(1, n_used + 1) / n)  # empirical F(mu_i) = i / n
+    xx = (x * x).sum(axis=1)
+    ok &= xx > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dimension = (x * y).sum(axis=1) / xx
+        residuals = y - dimension[:, None] * x
+        total = ((y - y.mean()) ** 2).sum()
+        r2 = 1 - (residuals ** 2).sum(axis=1) / total if total > 0 else np.full(b, np.nan)
+    return dimension, r2, n_used, ok

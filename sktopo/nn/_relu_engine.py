@@ -118,7 +118,7 @@ from scipy import sparse
 from torch import nn
 from torch.func import jvp, vmap
 
-from sktopo.nn._relu_network import ReLUTracer
+from sktopo.nn._relu_network import ReLUTracer, _dual_level, _quiet_jit_warning
 from sktopo.nn._relu_patterns import unpack_pattern
 
 # Largest region-independent segment map (entries) that is materialised as a dense matrix.
@@ -580,8 +580,6 @@ class RankEngine:
         """
         import torch.autograd.forward_ad as fwAD
 
-        from sktopo.nn.relu_rank import _dual_level
-
         L = self.n_layers
         if L == 1 or self.region_dependent_segments:
             return [-1] * L
@@ -739,8 +737,6 @@ class RankEngine:
         Returns (r, k, units_l) tangents per l in ``ls`` or, with ``acts`` (active indices per
         l), their active rows (k, a_l, r); every ReLU is frozen to its mask.
         """
-        from sktopo.nn.relu_rank import _quiet_jit_warning
-
         r = tangents.shape[0]
         if r == 0:  # nothing carried (no active unit at p): empty factors
             if acts is None:

@@ -16,6 +16,9 @@ method is invisible to hooks. ReLURankRegions checks the affine consistency of e
 region on a sample of inputs and raises when such hidden nonlinearities break it.
 """
 
+import contextlib
+import warnings
+
 import torch
 from torch import nn
 
@@ -41,6 +44,25 @@ _MAXPOOL = (
 )
 # Pooling that is random (fractional) or not piecewise linear (LP): refused.
 _REFUSED_POOL = (nn.FractionalMaxPool2d, nn.FractionalMaxPool3d, nn.LPPool1d, nn.LPPool2d)
+
+
+
+@contextlib.contextmanager
+def _quiet_jit_warning():
+    """Silence torch's own torch.jit deprecation warning on the first use of forward AD."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*",
+                                category=DeprecationWarning)
+        yield
+
+
+@contextlib.contextmanager
+def _dual_level():
+    """Forward-AD level (with _quiet_jit_warning)."""
+    import torch.autograd.forward_ad as fwAD
+
+    with _quiet_jit_warning(), fwAD.dual_level():
+        yield
 
 
 def max_pool_indices(module, z):

@@ -29,6 +29,7 @@ from sktopo._device import resolve_device, torch_dtype
 from sktopo.nn._capture import prepared_model
 from sktopo.nn._relu_network import (
     ReLUTracer,
+    _dual_level,
     check_piecewise_linear,
     max_pool_names,
     modules_called,
@@ -726,24 +727,6 @@ class _Analysis:
                 "n_local_codes": int(local_codes(self.words[layer][:, :relu_words[layer]])[1].size),
             })
         return pd.DataFrame(rows, index=pd.Index(est.layer_names_, name="layer"))
-
-
-@contextlib.contextmanager
-def _quiet_jit_warning():
-    """Silence torch's own torch.jit deprecation warning on the first use of forward AD."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*",
-                                category=DeprecationWarning)
-        yield
-
-
-@contextlib.contextmanager
-def _dual_level():
-    """Forward-AD level (with _quiet_jit_warning)."""
-    import torch.autograd.forward_ad as fwAD
-
-    with _quiet_jit_warning(), fwAD.dual_level():
-        yield
 
 
 def _data_rank(x):
