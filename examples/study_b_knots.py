@@ -12,13 +12,15 @@ with integer frequencies a, b in 1..3, so that the curves close; 200 values of t
 removed), networks with PyTorch's default initialisation (``random_relu_mlp``). Three
 definitions of A and of the comparison:
 
-- ``sktopo``: the defaults: low rank = rank below the input dimension (2) at the last ReLU
-  layer, each low-rank region collapsed separately, raw diagrams;
-- ``paper``: study B's notebook choices: the output Linear layer counted as a ReLU layer
+- ``sktopo defaults``: low rank = rank below the input dimension (2) at the last ReLU layer,
+  each low-rank region collapsed separately, raw diagrams;
+- ``paper's choices, level 1``: study B's notebook choices: the output Linear layer counted as a ReLU layer
   (``output_relu=True``), all of A collapsed to one point (``collapse="all"``), diagrams divided
   by their largest finite value (``normalize=True``), low-rank level the data manifold's
   dimension (a curve: ``low_rank=1``);
-- ``paper, level 2``: the same with the low-rank level at the input dimension.
+- ``paper's choices, level 2``: the same with the low-rank level at the input dimension.
+
+The paper's own numbers are not plotted: every curve is computed here.
 
 Prints the median (and quartiles) of the H1 Wasserstein distance between X and X/A per width and
 saves ``study_b_knots.png`` in ``--out``. A few minutes on a 2-core CPU; ``--quick`` is seconds.
@@ -40,10 +42,12 @@ from sktopo.nn.random_networks import random_relu_mlp  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import elapsed, example_parser, parse_args, save_figure  # noqa: E402
 
+# the names of the gallery's table (docs/gallery/study_b.md): every curve is computed here
 VARIANTS = {
-    "sktopo": {},
-    "paper": {"output_relu": True, "collapse": "all", "normalize": True, "low_rank": 1},
-    "paper, level 2": {"output_relu": True, "collapse": "all", "normalize": True},
+    "sktopo defaults": {},
+    "paper's choices, level 1": {"output_relu": True, "collapse": "all", "normalize": True,
+                                 "low_rank": 1},
+    "paper's choices, level 2": {"output_relu": True, "collapse": "all", "normalize": True},
 }
 
 

@@ -29,7 +29,8 @@ def run_example(name, tmp_path, *args, timeout=600):
 EXAMPLE_RUNS = [
     # study B (helper H6)
     ("study_b_dale.py", ["mean minimum rank", "balanced"], (), None),
-    ("study_b_knots.py", ["H1 Wasserstein distance between X and X/A", "paper"], (), None),
+    ("study_b_knots.py", ["H1 Wasserstein distance between X and X/A",
+                          "paper's choices, level 1"], (), None),
     ("study_b_regression_vs_classification.py", ["continuous", "2 levels"], (), None),
     ("study_b_rank_vs_width.py", ["mean minimum rank", "k rows flipped"], (), None),
     ("digits_mlp_ranks.py", ["test accuracy", "trained, noise"], (), None),
