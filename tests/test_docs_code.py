@@ -19,7 +19,8 @@ line(s) right before a block:
     ray); elsewhere it is skipped and reported like a ``skip``.
 
 A page whose blocks take more than a few seconds is listed in ``SLOW_PAGES`` and marked
-``slow``. Any ``ConvergenceWarning``, ``FitFailedWarning`` or ``FutureWarning`` emitted by a
+``slow``. The docstring Examples that the API pages render run as doctests, one test per
+module (``test_docstring_examples_run``). Any ``ConvergenceWarning``, ``FitFailedWarning`` or ``FutureWarning`` emitted by a
 block is an error (issue 23, item 4: a pipeline in the docs must not teach an unscaled,
 unconverged fit).
 """
@@ -259,6 +260,51 @@ def test_page_code_runs(page, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # a block's "~/..." writes here
     if not run_blocks(BLOCKS[page]):
         pytest.skip(f"every block of {page} is marked skip or lacks an optional module")
+
+
+# The API pages render every docstring's Examples section: those are docs code blocks too, run
+# here as doctests (their quoted output is checked), one test per module that has any.
+SLOW_MODULES = {"sktopo.nn.quotient": "persistence relative to ReLU low-rank regions (8 s)"}
+
+
+def _modules_with_examples():
+    names = []
+    for path in sorted((ROOT / "sktopo").rglob("*.py")):
+        if path.name == "__main__.py" or ">>> " not in path.read_text(encoding="utf-8"):
+            continue
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+MODULES = _modules_with_examples()
+
+
+@pytest.mark.parametrize(
+    "module",
+    [pytest.param(m, marks=[pytest.mark.slow] if m in SLOW_MODULES else []) for m in MODULES],
+)
+def test_docstring_examples_run(module, tmp_path, monkeypatch):
+    import importlib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(tmp_path)
+    mod = importlib.import_module(module)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    try:
+        for test in finder.find(mod, module):
+            if test.examples and (test.filename or "").endswith(".py"):
+                runner.run(test)
+    finally:
+        plt.close("all")
+    result = runner.summarize(verbose=False)
+    assert result.attempted, f"{module} has '>>> ' in its source but no docstring example ran"
+    assert not result.failed, f"{result.failed} docstring example(s) of {module} failed (above)"
 
 
 SKIPPED = [b for blocks in BLOCKS.values() for b in blocks if b.skip or b.requires]
