@@ -49,6 +49,7 @@ CODE_DIRECTIVES = {"{code-block}", "{code}", "{code-cell}", "{sourcecode}"}
 # pages that take more than a few seconds (measured on the shared 2-core machine)
 SLOW_PAGES = {
     "README.md": "trains the digits MLP (10 s)",
+    "docs/quickstart.md": "trains the digits MLP (10 s)",
     "docs/guide/collections.md": "a 3-fold grid search over MiniLM token clouds (45 s)",
     "docs/guide/scaling.md": "a local Dask cluster and a MiniLM grid search (35 s)",
     "docs/guide/rtd.md": "trains the digits MLP, 17 RTD pairs (20 s)",
