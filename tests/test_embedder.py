@@ -870,3 +870,67 @@ def test_n_threads_used_during_the_pass_and_restored(X10):
     model.fc1.register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
     embed(model, "relu1", X10, n_threads=1)
     assert seen == [1] and torch.get_num_threads() == before
+
+
+class ReusedAct(nn.Module):
+    """The issue's model: ``act`` runs twice, ``act_fc`` once (issue 23, item 6)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.fc = nn.Linear(3, 3), nn.Linear(3, 3), nn.Linear(3, 2)
+        self.act, self.act_fc = nn.ReLU(), nn.ReLU()
+
+    def forward(self, x):
+        return self.act_fc(self.fc(self.act(self.b(self.act(self.a(x))))))
+
+
+def test_layer_names_are_calls_in_output_order():
+    """One name per call, the same in layer_names_, layers_ and the output (issue 23, item 6:
+    layer_names_ listed the modules ['act', 'act_fc'] for the outputs act, act#2, act_fc)."""
+    model = ReusedAct()
+    X = np.random.default_rng(0).normal(size=(9, 3))
+    embedder = LayerEmbedder(model, ["act", "act_fc"], device="cpu")
+    clouds = embedder.fit_transform(X)
+    assert clouds.index.tolist() == ["act", "act#2", "act_fc"]
+    assert embedder.layer_names_ == ["act", "act#2", "act_fc"]
+    assert embedder.layers_ == [model.act, model.act, model.act_fc]
+    fitted = LayerEmbedder(model, ["act", "act_fc"], device="cpu").fit(X)
+    assert fitted.layer_names_ == ["act", "act#2", "act_fc"]
+    assert fitted.transform(X).index.tolist() == fitted.layer_names_
+    sample = LayerEmbedder(model, "act", device="cpu", unit="sample").fit(X)
+    assert sample.layer_names_ == ["act", "act#2"]
+
+
+def test_first_call_has_one_name():
+    """'act#1' selects the first call, named 'act' everywhere (it was 'act#1' in layer_names_
+    and 'act' in the output)."""
+    model = ReusedAct()
+    X = np.random.default_rng(0).normal(size=(9, 3))
+    for fit_args in [(), (X,)]:
+        embedder = LayerEmbedder(model, ["act#1", "act_fc"], device="cpu").fit(*fit_args)
+        assert embedder.layer_names_ == ["act", "act_fc"]
+        assert embedder.transform(X).index.tolist() == ["act", "act_fc"]
+    np.testing.assert_array_equal(embed(model, "act#1", X)["act"], embed(model, "act", X)["act"])
+    # a per-layer key for a later call is accepted before the calls are counted
+    reduce = LayerEmbedder(model, "act", device="cpu", reduce={"act#2": ["mean", "flatten"]})
+    assert reduce.fit().layer_names_ == ["act"]
+    assert reduce.fit_transform(X).index.tolist() == [("act", "auto"), ("act#2", "mean"),
+                                                      ("act#2", "flatten")]
+    first = LayerEmbedder(model, "act", device="cpu", reduce={"act#1": ["mean", "flatten"]})
+    assert first.fit_transform(X).index.tolist() == [("act", "mean"), ("act", "flatten"),
+                                                     ("act#2", "auto")]
+    with pytest.raises(ValueError, match="not one of the selected layers"):
+        LayerEmbedder(model, "act", device="cpu", output={"act#3": 0}).fit(X)
+
+
+def test_pickled_embedder_keeps_its_calls():
+    import pickle
+
+    model = ReusedAct()
+    X = np.random.default_rng(0).normal(size=(9, 3))
+    embedder = LayerEmbedder(model, ["act", "act_fc"], device="cpu").fit(X)
+    copy = pickle.loads(pickle.dumps(embedder))
+    assert copy.layer_names_ == ["act", "act#2", "act_fc"]
+    assert copy.layers_ == [copy.model.act, copy.model.act, copy.model.act_fc]
+    assert copy.transform(X).index.tolist() == copy.layer_names_

@@ -187,11 +187,12 @@ class ModuleCalls:
 class LayerHooks:
     """Context manager calling ``on_output(name, module, output)`` for each selected call.
 
-    ``layers`` holds ``(selection, module, call)`` triples as ``resolve_layers`` gives them:
-    ``call`` None reads every call of the module (named ``name``, ``name#2``, ...), an int k
-    only the k-th. Use ``run(forward, label)`` for each batch; it returns once every selected
-    call has produced its output (stopping the forward pass early when ``stop_early``) and
-    checks that every batch makes the same calls as the first.
+    ``layers`` holds ``(name, module, call)`` triples as ``resolve_layers`` gives them (the
+    module's name): ``call`` None reads every call of the module, an int k only the k-th. Each
+    call is named by ``call_name``: ``name`` for the first, ``name#2``, ... for the next, here
+    and in every output. Use ``run(forward, label)`` for each batch; it returns once every
+    selected call has produced its output (stopping the forward pass early when
+    ``stop_early``) and checks that every batch makes the same calls as the first.
     """
 
     def __init__(self, layers, on_output, *, stop_early=True):
@@ -204,10 +205,10 @@ class LayerHooks:
         self.stop_after = None
         self.order = None
         self._seen = []
+        self._module_of = {}  # output name -> the module's name
         # module -> (module name, wanted calls or None for every call); one hook per module
         self._wanted = {}
-        for selection, module, call in layers:
-            base = selection if call is None else selection.rpartition("#")[0]
+        for base, module, call in layers:
             name, wanted = self._wanted.get(id(module), (base, set()))
             if call is None or wanted is None:
                 wanted = None
@@ -224,6 +225,7 @@ class LayerHooks:
         if wanted is not None and count not in wanted:
             return
         out_name = self._call_name(name, count)
+        self._module_of[out_name] = name
         self._seen.append(out_name)
         self.on_output(out_name, module, output)
         if out_name == self.stop_after:
@@ -236,14 +238,18 @@ class LayerHooks:
     def __exit__(self, *exc_info):
         return self._calls.__exit__(*exc_info)
 
+    def module_of(self, name):
+        """The module's name of the output ``name`` (after a batch that made that call)."""
+        return self._module_of[name]
+
     def names(self):
         """Output names in selection order (after the first batch): calls expanded."""
         names = []
-        for selection, _, call in self.layers:
+        for base, _, call in self.layers:
             if call is None:
-                names += [n for n in self.order if (n.rpartition("#")[0] or n) == selection]
+                names += [n for n in self.order if self._module_of[n] == base]
             else:
-                names.append(self._call_name(selection.rpartition("#")[0], call))
+                names.append(self._call_name(base, call))
         return list(dict.fromkeys(names))
 
     def run(self, forward, batch_label):
@@ -274,14 +280,13 @@ class LayerHooks:
 
     def _check_first(self, batch_label):
         missing = []
-        for selection, module, call in self.layers:
-            base = selection if call is None else selection.rpartition("#")[0]
+        for base, module, call in self.layers:
             runs = self._calls.counts.get(base, 0)
             if runs == 0:
                 missing.append(base)
             elif call is not None and call > runs:
                 raise ValueError(
-                    f"Layer {selection!r} asks for call {call} of module {base!r} "
+                    f"Layer {base + '#' + str(call)!r} asks for call {call} of module {base!r} "
                     f"({type(module).__name__}), but it runs {runs} time(s) per forward pass. "
                     f"Select {base!r} (every call: {base!r}, {base + '#2'!r}, ...) or a call "
                     f"from 1 to {runs}.")

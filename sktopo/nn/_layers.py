@@ -12,8 +12,9 @@ expressions: a malformed one (``"[z-a]"``) is a ValueError that names it.
 
 A module that runs more than once per forward pass (a ``relu`` reused inside a ResNet block) has
 one activation per call. Calls are named as ``ReLURankRegions`` names them: the first call by the
-module's name, the k-th (k >= 2) ``name#k``. A suffix selects calls: ``"layer1.0.relu#2"`` the
-second call only, ``"layer1.0.relu#*"`` (or the bare name) every call.
+module's name, the k-th (k >= 2) ``name#k`` (``call_name``), one name per call everywhere. A
+suffix selects calls: ``"layer1.0.relu#2"`` the second call only, ``"layer1.0.relu#1"`` the first
+(named ``"layer1.0.relu"``), ``"layer1.0.relu#*"`` (or the bare name) every call.
 """
 
 import difflib
@@ -114,8 +115,9 @@ def _format_names(names, query=None):
 def resolve_layers(model, layers):
     """Return the list of ``(name, module, call)`` selected by ``layers``.
 
-    ``name`` is the module's name, followed by ``#k`` when one call was asked for; ``call`` is
-    that k, or None for every call of the module.
+    ``name`` is the module's name (as ``model.named_modules()`` spells it); ``call`` is the
+    call asked for (k of ``"name#k"``, 1 for ``"name#1"``), or None for every call of the
+    module. The output names of the calls are ``call_name(name, k)``.
 
     Order: specifications in the order given; inside a glob pattern or a type, the order of
     ``model.named_modules()`` (registration order). Duplicates are kept once, at their first
@@ -189,6 +191,5 @@ def resolve_layers(model, layers):
                 f"type or a module of the model; got {spec!r} ({type(spec).__name__})."
             )
         for name in matches:
-            key = name if call is None else f"{name}#{call}"
-            selected.setdefault(key, (key, named[name], call))
+            selected.setdefault((name, call), (name, named[name], call))
     return list(selected.values())

@@ -105,7 +105,8 @@ def resolve_selectors(output, layer_names, param="output", *, strict=True):
     """Map each layer name to its selector (None = default rule) from the ``output`` param.
 
     A key of a dict ``output`` applies to a layer when it is the layer's name, its module's name
-    (``"relu"`` covers the calls ``"relu"``, ``"relu#2"``, ...) or a glob pattern matching either.
+    (``"relu"`` covers the calls ``"relu"``, ``"relu#2"``, ...) or a glob pattern matching either;
+    ``"relu#1"`` is the first call, whose name is ``"relu"``.
     Later keys override earlier ones. ``strict``: a key that matches no layer is an error.
     """
     from ._layers import glob_regex, is_pattern
@@ -119,7 +120,8 @@ def resolve_selectors(output, layer_names, param="output", *, strict=True):
             regex = glob_regex(key)
             matches = [n for n in layer_names if regex.match(n) or regex.match(bases[n])]
         else:
-            matches = [n for n in layer_names if key in (n, bases[n])]
+            first = key[:-2] if isinstance(key, str) and key.endswith("#1") else None
+            matches = [n for n in layer_names if key in (n, bases[n]) or n == first]
         if not matches and strict:
             raise ValueError(
                 f"LayerEmbedder: {param} has an entry for {key!r}, which is not one of the "

@@ -20,7 +20,7 @@ from .._distance import check_memory, format_bytes
 from .._progress import progress
 from ._capture import LayerHooks, floating_dtype, prepared_model
 from ._inputs import Inputs
-from ._layers import resolve_layers, split_call
+from ._layers import call_name, resolve_layers, split_call
 from ._outputs import resolve_selectors, select_tensor
 from ._reduce import Projections, infer_layout, points, pool, token_mask
 
@@ -536,8 +536,9 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
         a pattern or a type. Patterns are globs, never regular expressions. A module that runs
         more than once per forward pass (a ReLU reused in a ResNet block) gives one layer per
         call, named as ``ReLURankRegions`` names them: ``"name"`` for the first call,
-        ``"name#2"``, ``"name#3"``, ... for the next; ``"name#2"`` in ``layers`` selects that
-        call alone, ``"name"`` or ``"name#*"`` every call.
+        ``"name#2"``, ``"name#3"``, ... for the next, one name per call in every attribute and
+        output; ``"name#2"`` in ``layers`` selects that call alone, ``"name#1"`` the first
+        (named ``"name"``), ``"name"`` or ``"name#*"`` every call.
 
     unit : {"dataset", "sample"}, default="dataset"
         - ``"dataset"``: a ``pandas.Series`` indexed by layer name (index name ``"layer"``);
@@ -649,11 +650,16 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
     Attributes
     ----------
     layer_names_ : list of str
-        Names of the selected modules (``"name#k"`` for one call), in output order; the output
-        has one entry per call of a module that runs several times.
+        One name per selected call, in output order: the output's index (or columns) exactly,
+        ``"name"`` for a module's first call and ``"name#k"`` for its k-th. ``fit(X)`` runs the
+        model on the first inputs of ``X`` to count how often each selected module runs;
+        ``fit()`` without inputs does not run it, so a module selected for every call is
+        listed by its first call only (its other calls, ``"name#2"``, ..., are found by
+        ``fit(X)``, as ``fit_transform`` and a Pipeline do).
 
     layers_ : list of torch.nn.Module
-        The selected modules, aligned with ``layer_names_``.
+        The module of each call, aligned with ``layer_names_`` (a module that runs twice
+        appears twice).
 
     device_ : torch.device
         The device the forward passes run on.
@@ -733,17 +739,47 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
-        """Check the parameters and resolve the layers; ``X`` and ``y`` are ignored.
+        """Check the parameters and resolve the layers into calls.
 
         Parameters
         ----------
-        X : ignored
+        X : inputs as for :meth:`transform`, or None
+            When given, one forward pass of its first inputs (at most 2, or a DataLoader's
+            first batch) counts the calls of each selected module, so that ``layer_names_``
+            names every call the output will hold. None runs nothing (see ``layer_names_``).
         y : ignored
 
         Returns
         -------
         self : LayerEmbedder
         """
+        selected = self._resolve()
+        if X is not None:
+            self._set_calls(self._calls(X, selected))
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit and transform in one forward pass over X (its first batch counts the calls).
+
+        Parameters
+        ----------
+        X : inputs as for :meth:`transform`
+        y : ignored
+
+        Returns
+        -------
+        clouds : pandas.Series or pandas.DataFrame
+            As :meth:`transform`; ``layer_names_`` is its index (or columns).
+        """
+        self._resolve()
+        result, calls = self._extract(X)
+        self._set_calls(calls)
+        return result
+
+    def _resolve(self):
+        """Check the parameters and resolve the selection; the model is not run. Returns the
+        ``(name, module, call)`` triples of ``resolve_layers``."""
         from ..topology.persistence import parse_memory
 
         _torch_dtype(self.dtype)
@@ -752,18 +788,55 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
         self.device_ = torch.device(resolve_device(self.device, owner="LayerEmbedder"))
         _check_reduce(self.reduce, self.n_components)
         selected = resolve_layers(self.model, self.layers)
-        self.layer_names_ = [name for name, _, _ in selected]
-        self.layers_ = [module for _, module, _ in selected]
-        resolve_selectors(self.output, self.layer_names_)
-        for param in ("layout", "reduce"):
-            if isinstance(getattr(self, param), dict):
-                resolve_selectors(getattr(self, param), self.layer_names_, param)
-        self._layouts()
+        self._selection = [(name, call) for name, _, call in selected]
+        # not run yet: a module selected for every call is listed by its first call
+        self._set_calls({call_name(name, call or 1): name for name, _, call in selected},
+                        counted=False)
         self.projection_seed_ = None
         if self.n_components is not None:
             self.projection_seed_ = int(
                 check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        return self
+        return selected
+
+    def _set_calls(self, calls, counted=True):
+        """Name the calls ``calls`` ({output name: module name}) and check the per-layer
+        parameters against them; until they are ``counted`` a key may name a later call
+        ("name#2") of a module selected for every call."""
+        named = dict(self.model.named_modules())
+        self.layer_names_ = list(calls)
+        self.layers_ = [named[name] for name in calls.values()]
+        self._calls_counted = counted
+        names = list(self.layer_names_)
+        if not counted:
+            every = {name for name, call in self._selection if call is None}
+            for param in ("output", "layout", "reduce"):
+                keys = getattr(self, param)
+                for key in keys if isinstance(keys, dict) else ():
+                    base, sep, _ = key.rpartition("#") if isinstance(key, str) else ("", "", "")
+                    if sep and base in every:
+                        names.append(key)
+        resolve_selectors(self.output, names)
+        for param in ("layout", "reduce"):
+            if isinstance(getattr(self, param), dict):
+                resolve_selectors(getattr(self, param), names, param)
+        self._layouts()
+
+    def _calls(self, X, selected):
+        """{output name: module name} of the calls ``selected`` makes on X's first inputs."""
+        with warnings.catch_warnings():  # e.g. a shuffling DataLoader: transform says so
+            warnings.simplefilter("ignore")
+            inputs = Inputs(X, batch_size=2, tokenizer=self.tokenizer,
+                            tokenizer_kwargs=self.tokenizer_kwargs)
+            batch = next(iter(inputs), None)
+        if batch is None:
+            raise ValueError("LayerEmbedder: X holds no inputs.")
+        label = _batch_label(inputs.positions, 0, batch.size)
+        with prepared_model(self.model, self.device_, owner="LayerEmbedder") as model, \
+                LayerHooks(selected, lambda *_: None, stop_early=False) as hooks, \
+                torch_threads(self.n_threads), torch.no_grad():
+            args, kwargs = batch.to(self.device_, floating_dtype(model))
+            self._forward(hooks, model, args, kwargs, label, floating_dtype(model))
+            return {name: hooks.module_of(name) for name in hooks.names()}
 
     def _layouts(self):
         layouts = resolve_selectors(self.layout, self.layer_names_, "layout")
@@ -794,14 +867,24 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
             of the extracted inputs (a ``range`` when all were used, else a tuple).
         """
         check_is_fitted(self, "layer_names_")
+        result, calls = self._extract(X)
+        if self._calls_counted and list(calls) != self.layer_names_:
+            raise ValueError(
+                f"LayerEmbedder: the forward pass made the calls {list(calls)} of the selected "
+                f"layers, but the one in fit made {self.layer_names_}: the model's control flow "
+                "depends on its input. Select layers the forward pass always calls the same "
+                "number of times, or fit on these inputs.")
+        return result
+
+    def _extract(self, X):
+        """(clouds, {output name: module name}) of one extraction over X."""
         named = dict(self.model.named_modules())
         selections = []
-        for selection in self.layer_names_:
-            name, call = split_call(selection) if selection not in named else (selection, None)
+        for name, call in self._selection:
             if name not in named:
                 raise ValueError(f"LayerEmbedder: layer {name!r} is no longer in the model (was "
                                  "it replaced after fit?); call fit again.")
-            selections.append((selection, named[name], call))
+            selections.append((name, named[name], call))
         inputs = Inputs(X, batch_size=self.batch_size, tokenizer=self.tokenizer,
                         tokenizer_kwargs=self.tokenizer_kwargs, max_inputs=self.max_inputs,
                         random_state=self.random_state)
@@ -830,14 +913,15 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
                         self._forward(hooks, model, args, kwargs, label, float_dtype)
                 collector.end_batch()
                 start += batch.size
-        result = collector.result(hooks.names(), inputs.index)
+        names = hooks.names()
+        result = collector.result(names, inputs.index)
         # Not an array: pandas compares attrs with == when concatenating.
         positions = inputs.positions
         result.attrs["inputs"] = (range(len(positions)) if positions[-1] == len(positions) - 1
                                   else tuple(positions.tolist()))
         if collector.bad:
             self._warn_nonfinite(collector.bad, positions, bad_inputs, cast_overflow)
-        return result
+        return result, {name: hooks.module_of(name) for name in names}
 
     def _forward(self, hooks, model, args, kwargs, label, float_dtype):
         """One forward pass through the hooks; torch's dtype and shape errors explained."""
@@ -913,6 +997,10 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
             named = dict(self.model.named_modules())
             self.layers_ = [named[name] if name in named else named[split_call(name)[0]]
                             for name in self.layer_names_]
+            if "_selection" not in state:  # pickled before the selection was kept
+                self._selection = [split_call(name) if name not in named else (name, None)
+                                   for name in self.layer_names_]
+                self._calls_counted = False
 
     def set_output(self, *, transform=None):
         """No-op kept for Pipeline.set_output: the output is always pandas.
