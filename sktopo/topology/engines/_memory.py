@@ -66,10 +66,26 @@ RSS before it, the input built first), at the enclosing radius and at finite
 thresholds; ripser.py 0.6.x (pip wheel), redzed-tda 0.1.1, giotto-ph 0.2.4.
 Other versions may allocate differently: rerun the benchmark.
 
-Estimate / measured on this machine (``benchmarks/engine_memory.py``, runs of
-2 MiB and more, sizes up to 5,000 points in H0-H1, 1,000 in H2, 350 in H3):
+Estimate / measured, ``benchmarks/engine_memory.py`` on a 2-core machine (runs of
+2 MiB and more; every family above; sizes grown while a run took under a minute):
 
-RATIOS
+========  ===  ==============  ===========  ===============
+engine    q    points          runs         estimate / peak
+========  ===  ==============  ===========  ===============
+ripser    0    1,000-2,500     16           0.85-1.03
+ripser    1    300-4,000       22           0.59-1.75
+ripser    2    100-500         30           0.85-1.18
+ripser    3    60-150          21           0.82-1.07
+redzed    0    1,000-2,500     16           0.88-1.09
+redzed    1    1,000-5,000     28           0.88-1.15
+redzed    2    200-700         27           0.52-1.28
+redzed    3    60-200          27           0.86-1.65
+========  ===  ==============  ===========  ===============
+
+The extremes are the holes: ripser.py on a noisy circle of 1,000 points (1.75)
+and a torus of 300 (0.59), redzed-tda in H2 on a sphere of 350 (0.52; 0.73 at
+500). giotto-ph's coefficients come from an earlier run of the same benchmark
+(within 3x in H2, see ``GIOTTO_COEFFICIENTS``).
 """
 
 from __future__ import annotations
