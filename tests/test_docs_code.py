@@ -54,6 +54,7 @@ SLOW_PAGES = {
     "docs/guide/scaling.md": "a local Dask cluster and a MiniLM grid search (35 s)",
     "docs/guide/rtd.md": "trains the digits MLP, 17 RTD pairs (20 s)",
     "docs/guide/plotting.md": "H1 of three layers, two PH dimension tables, ReLU ranks (12 s)",
+    "docs/guide/similarity.md": "a 5 x 5 table of four measures, RTD included (10-20 s)",
 }
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,}|:{3,})(?P<info>.*)$")
