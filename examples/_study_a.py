@@ -64,15 +64,24 @@ def training_digits(args):
     return X_train, X_test, y_train, y_test, per_class
 
 
-def plot_by_depth(axes, table, columns, titles, *, level, xlabel="relative depth", style=None):
+def plot_by_depth(axes, table, columns, titles, *, level, xlabel="relative depth", style=None,
+                  errors=None):
     """On ``axes[i]``, ``table[columns[i]]`` against ``table["depth"]``, one line per group of
-    index ``level`` (``style(key)``: its line style); columns that are all NaN are skipped."""
+    index ``level`` (``style(key)``: its line style); columns that are all NaN are skipped.
+    ``errors`` maps a column to the column of its spread, drawn as error bars (+- that value),
+    e.g. ``{"phdim": "phdim_std"}``."""
+    errors = errors or {}
     for key, part in table.groupby(level=level, sort=False):
         label = key if isinstance(key, str) else ", ".join(key)
         for ax, column in zip(axes, columns):
-            if part[column].notna().any():
-                ax.plot(part["depth"], part[column], style(key) if style else "-", marker="o",
-                        label=label)
+            if not part[column].notna().any():
+                continue
+            fmt = style(key) if style else "-"
+            if column in errors:
+                ax.errorbar(part["depth"], part[column], yerr=part[errors[column]], fmt=fmt,
+                            marker="o", capsize=3, label=label)
+            else:
+                ax.plot(part["depth"], part[column], fmt, marker="o", label=label)
     for ax, title in zip(axes, titles):
         ax.set_title(title)
         ax.set_xlabel(xlabel)

@@ -64,7 +64,7 @@ def main():
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for ax, column, title in zip(axes, ["phdim", "twonn", "H0__total_persistence_p1"],
-                                 ["PH dimension", "TwoNN dimension", "H0 lifespans sum"]):
+                                 ["PH dimension", "TwoNN dimension", "H0 total persistence"]):
         plot_layer_profile(table, y=column, ax=ax, title=title)
     save_figure(fig, args.out, "compare_architectures.png", dpi=110)
 

@@ -66,13 +66,20 @@ def main():
               f"{part['depth'].iloc[peak]:.2f} -> {ph[-1]:.1f} at the logits; H0 lifespans "
               f"{part['H0_lifespans'].iloc[0]:.1f} -> {part['H0_lifespans'].iloc[-1]:.1f}")
 
+    save_figure(figure(table), args.out, "study_a_depth_profile.png")
+
+
+def figure(table):
+    """PH dimension (error bars: +- 1 s.d. over PHDimension's 5 reruns) and study A's H0/H1
+    lifespans sums against relative depth, one line per (activation, stage)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     styles = {"untrained": "--", "trained": "-"}
     plot_by_depth(axes, table, ["phdim", "H0_lifespans", "H1_lifespans"],
-                  ["PH dimension", "H0 lifespans sum (local)", "H1 lifespans sum (local)"],
-                  level=[0, 1], style=lambda key: styles[key[1]])
+                  ["PH dimension (bars: ± 1 s.d. over 5 reruns)",
+                   "H0 lifespans sum (study A, local)", "H1 lifespans sum (study A, local)"],
+                  level=[0, 1], style=lambda key: styles[key[1]], errors={"phdim": "phdim_std"})
     axes[0].legend(fontsize=8)
-    save_figure(fig, args.out, "study_a_depth_profile.png")
+    return fig
 
 
 if __name__ == "__main__":

@@ -36,18 +36,18 @@ from _common import example_parser, parse_args, save_figure, wide_tables  # noqa
 
 
 def profile(model, X, seed):
-    """One row per ReLU layer: PH dimension and lifespans sums."""
+    """One row per ReLU layer: PH dimension and H0/H1 total persistence (global)."""
     embed = LayerEmbedder(model, layers=torch.nn.ReLU, random_state=seed)
     clouds = embed.fit_transform(X)
     phdim = PHDimension(random_state=seed).set_output(transform="pandas").fit_transform(clouds)
     # study A scales every coordinate to [0, 1] before the Rips filtration (here on the whole
-    # cloud; study A's own lifespans sum is per class, see study_a_depth_profile.py)
+    # cloud; study A's lifespans sum is half of it per class, see study_a_depth_profile.py)
     scaled = clouds.map(minmax_scale)
     diagrams = PersistenceDiagram(homology_dimensions=(0, 1), n_landmarks=400,
                                   random_state=seed).fit_transform(scaled)
-    lifespans = DiagramFeatures(features=["total_persistence"], p=(1,)) \
+    total = DiagramFeatures(features=["total_persistence"], p=(1,)) \
         .set_output(transform="pandas").fit_transform(diagrams)
-    return pd.concat([phdim[["phdim", "phdim_std"]], lifespans], axis=1)
+    return pd.concat([phdim[["phdim", "phdim_std"]], total], axis=1)
 
 
 def main():
@@ -74,8 +74,8 @@ def main():
     for r, name in enumerate(["MLP", "CNN"]):
         part = table.xs(name, level="model")
         for c, (column, title) in enumerate([("phdim", "PH dimension"),
-                                             ("H0__total_persistence_p1", "H0 lifespans sum"),
-                                             ("H1__total_persistence_p1", "H1 lifespans sum")]):
+                                             ("H0__total_persistence_p1", "H0 total persistence"),
+                                             ("H1__total_persistence_p1", "H1 total persistence")]):
             plot_layer_profile(part, y=column, ax=axes[r, c], hue="stage", title=f"{name}: {title}")
     save_figure(fig, args.out, "study_a_layer_topology.png", dpi=110)
 

@@ -579,7 +579,8 @@ def _profile_stage(model, X, args, stage):
     if args.scale == "minmax":
         from sktopo import CloudScaler
 
-        # study A: every coordinate scaled to [0, 1], so lifespans do not just track weight norms
+        # study A: every coordinate scaled to [0, 1], so bar lengths do not just track weight
+        # norms
         topo_clouds = CloudScaler("minmax").fit_transform(clouds)
     diagrams = PersistenceDiagram(
         homology_dimensions=tuple(args.homology_dimensions), n_landmarks=args.n_landmarks or None,
@@ -847,8 +848,10 @@ def _plot_profile(table, ranks, path):
     from sktopo.plotting import plot_layer_profile
 
     panels = [("phdim", "phdim_std", "PH dimension"), ("twonn", None, "TwoNN dimension"),
-              ("H0__total_persistence_p1", None, "H0 lifespans sum"),
-              ("H1__total_persistence_p1", None, "H1 lifespans sum")]
+              # the full sum of finite bar lengths (total_persistence_p1): not study A's
+              # "lifespans sum", half of it per class (docs/gallery/study_a.md)
+              ("H0__total_persistence_p1", None, "H0 total persistence"),
+              ("H1__total_persistence_p1", None, "H1 total persistence")]
     panels = [p for p in panels if p[0] in table.columns]
     n_panels = len(panels) + bool(ranks)
     fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), squeeze=False)

@@ -366,7 +366,7 @@ def _column_or_level(table, name, where):
 
 _WORDS = {
     "phdim": "PH dimension", "twonn": "TwoNN dimension", "n_bars": "number of bars",
-    "n_infinite": "number of infinite bars", "total_persistence_p1": "lifespans sum",
+    "n_infinite": "number of infinite bars", "total_persistence_p1": "total persistence",
     "total_persistence_p2": "total persistence (p = 2)", "max_lifetime": "longest bar",
     "entropy": "persistent entropy", "mean_rank": "mean cumulative rank",
     "min_rank": "minimum cumulative rank", "n_features": "number of features",
@@ -376,7 +376,7 @@ _WORDS = {
 
 def _column_words(name):
     """A column name in words for axis labels: ``"H1__total_persistence_p1"`` -> ``"H1
-    lifespans sum"``; unknown names are returned as they are."""
+    total persistence"``; unknown names are returned as they are."""
     name = str(name)
     source, _, feature = name.rpartition("__")
     words = _WORDS.get(feature, feature.replace("_", " ") if source else feature)
@@ -436,7 +436,7 @@ def plot_layer_profile(table, *, y="phdim", yerr="auto", x=None, ax=None, hue=No
         Axes title.
     ylabel : str, optional
         Label of the y axis; None writes ``y`` in words (``"phdim"`` -> ``"PH dimension"``,
-        ``"H0__total_persistence_p1"`` -> ``"H0 lifespans sum"``). When error bars are drawn,
+        ``"H0__total_persistence_p1"`` -> ``"H0 total persistence"``). When error bars are drawn,
         the legend says what they show (``"error bars: ± 1 s.d. (phdim_std)"``).
     **kwargs
         Passed to ``Axes.errorbar``.

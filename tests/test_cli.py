@@ -356,3 +356,26 @@ def test_rank_table_says_what_it_counts_and_what_dead_inputs_do(user_files, caps
     # the 8-unit layer after a 16-unit one: low rank (below 5) or not, the deficit is counted
     # against min(units, rank before, 4)
     assert (ranks["mean_rank_deficit"] >= 0).all()
+
+
+def test_profile_plot_names_total_persistence_not_lifespans(tmp_path, monkeypatch):
+    """The plot shows total_persistence_p1 (the full sum of bar lengths of the whole cloud) as
+    'total persistence': 'lifespans sum' is study A's quantity, about ten times smaller (issue
+    23, item 2)."""
+    import matplotlib.pyplot as plt
+
+    from sktopo import cli
+
+    table = pd.DataFrame(
+        {"phdim": [3.0, 2.0], "phdim_std": [0.1, 0.2], "twonn": [3.0, 2.5],
+         "H0__total_persistence_p1": [100.0, 80.0], "H1__total_persistence_p1": [5.0, 4.0]},
+        index=pd.MultiIndex.from_product([["given"], ["a", "b"]], names=["stage", "layer"]))
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    cli._plot_profile(table, {}, tmp_path / "profile.png")
+    titles = [ax.get_title() for ax in figures[0].axes]
+    labels = [ax.get_ylabel() for ax in figures[0].axes]
+    assert titles == ["PH dimension", "TwoNN dimension", "H0 total persistence",
+                      "H1 total persistence"]
+    assert not any("lifespan" in text for text in titles + labels)
+    plt.close("all")

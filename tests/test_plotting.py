@@ -211,7 +211,7 @@ def test_plot_layer_profile_series_and_bad_input():
     ax = plot_layer_profile(pd.Series([1.0, 2.0], index=["a", "b"], name="twonn"))
     assert ax.get_ylabel() == "TwoNN dimension"
     assert plot_layer_profile(pd.Series([1.0, 2.0], index=["a", "b"], name="H0__total_persistence_p1"),
-                              ).get_ylabel() == "H0 lifespans sum"
+                              ).get_ylabel() == "H0 total persistence"
     with pytest.raises(TypeError, match="DataFrame or Series"):
         plot_layer_profile(np.ones((3, 2)))
     with pytest.raises(ValueError, match="no rows"):
@@ -285,3 +285,15 @@ def test_plot_cycle_image_strip_leaves_the_axis_label_visible(figsize):
         for box in (inset.get_window_extent(renderer), inset.title.get_window_extent(renderer)):
             assert box.y1 < label.y0, "an image of the strip covers the x-axis label"
             assert box.y0 >= page.y0 and box.x1 <= page.x1, "the strip leaves the figure"
+
+
+def test_total_persistence_is_named_total_persistence():
+    """``total_persistence_p1`` is the full sum of bar lengths: its words are 'total
+    persistence', not study A's 'lifespans sum' (half of it per class; issue 23, item 2)."""
+    from sktopo.plotting import _column_words
+
+    assert _column_words("H0__total_persistence_p1") == "H0 total persistence"
+    ax = plot_layer_profile(pd.DataFrame({"H1__total_persistence_p1": [1.0, 2.0]},
+                                         index=pd.Index(["a", "b"], name="layer")),
+                            y="H1__total_persistence_p1")
+    assert ax.get_ylabel() == "H1 total persistence"

@@ -110,9 +110,10 @@ class DiagramFeatures(DiagramTransformer):
         - ``"total_persistence"``: ``(sum_i l_i^p)^(1/p)`` over the lifetimes
           ``l_i = death - birth`` of the finite bars, one feature
           ``total_persistence_p{p}`` per entry of ``p``. With ``p=1`` this is
-          the plain sum of lifetimes, the "lifespans sum" of Barannikov-style
-          layer studies (H0 of a Rips filtration run to completion: the sum of
-          the minimum spanning tree's edge lengths);
+          the plain sum of lifetimes (H0 of a Rips filtration run to
+          completion: the sum of the minimum spanning tree's edge lengths).
+          Study A's "lifespans sum" is another quantity: half of it, per
+          class, averaged over the classes (``sktopo.mean_over_labels``);
         - ``"max_lifetime"``, ``"mean_lifetime"``, ``"std_lifetime"``: of the
           finite bars' lifetimes (the mean divides by the number of finite
           bars, not ``n_bars``);
