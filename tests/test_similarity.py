@@ -591,3 +591,44 @@ def test_plot_similarity():
     with pytest.raises(ValueError, match="2 measure\\(s\\) to draw but 1 Axes"):
         plot_similarity(table, ax=ax)
     plt.close("all")
+
+
+# ------------------------------------------------------------ the torch path
+def _torch_cases():
+    X, Y = PAIRS["tanh_layer"]
+    wide = _rng(13).normal(size=(120, 150))  # a Gram-form layer
+    return [(X, Y), (X, wide)]
+
+
+@pytest.mark.parametrize("params", [{}, {"unbiased": True}, {"kernel": "rbf"},
+                                    {"kernel": "rbf", "unbiased": True},
+                                    {"unbiased": True, "batch_size": 25, "random_state": 0}],
+                         ids=repr)
+def test_torch_path_gives_the_numpy_numbers(params, monkeypatch):
+    # the path that device="cuda" takes, run here on CPU tensors
+    pytest.importorskip("torch")
+    pairs = _torch_cases()
+    expected = CKA(**params).fit_transform(pairs)
+    monkeypatch.setattr(CKA, "_torch_device", lambda self: "cpu")
+    got = CKA(**params).fit_transform(pairs)
+    assert np.allclose(got, expected, rtol=1e-10, atol=1e-13)
+    layers = pd.Series({"x": pairs[0][0], "y": pairs[0][1], "wide": pairs[1][1]})
+    table = sktopo.similarity_table(layers, measures=CKA(**params))
+    assert table.loc["x", "wide"] == pytest.approx(float(expected[1, 0]), rel=1e-10)
+
+
+def test_device_is_checked_in_fit():
+    with pytest.raises(ValueError, match="CKA: device"):
+        CKA(device="nonsense").fit([(np.eye(5), np.eye(5))])
+    assert CKA(device="auto").fit([(np.eye(5), np.eye(5))]).device_ in ("cpu", "cuda")
+
+
+@pytest.mark.cuda
+def test_cuda_path():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    pairs = _torch_cases()
+    for params in ({}, {"unbiased": True}, {"kernel": "rbf"}):
+        assert np.allclose(CKA(device="cuda", **params).fit_transform(pairs),
+                           CKA(**params).fit_transform(pairs), rtol=1e-9, atol=1e-12)

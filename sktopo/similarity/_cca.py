@@ -46,7 +46,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, RealNotInt
 
 from .._parallel import N_JOBS
-from ._cka import _centred, is_constant
+from ._cka import centre
 from ._pairs import PairSimilarity
 
 __all__ = ["PWCCA", "SVCCA", "pwcca", "svcca"]
@@ -70,13 +70,13 @@ def cca_form(X, *, n_components=1.0, measure="CCA", where="the cloud") -> CCAFor
     the variance (1.0 keeps every direction of non-zero variance).
     """
     n, p = X.shape
-    if is_constant(X):
+    Xc = centre(X)
+    if Xc is None:
         raise ValueError(
             f"{measure}: {where} is constant (all {n} inputs have the same representation): it "
             f"has no direction to correlate, and {measure} is undefined. Compare layers whose "
             f"representations vary over the inputs."
         )
-    Xc = _centred(X)
     U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
     rank = int(np.sum(s > s[0] * max(n, p) * np.finfo(np.float64).eps))
     if isinstance(n_components, (Integral, np.integer)) and not isinstance(n_components, bool):

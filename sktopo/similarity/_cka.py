@@ -51,6 +51,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._device import resolve_device
 from .._parallel import N_JOBS
 from .._seeding import root_entropy
 from ._pairs import PairSimilarity
@@ -65,38 +66,96 @@ class HSICForm:
 
     ``features`` (centred, ``n x p``) for the linear kernel when ``p < n``, else
     ``gram`` (the centred ``n x n`` Gram matrix ``HKH``); ``diag`` is the
-    diagonal of the centred Gram matrix, ``total`` its sum, ``self_term`` the
+    diagonal of the centred Gram matrix (only kept for the unbiased estimator,
+    else None), ``total`` its sum, ``self_term`` the
     HSIC of the cloud with itself.
     """
 
     features: np.ndarray | None
     gram: np.ndarray | None
-    diag: np.ndarray
+    diag: np.ndarray | None
     total: float
     self_term: float
+    n: int = 0
 
     @property
-    def n(self) -> int:
-        return self.diag.shape[0]
+    def is_zero(self) -> bool:
+        """A minibatch where the representation is constant: every HSIC with it is 0."""
+        return self.features is None and self.gram is None
 
 
-def _power_of_two_scaled(X):
-    """``X`` divided by a power of two near its largest absolute value (exact)."""
-    peak = float(np.max(np.abs(X))) if X.size else 0.0
+
+# ------------------------------------------------ numpy or torch (the ``device`` path)
+def _is_numpy(X) -> bool:
+    return isinstance(X, np.ndarray)
+
+
+def _vdot(a, b) -> float:
+    """``sum(a * b)`` in float64, for numpy arrays or torch tensors."""
+    if _is_numpy(a):
+        return float(np.vdot(a, b))
+    return float((a.reshape(-1) @ b.reshape(-1)).item())
+
+
+def _diagonal(K):
+    return np.diag(K).copy() if _is_numpy(K) else K.diagonal().clone()
+
+
+def _row_squares(X):
+    return np.einsum("ij,ij->i", X, X) if _is_numpy(X) else (X * X).sum(dim=1)
+
+
+def _median(G) -> float:
+    """numpy's median (the mean of the two middle values) for arrays and tensors alike."""
+    if _is_numpy(G):
+        return float(np.median(G))
+    flat = G.reshape(-1)
+    size = flat.numel()
+    low = flat.kthvalue((size + 1) // 2).values
+    high = flat.kthvalue(size // 2 + 1).values
+    return float(((low + high) / 2).item())
+
+
+def _peak(X) -> float:
+    """Largest absolute value (two reductions, no temporary array for numpy)."""
+    if _is_numpy(X):
+        return max(float(X.max()), -float(X.min())) if X.size else 0.0
+    return float(X.abs().max().item()) if X.numel() else 0.0
+
+
+def _power_of_two_scaled(X, peak=None):
+    """``X`` divided by a power of two near its largest absolute value (exact; in place
+    when the factor is a normal number)."""
+    peak = _peak(X) if peak is None else peak
     if not np.isfinite(peak) or peak == 0.0:
         return X
     _, exponent = np.frexp(peak)
-    return np.ldexp(X, -int(exponent))
+    if abs(int(exponent)) < 1000:
+        X *= 2.0 ** -int(exponent)
+        return X
+    if _is_numpy(X):
+        return np.ldexp(X, -int(exponent))
+    return X * 2.0 ** -int(exponent)  # a power of two (normal or not): exact
 
 
 def is_constant(X) -> bool:
     """Whether every row (input) of ``X`` is the same."""
-    return bool(np.all(X == X[:1]))
+    return bool((X == X[:1]).all())
 
 
-def _centred(X):
-    Xc = X - X.mean(axis=0)
-    return _power_of_two_scaled(Xc)
+def centre(X, *, rescale=True):
+    """``X`` minus its column means (a new array), divided by a power of two near its largest
+    value when ``rescale``; None when ``X`` is constant (every row the same).
+
+    Only a cloud whose centred values are as small as the rounding of its means is compared
+    row by row, so the check costs nothing for the others.
+    """
+    mean = X.mean(axis=0)
+    Xc = X - mean
+    peak = _peak(Xc)
+    if peak <= 16 * np.finfo(np.float64).eps * _peak(mean) and is_constant(X):
+        return None
+    return _power_of_two_scaled(Xc, peak) if rescale else Xc
 
 
 def _centre_gram(K):
@@ -110,13 +169,16 @@ def _centre_gram(K):
 
 def _rbf_gram(Xc, bandwidth, where):
     G = Xc @ Xc.T
-    sq_norms = np.diag(G).copy()
+    sq_norms = _diagonal(G)
     G *= -2.0
     G += sq_norms[:, None]
     G += sq_norms[None, :]
-    np.maximum(G, 0.0, out=G)
-    np.fill_diagonal(G, 0.0)
-    median = float(np.median(G))
+    if _is_numpy(G):
+        np.maximum(G, 0.0, out=G)
+        np.fill_diagonal(G, 0.0)
+    else:
+        G.clamp_(min=0.0).fill_diagonal_(0.0)
+    median = _median(G)
     if not median > 0:
         raise ValueError(
             f"CKA: {where}: the median squared distance between inputs is 0 (more than half "
@@ -124,7 +186,10 @@ def _rbf_gram(Xc, bandwidth, where):
             f"Remove duplicate inputs, or use kernel='linear'."
         )
     G /= -2.0 * bandwidth ** 2 * median
-    np.exp(G, out=G)
+    if _is_numpy(G):
+        np.exp(G, out=G)
+    else:
+        G.exp_()
     return G
 
 
@@ -134,7 +199,8 @@ def hsic_form(X, *, kernel="linear", bandwidth=0.8, unbiased=False, gram=None, r
 
     Parameters
     ----------
-    X : ndarray of shape (n, p)
+    X : ndarray or float64 torch tensor of shape (n, p)
+        A tensor keeps every step on its device (the ``device`` path).
     kernel : {"linear", "rbf"}
     bandwidth : float
         RBF bandwidth as a fraction of the median distance.
@@ -150,50 +216,52 @@ def hsic_form(X, *, kernel="linear", bandwidth=0.8, unbiased=False, gram=None, r
         Names the cloud in errors.
     """
     n, p = X.shape
-    if is_constant(X):
+    Xc = centre(X, rescale=rescale)
+    if Xc is None:
         raise ValueError(
             f"CKA: {where} is constant (all {n} inputs have the same representation), so its "
             f"HSIC with itself is 0 and CKA is undefined (0/0). Compare layers whose "
             f"representations vary over the inputs."
         )
-    Xc = X - X.mean(axis=0)
-    if rescale:
-        Xc = _power_of_two_scaled(Xc)
     use_gram = kernel == "rbf" or (gram if gram is not None else p >= n)
     if use_gram:
         K = _centre_gram(_rbf_gram(Xc, bandwidth, where)) if kernel == "rbf" else Xc @ Xc.T
-        diag = np.diag(K).copy()
-        form = HSICForm(None, K, diag, float(diag.sum()), 0.0)
-        t = float(np.vdot(K, K))
+        diag = _diagonal(K) if unbiased else None
+        form = HSICForm(None, K, diag, float(diag.sum()) if unbiased else 0.0, 0.0, n)
+        t = _vdot(K, K)
     else:
-        diag = np.einsum("ij,ij->i", Xc, Xc)
-        form = HSICForm(Xc, None, diag, float(diag.sum()), 0.0)
+        diag = _row_squares(Xc) if unbiased else None
+        form = HSICForm(Xc, None, diag, float(diag.sum()) if unbiased else 0.0, 0.0, n)
         C = Xc.T @ Xc
-        t = float(np.vdot(C, C))
+        t = _vdot(C, C)
     form.self_term = hsic_value(t, form, form, unbiased)
     return form
 
 
 def trace_product(a: HSICForm, b: HSICForm) -> float:
     """``tr(Kc Lc)`` of two forms of the same inputs, in the cheapest way their forms allow."""
+    if a.is_zero or b.is_zero:
+        return 0.0
     if a.features is not None and b.features is not None:
         # ||Yc^T Xc||_F^2: n p q work, no n x n matrix
         if a.features.shape[1] > b.features.shape[1]:
             a, b = b, a
         C = a.features.T @ b.features
-        return float(np.vdot(C, C))
+        return _vdot(C, C)
     if a.gram is not None and b.gram is not None:
-        return float(np.vdot(a.gram, b.gram))
+        return _vdot(a.gram, b.gram)
     features, gram = (a.features, b.gram) if a.features is not None else (b.features, a.gram)
-    return float(np.vdot(features, gram @ features))
+    return _vdot(features, gram @ features)
 
 
 def hsic_value(t, a: HSICForm, b: HSICForm, unbiased: bool) -> float:
     """HSIC from ``t = tr(Kc Lc)`` and the diagonals of the centred Gram matrices."""
+    if a.is_zero or b.is_zero:
+        return 0.0
     n = a.n
     if not unbiased:
         return t / (n - 1) ** 2
-    correction = n / (n - 2) * float(np.dot(a.diag, b.diag))
+    correction = n / (n - 2) * _vdot(a.diag, b.diag)
     return (t - correction + a.total * b.total / ((n - 1) * (n - 2))) / (n * (n - 3))
 
 
@@ -241,6 +309,12 @@ class CKA(PairSimilarity):
         them; needs ``unbiased=True``. For inputs whose ``n x n`` Gram matrix
         does not fit. None (or a batch as large as the inputs) uses every
         input at once.
+    device : str or torch.device, default="cpu"
+        ``"cpu"`` computes with numpy. Any other device (``"cuda"``,
+        ``"cuda:1"``, ``"auto"`` where a GPU is visible) computes the Gram
+        matrices, features and products with torch, in float64, on that device
+        (the same numbers to rounding); ``"auto"`` is CUDA when available, else
+        numpy. Checked in ``fit``.
     random_state : int, RandomState instance or None, default=None
         Seeds the minibatches (only with ``batch_size``), together with the
         number of inputs: every pair with the same number of inputs gets the
@@ -252,6 +326,8 @@ class CKA(PairSimilarity):
 
     Attributes
     ----------
+    device_ : str
+        The device ``device`` resolved to (``"cpu"``: numpy).
     n_features_in_ : int
         2 for a DataFrame of pairs, 1 for a list of pairs.
 
@@ -286,28 +362,36 @@ class CKA(PairSimilarity):
         "bandwidth": [Interval(Real, 0, None, closed="neither")],
         "unbiased": ["boolean"],
         "batch_size": [Interval(Integral, 4, None, closed="left"), None],
+        "device": "no_validation",  # a string or a torch.device: checked in fit
         "random_state": ["random_state"],
         "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 
     def __init__(self, kernel="linear", *, bandwidth=0.8, unbiased=False, batch_size=None,
-                 random_state=None, n_jobs=None, verbose=0):
+                 device="cpu", random_state=None, n_jobs=None, verbose=0):
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.unbiased = unbiased
         self.batch_size = batch_size
+        self.device = device
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
 
     def _check_settings(self):
+        self.device_ = resolve_device(self.device, owner="CKA")
         if self.batch_size is not None and not self.unbiased:
             raise ValueError(
                 "CKA: batch_size (minibatch CKA) averages the unbiased HSIC estimator over "
                 "batches (Nguyen et al. 2021); the biased one would not converge to CKA. Set "
                 "unbiased=True, or batch_size=None."
             )
+
+    def _torch_device(self):
+        """The torch device of the torch path, or None for numpy (``device_ == "cpu"``)."""
+        device = getattr(self, "device_", "cpu")
+        return None if device == "cpu" else device
 
     def _min_inputs(self):
         return 4 if self.unbiased else 2
@@ -331,17 +415,24 @@ class CKA(PairSimilarity):
     def _form(self, X, where, plan):
         settings = dict(kernel=self.kernel, bandwidth=float(self.bandwidth),
                         unbiased=bool(self.unbiased))
+        device = self._torch_device()
+        if device is not None:  # the torch path: float64 on the device, every step there
+            import torch
+
+            X = torch.as_tensor(X, dtype=torch.float64, device=device)
+            if plan is not None:
+                plan = [torch.as_tensor(batch, device=device) for batch in plan]
         if plan is None:
             return hsic_form(X, where=where, **settings)
-        if is_constant(X):
+        centred = centre(X)  # one scale for every batch
+        if centred is None:
             hsic_form(X, where=where, **settings)  # raises the message of a constant cloud
-        X = _power_of_two_scaled(X - X.mean(axis=0))  # one scale for every batch
+        X = centred
         forms = []
         for k, batch in enumerate(plan):
             part = X[batch]
             if is_constant(part):  # a batch where the representation does not vary: HSIC 0
-                n = len(batch)
-                forms.append(HSICForm(None, np.zeros((n, n)), np.zeros(n), 0.0, 0.0))
+                forms.append(HSICForm(None, None, None, 0.0, 0.0, len(batch)))
             else:
                 forms.append(hsic_form(part, rescale=False, where=f"{where}, batch {k}", **settings))
         return forms

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._parallel import N_JOBS
-from ._cka import _centred, is_constant
+from ._cka import centre
 from ._pairs import PairSimilarity
 
 __all__ = ["ProcrustesDistance", "procrustes_distance"]
@@ -49,13 +49,13 @@ class ShapeForm:
 def shape_form(X, *, where="the cloud") -> ShapeForm:
     """The :class:`ShapeForm` of one cloud (already checked: finite, float64, 2-D)."""
     n, p = X.shape
-    if is_constant(X):
+    Xc = centre(X)
+    if Xc is None:
         raise ValueError(
             f"ProcrustesDistance: {where} is constant (all {n} inputs have the same "
             f"representation): it has no shape to scale to unit norm, and the distance is "
             f"undefined. Compare layers whose representations vary over the inputs."
         )
-    Xc = _centred(X)
     if p > n:
         U, s, _ = np.linalg.svd(Xc, full_matrices=False)
         Xc = U * s
