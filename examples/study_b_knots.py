@@ -14,10 +14,10 @@ definitions of A and of the comparison:
 
 - ``sktopo defaults``: low rank = rank below the input dimension (2) at the last ReLU layer,
   each low-rank region collapsed separately, raw diagrams;
-- ``paper's choices, level 1``: study B's notebook choices: the output Linear layer counted as a ReLU layer
-  (``output_relu=True``), all of A collapsed to one point (``collapse="all"``), diagrams divided
-  by their largest finite value (``normalize=True``), low-rank level the data manifold's
-  dimension (a curve: ``low_rank=1``);
+- ``paper's choices, level 1``: study B's notebook choices: the output Linear layer counted as
+  a ReLU layer (``output_relu=True``), all of A collapsed to one point (``collapse="all"``),
+  diagrams divided by their largest finite value (``normalize=True``), low-rank level the data
+  manifold's dimension (a curve: ``low_rank=1``);
 - ``paper's choices, level 2``: the same with the low-rank level at the input dimension.
 
 The paper's own numbers are not plotted: every curve is computed here.
