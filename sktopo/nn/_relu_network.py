@@ -65,6 +65,33 @@ def _dual_level():
         yield
 
 
+def _load_forward_ad():
+    """Run forward-mode AD once on two scalars, so that torch loads what it needs for it now.
+
+    On first use, forward AD loads torch modules lazily: ``make_dual`` imports
+    ``torch._decomp.decompositions_for_jvp``, and a dual tensor added to a tensor without a
+    tangent (every ``Linear`` bias: its tangent is a ZeroTensor, whose result shape torch
+    computes with its Python meta kernels) imports ``torch._dynamo`` and sympy on the first
+    such call (torch 2.13: 1.6 s of CPU of the 2 s that the first ``ReLURankRegions.fit`` of
+    a process spent more than the next ones). Nothing of sktopo needs them, but torch's
+    forward AD does, so they are paid here, once, when :mod:`sktopo.nn.relu_rank` is
+    imported: a fit then costs the same in any order. The operations run are the ones
+    the engine runs, so a torch that needs less loads less. Never raises: a failure here only
+    leaves the loading to the first fit.
+    """
+    import torch.autograd.forward_ad as fwAD
+
+    try:
+        with torch.no_grad(), _dual_level():
+            zero = torch.zeros(1, dtype=torch.float64)
+            fwAD.make_dual(zero, torch.ones(1, dtype=torch.float64)) + zero
+    except Exception:  # pragma: no cover - a torch without forward AD, or inside a dual level
+        pass
+
+
+_load_forward_ad()
+
+
 def max_pool_indices(module, z):
     """(n, outputs) int64 argmax index of every window of a max-pooling ``module`` on ``z``.
 

@@ -27,6 +27,9 @@ from sklearn.utils.validation import check_is_fitted
 from sktopo._base import NoBoolNumbers
 from sktopo._device import resolve_device, torch_dtype
 from sktopo.nn._capture import prepared_model
+# the engine at import (torch.func, scipy.sparse; with sktopo.nn._relu_network, torch's own
+# forward-AD modules): the first fit of a process costs what the next ones cost
+from sktopo.nn._relu_engine import RankEngine, matrix_rank
 from sktopo.nn._relu_network import (
     ReLUTracer,
     _dual_level,
@@ -555,8 +558,6 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
         singular values of ``A_l``, never a full ``units x d`` product per region); the rank
         rule is numpy's on the full product (see that module).
         """
-        from sktopo.nn._relu_engine import RankEngine
-
         engine = RankEngine(tracer.model, self._relu_module_names, self.n_units_.to_numpy(),
                             self.input_shape_, rank_tol=self.rank_tol,
                             batch_size=self.batch_size, progress=progress,
@@ -614,8 +615,6 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
         SVD (see :func:`sktopo.nn._relu_engine.matrix_rank`).
         """
         import torch
-
-        from sktopo.nn._relu_engine import matrix_rank
 
         k, rows, cols = matrices.shape
         full = torch.full((k,), rows, dtype=torch.int64, device=matrices.device)
