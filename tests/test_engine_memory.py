@@ -274,7 +274,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="engine"):
         engine_peak_bytes("dionysus", 10, 1)
     with pytest.raises(ValueError, match="maxdim"):
-        engine_peak_bytes("ripser", 10, 4)
+        engine_peak_bytes("ripser", 10, -1)
     with pytest.raises(ValueError, match="exactly one"):
         clique_counts()
     with pytest.raises(ValueError, match="max_size"):

@@ -84,8 +84,10 @@ redzed    3    60-200          27           0.86-1.65
 
 The extremes are the holes: ripser.py on a noisy circle of 1,000 points (1.75)
 and a torus of 300 (0.59), redzed-tda in H2 on a sphere of 350 (0.52; 0.73 at
-500). giotto-ph's coefficients come from an earlier run of the same benchmark
-(within 3x in H2, see ``GIOTTO_COEFFICIENTS``).
+500). giotto-ph (``--engines giotto``, 2 threads free): H1 0.50-1.58 over 16
+runs, H3 0.65-1.55 over 18; H2 does not follow the counts (0.30-3.2 over 18 runs
+for the fit), so its coefficients are scaled to bound every measured peak
+(1.0-11x): an upper bound, not an estimate.
 """
 
 from __future__ import annotations
@@ -142,8 +144,12 @@ GIOTTO_COEFFICIENTS = {
     0: {"n2": 2.8, 2: 36.8},
     1: {"const": 8.0e5, "n2": 4.4, 2: 60.0, "reduce1": 1.0},
     # the top dimension's simplices are not stored; what is left is erratic (its
-    # lock-free hash maps take 2 x next_pow2(columns) cells): within 3x, not 2x
-    2: {"n2": 9.2, 2: 149.0, "reduce1": 1.0, "reduce2": 1.6},
+    # lock-free hash maps take 2 x next_pow2(columns) cells): the fit is 0.30-3.2x of
+    # the peak (gauss384 and gauss3 of 350 points have the same counts and peaks 10x
+    # apart), so it is scaled to bound every measured peak (1.0-11x): too much is
+    # refused rather than an abort
+    2: {term: 3.4 * c for term, c in
+        {"n2": 9.2, 2: 149.0, "reduce1": 1.0, "reduce2": 1.6}.items()},
     3: {"const": 3.3e5, "n2": 84.0, 3: 47.0, "ties*3": 58.0, "reduce1": 1.0, "reduce2": 0.72},
 }
 _COEFFICIENTS = {"ripser": RIPSER_COEFFICIENTS, "redzed": REDZED_COEFFICIENTS,
