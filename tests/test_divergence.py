@@ -286,3 +286,30 @@ def test_n_jobs_zero_is_refused_in_fit(estimator):
     pairs = [(rng.normal(size=(12, 2)), rng.normal(size=(12, 2)))]
     with pytest.raises(InvalidParameterError, match=rf"'n_jobs' parameter of {estimator.__name__}"):
         estimator(n_jobs=0).fit(pairs)
+
+
+def test_cross_barcode_is_a_mapper_and_rtd_a_table():
+    """CrossBarcode returns diagrams: it sits on the collection -> collection base, RTD on the
+    table base (issue 23, item 14); its outputs stay a list for a list of pairs and a Series
+    indexed like a DataFrame, and it has no feature names."""
+    from sktopo._base import CollectionMapper, CollectionTransformer
+
+    assert issubclass(CrossBarcode, CollectionMapper)
+    assert not issubclass(CrossBarcode, CollectionTransformer)
+    assert issubclass(RTD, CollectionTransformer) and not issubclass(RTD, CollectionMapper)
+    rng = np.random.default_rng(12)
+    a = rng.normal(size=(30, 2))
+    est = CrossBarcode()
+    listed = est.fit_transform([(a, a), (a, a ** 3)])
+    assert isinstance(listed, list) and est.n_features_in_ == 1
+    assert len(listed[0][1]) == 0 and len(listed[1][1]) > 0
+    frame = pd.DataFrame({"before": [a, a], "after": [a, a ** 3]}, index=["x", "y"])
+    for output in (None, "pandas", "default"):
+        est = CrossBarcode().set_output(transform=output)
+        series = est.fit_transform(frame)
+        assert isinstance(series, pd.Series) and list(series.index) == ["x", "y"]
+        assert series.tolist() == listed
+        assert est.n_features_in_ == 2 and list(est.feature_names_in_) == ["before", "after"]
+        assert isinstance(est.transform([(a, a)]), list)
+    with pytest.raises(AttributeError, match="returns diagrams, not a feature table"):
+        est.get_feature_names_out()

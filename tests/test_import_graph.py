@@ -181,3 +181,22 @@ def test_topology_and_dimension_never_import_nn(layer):
              if target == "sktopo.nn" or target.startswith("sktopo.nn.")]
     assert not wrong, f"{layer} imports sktopo.nn (an estimator that needs torch lives in nn/):\n" \
         + "\n".join(wrong)
+
+
+# private modules that no module of the package imports, on purpose
+_UNIMPORTED_ON_PURPOSE = {
+    "sktopo.nn._relu_reference": "the brute-force Jacobian ranks the tests and benchmarks "
+                                 "check the engine against (independent of it by design)",
+}
+
+
+def test_no_private_module_is_dead():
+    """A private module (a name part starting with ``_``) that nothing imports is dead code
+    (``dimension/_base.py`` was a shim of names kept "for the modules that import them from
+    here", and none did)."""
+    graph = import_graph()
+    imported = {target for edges in graph.values() for target, _ in edges}
+    dead = [name for name in sorted(graph)
+            if any(part.startswith("_") and part != "__main__" for part in name.split("."))
+            and name not in imported and name not in _UNIMPORTED_ON_PURPOSE]
+    assert not dead, f"private modules nothing imports: {dead}"

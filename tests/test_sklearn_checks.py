@@ -292,3 +292,28 @@ def test_a_bool_is_not_a_number(estimator):
                            match=rf"{type(est).__name__}: {name} must be .*; got the bool True"
                                  rf", which would be read as 1\. Pass the number you mean"):
             est.fit([make_circle(10, random_state=0)])
+
+
+@pytest.mark.parametrize("estimator, make_X", CASES, ids=CASE_IDS)
+def test_fit_remembers_the_input_columns(estimator, make_X):
+    """n_features_in_ is the collection's number of columns (sources) on every estimator,
+    the mappers too (issue 23, item 14: PersistenceDiagram.fit did not set it)."""
+    X = make_X()
+    est = clone(estimator).fit(X)
+    if isinstance(X, pd.DataFrame):
+        assert est.n_features_in_ == X.shape[1]
+        np.testing.assert_array_equal(est.feature_names_in_, X.columns)
+    else:
+        assert est.n_features_in_ == 1 and not hasattr(est, "feature_names_in_")
+
+
+@pytest.mark.parametrize("fit", ["fit", "fit_transform"])
+def test_persistence_diagram_remembers_a_frame_s_columns(fit):
+    clouds = _clouds()
+    frame = pd.DataFrame({"conv1": clouds.values, "fc": clouds.values[::-1]}, index=clouds.index)
+    est = sktopo.PersistenceDiagram((0,))
+    getattr(est, fit)(frame)
+    assert est.n_features_in_ == 2
+    np.testing.assert_array_equal(est.feature_names_in_, ["conv1", "fc"])
+    getattr(est, fit)(list(clouds.values))  # refitted on a list: one column, no names
+    assert est.n_features_in_ == 1 and not hasattr(est, "feature_names_in_")

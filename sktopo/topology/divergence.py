@@ -65,10 +65,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import CollectionTransformer
+from .._base import CollectionMapper, CollectionTransformer, remember_input
 from .._collections import Collection, check_cloud, check_distance_matrix, label_text
 from .._distance import check_memory, pairwise_distances
 from .._parallel import N_JOBS, run_parallel
@@ -317,8 +318,13 @@ def _pair_labels(collection):
 
 
 # ------------------------------------------------------------ the estimators
-class _PairTransformer(CollectionTransformer):
-    """What CrossBarcode and RTD share: pairs of clouds in, one result per pair."""
+class _PairInput:
+    """What CrossBarcode and RTD share: pairs of clouds in, one result per pair.
+
+    A mixin, first among the bases: :class:`CrossBarcode` maps the pairs to diagrams
+    (:class:`~sktopo._base.CollectionMapper`), :class:`RTD` to a table of scores
+    (:class:`~sktopo._base.CollectionTransformer`).
+    """
 
     _parameter_constraints: dict = {
         "homology_dimensions": [Interval(Integral, 0, None, closed="left"), "array-like"],
@@ -396,12 +402,15 @@ class _PairTransformer(CollectionTransformer):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = False  # pairs: a DataFrame of two columns or tuples
         tags.input_tags.pairwise = self.metric == "precomputed"
+        tags.requires_fit = True
         tags.non_deterministic = False
         return tags
 
 
-class CrossBarcode(_PairTransformer):
+class CrossBarcode(_PairInput, CollectionMapper):
     """R-Cross-Barcode of every pair of representations of the same inputs.
 
     For a pair ``(P, Q)`` (row ``i`` of both is input ``i``), the barcode of
@@ -492,6 +501,27 @@ class CrossBarcode(_PairTransformer):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the parameters and the pairs; nothing is learnt.
+
+        Parameters
+        ----------
+        X : DataFrame with two columns of clouds, or list of (P, Q) tuples
+            Row ``i`` of ``P`` and of ``Q`` is input ``i`` (square distance
+            matrices with ``metric="precomputed"``).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : CrossBarcode
+            The fitted transformer.
+        """
+        self._check_settings()
+        remember_input(self, self._check_cells(X))
+        return self
+
     def transform(self, X):
         """Compute the R-Cross-Barcode of every pair.
 
@@ -508,7 +538,7 @@ class CrossBarcode(_PairTransformer):
             ``n_landmarks`` the number used (``2 * n_landmarks`` vertices).
         """
         check_is_fitted(self, "engine_")
-        collection = self._validate_collection(X, reset=False)
+        collection = self._check_cells(X)  # the output follows the input's container
         self._check_memory(collection)
         tasks, _ = self._tasks(collection)
         function = partial(
@@ -538,9 +568,6 @@ class CrossBarcode(_PairTransformer):
             As in :meth:`transform`.
         """
         return self.fit(X).transform(X)
-
-    def _cell_names(self):  # pragma: no cover - diagrams, not a table
-        return []
 
     def get_feature_names_out(self, input_features=None):
         """Not available: the output is a collection of diagrams, not a table."""
@@ -580,7 +607,7 @@ def _pair_barcode(P, Q, idx, label, *, dims, normalize, metric, metric_params, e
                    engine=engine)
 
 
-class RTD(_PairTransformer):
+class RTD(_PairInput, CollectionTransformer):
     """Representation Topology Divergence of every pair of representations of the same inputs.
 
     For a pair ``(P, Q)`` (row ``i`` of both is input ``i``): the total
@@ -676,7 +703,7 @@ class RTD(_PairTransformer):
     """
 
     _parameter_constraints: dict = {
-        **_PairTransformer._parameter_constraints,
+        **_PairInput._parameter_constraints,
         "n_trials": [Interval(Integral, 1, None, closed="left")],
         "symmetric": ["boolean"],
     }

@@ -39,7 +39,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import CollectionMapper
+from .._base import CollectionMapper, remember_input
 from .._collections import (
     Collection,
     check_cloud,
@@ -194,6 +194,12 @@ class PersistenceDiagram(CollectionMapper):
         The engine ``backend`` resolved to.
     memory_limit_ : int or None
         ``memory_limit`` in bytes.
+    n_features_in_ : int
+        The number of columns (sources) of the collection seen in ``fit``: 1 for a
+        list, a 3-D array or a Series, the number of columns for a DataFrame (as
+        every sktopo transformer; a cloud's own coordinates are not features).
+    feature_names_in_ : ndarray of str
+        The DataFrame's column names, when they are all strings.
 
     See Also
     --------
@@ -292,7 +298,7 @@ class PersistenceDiagram(CollectionMapper):
             The fitted transformer.
         """
         self._validate_settings()
-        self._check_collection(X)
+        remember_input(self, self._check_collection(X))
         return self
 
     def _validate_settings(self):
@@ -362,8 +368,10 @@ class PersistenceDiagram(CollectionMapper):
         """
         self._validate_settings()
         # diagrams_of checks finiteness and converts float32 where each cloud is computed
+        collection = self._check_collection(X, finite=False, keep_float32=True)
+        remember_input(self, collection)
         with gc_paused():  # thousands of small objects, no reference cycles
-            return self._diagrams(self._check_collection(X, finite=False, keep_float32=True))
+            return self._diagrams(collection)
 
     def _diagrams(self, collection):
         clouds = collection.flat()
