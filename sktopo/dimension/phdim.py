@@ -152,7 +152,15 @@ class PHDimension(CloudTransformer):
       is negative for high dimensions and small ``max_points``).
     - ``phdim_r2``: coefficient of determination of the log-log fit of the
       rerun-averaged curve; a curved plot (low ``phdim_r2``) means the sizes are
-      outside the scaling range.
+      outside the scaling range. It reads so only when the slope is well away
+      from 0: as ``alpha`` nears the dimension ``d`` the slope ``1 - alpha / d``
+      nears 0, ``log E_alpha`` is almost flat and ``phdim_r2`` measures the
+      subsampling noise around a flat line, not curvature. A low ``phdim_r2`` is
+      then expected and the estimate is still right: ``PHDimension(alpha=2)`` on a
+      2-sphere gives about 2.01 with ``phdim_r2`` about 0.49 (five 2,000-point
+      spheres: ``phdim`` 1.98 to 2.02, ``phdim_r2`` 0.10 to 0.85; see
+      ``docs/phdim.md``). Read ``phdim_ci_low``/``phdim_ci_high`` and
+      ``phdim_reliable`` for the estimate's quality there.
     - ``phdim_n_min``, ``phdim_n_max``, ``phdim_n_sizes``: the subsample sizes
       actually used.
     - ``phdim_reliable``: 1.0 when the fit can be trusted, 0.0 when it cannot (NaN
