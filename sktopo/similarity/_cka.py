@@ -37,9 +37,10 @@ kernel)::
   before the ratio is taken (Nguyen et al. 2021), so memory is ``batch_size^2``
   per Gram matrix and the estimate stays unbiased for the HSIC terms.
 
-All sums are accumulated in float64. Each cloud is first divided by a power of
-two near its largest centred value (exact, and CKA is scale-invariant) so that
-clouds of 1e200 or 1e-200 neither overflow nor underflow.
+All sums are accumulated in float64. A cloud whose largest centred value is
+outside ``[2**-200, 2**200]`` is first divided by a power of two near it (exact,
+and CKA is scale-invariant) so that clouds of 1e200 or 1e-200 neither overflow
+nor underflow.
 """
 
 from __future__ import annotations
@@ -123,13 +124,21 @@ def _peak(X) -> float:
     return float(X.abs().max().item()) if X.numel() else 0.0
 
 
+# clouds whose largest centred value lies in [2**-200, 2**200] are used as they are: the
+# fourth powers that HSIC sums (times n^2 p^2 < 2**60) neither overflow nor underflow there
+_SAFE_EXPONENT = 200
+
+
 def _power_of_two_scaled(X, peak=None):
-    """``X`` divided by a power of two near its largest absolute value (exact; in place
-    when the factor is a normal number)."""
+    """``X`` divided by a power of two near its largest absolute value when that value is
+    outside ``[2**-200, 2**200]`` (exact, so nothing changes but the range; in place when the
+    factor is a normal number)."""
     peak = _peak(X) if peak is None else peak
     if not np.isfinite(peak) or peak == 0.0:
         return X
     _, exponent = np.frexp(peak)
+    if abs(int(exponent)) <= _SAFE_EXPONENT:
+        return X
     if abs(int(exponent)) < 1000:
         X *= 2.0 ** -int(exponent)
         return X
@@ -436,6 +445,13 @@ class CKA(PairSimilarity):
             else:
                 forms.append(hsic_form(part, rescale=False, where=f"{where}, batch {k}", **settings))
         return forms
+
+    def _self_value(self, form, where):
+        # HSIC(K, K) is already in the form: 1, or NaN where the unbiased one is not positive
+        if isinstance(form, HSICForm):
+            return _ratio(form.self_term, form.self_term, form.self_term, where)
+        self_term = np.mean([x.self_term for x in form])
+        return _ratio(self_term, self_term, self_term, where)
 
     def _compare(self, a, b, where):
         unbiased = bool(self.unbiased)

@@ -184,6 +184,10 @@ class PairSimilarity(CollectionTransformer):
     def _measure_name(self) -> str:
         return self._column
 
+    def _self_value(self, form, where):
+        """The value of a layer with itself (a subclass may know it without the pair's work)."""
+        return self._compare(form, form, where)
+
     def _is_symmetric(self) -> bool:
         return self._symmetric
 

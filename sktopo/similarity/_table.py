@@ -108,6 +108,9 @@ def _layer_table(estimator, x_labels, x_clouds, y_labels, y_clouds, same, verbos
     values = np.full((len(x_forms), len(y_forms)), np.nan)
     for i, j in progress(positions, verbose=verbose, desc=type(estimator).__name__, unit="pair"):
         where = f"layers {label_text(x_labels[i])!r} and {label_text(y_labels[j])!r}"
+        if same and i == j:  # a layer with itself: what its form already knows
+            values[i, j] = estimator._self_value(x_forms[i], where)
+            continue
         values[i, j] = estimator._compare(x_forms[i], y_forms[j], where)
         if symmetric:
             values[j, i] = values[i, j]
