@@ -2,7 +2,7 @@
 
 The batch functions live beside their estimators (``phdim_batch`` in
 :mod:`sktopo.dimension.phdim`, ``twonn_batch`` in :mod:`sktopo.dimension.twonn`,
-``mle_batch`` in :mod:`sktopo.dimension.mle`); this module is the helper below
+``_batch_values`` in :mod:`sktopo.dimension.mle`); this module is the helper below
 all of them and imports none of them.
 
 A per-input study (one cloud of tokens or patches per input) has thousands of
