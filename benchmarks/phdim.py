@@ -264,10 +264,10 @@ def per_cloud_path(estimator, clouds):
     """The estimator's cloud-by-cloud loop (the base class's _compute_cells), as before batching."""
     from sktopo._base import CloudTransformer
     from sktopo._collections import check_collection
-    from sktopo._seeding import cloud_seeds
+    from sktopo._seeding import CloudSeeder
 
     checked = check_collection(clouds).flat()
-    seeds = cloud_seeds(estimator.random_state, checked, metric=estimator.metric)
+    seeds = CloudSeeder(estimator.random_state, metric=estimator.metric)  # cloud_seeds' seeds
     labels = [f"row {i}" for i in range(len(checked))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
