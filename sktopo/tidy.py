@@ -46,12 +46,13 @@ _DIM = re.compile(r"H(\d+)")
 
 # estimator prefixes of features without a homology dimension ({prefix} or {prefix}_...):
 # the dimension estimators (their ``_prefix``: phdim, twonn, mle, twonn_ml), DiagramDistance,
-# ReLURankRegions' per-layer columns and the per-space columns of QuotientPersistence.table_.
+# ReLURankRegions' per-layer columns, the per-space columns of QuotientPersistence.table_ and
+# the similarity measures (CKA, SVCCA, PWCCA, ProcrustesDistance).
 # Fixed: the parse never depends on which modules were imported.
 DIMENSIONLESS_PREFIXES = ("phdim", "twonn", "twonn_ml", "mle", "bottleneck_distance",
                           "wasserstein_distance", "sliced_wasserstein_distance",
                           "sliced_wasserstein_kernel", "rank", "active", "kernel_dim", "region",
-                          "n_points", "frac_low_rank")
+                          "n_points", "frac_low_rank", "cka", "svcca", "pwcca", "procrustes")
 
 
 def _is_dimensionless(feature: str) -> bool:

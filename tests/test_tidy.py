@@ -240,3 +240,10 @@ def test_every_emitted_name_round_trips_with_any_source():
         for source in rng.choice(np.array(sources, dtype=object), size=4, replace=False):
             name = feature_name(source, q, feature)
             assert parse_feature_name(name) == (source, q, feature), name
+
+
+def test_similarity_columns_of_a_layer_named_like_a_dimension_keep_their_source():
+    from sktopo.tidy import parse_feature_name
+
+    for feature in ("cka", "svcca", "pwcca", "procrustes_distance"):
+        assert parse_feature_name(f"H1__{feature}") == ("H1", None, feature)
