@@ -55,6 +55,8 @@ _PUBLIC = {
     "procrustes_distance": "sktopo.similarity",
     "similarity_table": "sktopo.similarity",
     "LayerEmbedder": "sktopo.nn.embedder",
+    "CheckpointEmbedder": "sktopo.nn.checkpoints",
+    "embed_checkpoints": "sktopo.nn.checkpoints",
     "ReLURankRegions": "sktopo.nn.relu_rank",
     "tidy": "sktopo.tidy",  # bound above; listed for __all__
 }

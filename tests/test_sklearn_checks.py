@@ -78,6 +78,9 @@ def _estimator_instances():
             continue
         if name == "LayerEmbedder":
             est = obj(_tiny_relu_model(), layers="1")
+        elif name == "CheckpointEmbedder":
+            est = obj(sktopo.LayerEmbedder(_tiny_relu_model(), layers="1"),
+                      [_tiny_relu_model().state_dict()])
         elif name in ("ReLURankRegions", "QuotientPersistence"):
             est = obj(_tiny_relu_model())
         else:
