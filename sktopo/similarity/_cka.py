@@ -318,12 +318,12 @@ class CKA(PairSimilarity):
         them; needs ``unbiased=True``. For inputs whose ``n x n`` Gram matrix
         does not fit. None (or a batch as large as the inputs) uses every
         input at once.
-    device : str or torch.device, default="cpu"
-        ``"cpu"`` computes with numpy. Any other device (``"cuda"``,
-        ``"cuda:1"``, ``"auto"`` where a GPU is visible) computes the Gram
-        matrices, features and products with torch, in float64, on that device
-        (the same numbers to rounding); ``"auto"`` is CUDA when available, else
-        numpy. Checked in ``fit``.
+    device : str or torch.device, default="auto"
+        ``"auto"`` is CUDA when available, else ``"cpu"`` (sktopo's rule for every
+        ``device``). ``"cpu"`` computes with numpy. Any other device (``"cuda"``,
+        ``"cuda:1"``) computes the Gram matrices, features and products with
+        torch, in float64, on that device (the same numbers to rounding).
+        Checked in ``fit``.
     random_state : int, RandomState instance or None, default=None
         Seeds the minibatches (only with ``batch_size``), together with the
         number of inputs: every pair with the same number of inputs gets the
@@ -378,7 +378,7 @@ class CKA(PairSimilarity):
     }
 
     def __init__(self, kernel="linear", *, bandwidth=0.8, unbiased=False, batch_size=None,
-                 device="cpu", random_state=None, n_jobs=None, verbose=0):
+                 device="auto", random_state=None, n_jobs=None, verbose=0):
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.unbiased = unbiased
