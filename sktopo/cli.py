@@ -548,8 +548,62 @@ def _build_model(args):
         if args.model in ("mlp", "cnn") and args.stage is not None:
             raise CLIError("--stage needs training; with --checkpoint the model is profiled as "
                            "loaded.")
-        _load_checkpoint(model, _existing_file("--checkpoint", args.checkpoint))
+        paths = _checkpoint_paths(args.checkpoint)
+        if not _is_sweep(args):
+            _load_checkpoint(model, paths[0])
+        else:
+            # every checkpoint must fit before any work: loaded one at a time, then dropped
+            for path in paths:
+                _load_checkpoint(copy.deepcopy(model), path)
+            names = [path.stem for path in paths]
+            if len(set(names)) < len(names):
+                names = [str(path) for path in paths]
+            model = _Sweep(model, dict(zip(names, paths)))
     return model, X, y, trainable
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _is_sweep(args):
+    """Several checkpoints (or a pattern): one stage per checkpoint, named by its file."""
+    values = args.checkpoint or []
+    return len(values) > 1 or any(_GLOB.search(value) for value in values)
+
+
+def _checkpoint_paths(values):
+    """The files of the --checkpoint options, patterns expanded in natural order (epoch_2
+    before epoch_10)."""
+    import glob
+
+    def natural(path):
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
+
+    paths = []
+    for value in values:
+        if _GLOB.search(value):
+            found = sorted((p for p in glob.glob(value, recursive=True) if os.path.isfile(p)),
+                           key=natural)
+            if not found:
+                raise CLIError(f"--checkpoint {value!r} matches no file.")
+            paths.extend(Path(p) for p in found)
+        else:
+            paths.append(_existing_file("--checkpoint", value))
+    return paths
+
+
+class _Sweep:
+    """The stages of a checkpoint sweep: the model (architecture) and {stage: file}; each
+    stage's model is loaded when its turn comes and dropped after (bounded memory)."""
+
+    def __init__(self, model, files):
+        self.model = model
+        self.files = files
+
+    def load(self, stage):
+        model = copy.deepcopy(self.model)
+        _load_checkpoint(model, self.files[stage])
+        return model
 
 
 # ---------------------------------------------------------------- profile
@@ -627,7 +681,7 @@ def _cmd_profile(args):
     with _OutputSet(args, _profile_names(args)) as output:
         # every input is checked before training, and before --out changes
         model, X, y, trainable = _build_model(args)
-        _check_layers(model, X, args)
+        _check_layers(model.model if isinstance(model, _Sweep) else model, X, args)
         stages = _model_stages(model, X, y, trainable, args)
         # one seeded subsample of inputs, shared by every stage and every measurement
         if args.max_inputs and args.max_inputs < len(X):
@@ -664,7 +718,8 @@ def _rank_note(stages, X_all, X, ranks, args):
     dead = np.flatnonzero(np.ptp(np.asarray(X_all).reshape(len(X_all), -1), axis=0) == 0)
     if dead.size:
         example = " (the digits' always-blank pixels)" if args.data == "digits" else ""
-        weights = {stage: _first_layer_weight(stages[stage], dead, d) for stage in ranks}
+        weights = {stage: _first_layer_weight(_stage_model(stages, stage), dead, d)
+                   for stage in ranks}
         weights = {stage: w for stage, w in weights.items() if w is not None}
         said = ", ".join(f"{stage} up to {w:.2g}" for stage, w in weights.items())
         text = (f"dead inputs: {dead.size} of the {d} input coordinates are constant over all "
@@ -703,7 +758,9 @@ def _first_layer_weight(model, dead, d):
 def _profile_names(args, ranks=True):
     """The files ``profile`` writes, the main table first (without ``ranks``: no rank table)."""
     names = [f"profile.{args.format}"] + ([f"ranks.{args.format}"] if ranks else [])
-    return names + ([] if args.no_plots else ["profile.png"])
+    if args.no_plots:
+        return names
+    return names + ["profile.png"] + (["trajectory.png"] if _is_sweep(args) else [])
 
 
 def _check_layers(model, X, args):
@@ -779,6 +836,8 @@ def _model_stages(model, X, y, trainable, args):
     """{stage: model}: the built-in model before and/or after training, or the given one."""
     from sktopo.nn import models
 
+    if isinstance(model, _Sweep):
+        return model
     if not trainable:
         return {"given": model}
     stage = args.stage or "both"
@@ -794,13 +853,23 @@ def _model_stages(model, X, y, trainable, args):
     return stages
 
 
+def _stage_names(stages):
+    return list(stages.files if isinstance(stages, _Sweep) else stages)
+
+
+def _stage_model(stages, name):
+    """The model of one stage (a checkpoint of a sweep is loaded now)."""
+    return stages.load(name) if isinstance(stages, _Sweep) else stages[name]
+
+
 def _profile_stages(stages, X, args):
     """(per-layer table of every stage, {stage: rank summary} of the stages that have one)."""
     from sktopo._device import torch_threads
 
     tables, ranks = {}, {}
     with torch_threads(args.n_threads):
-        for name, stage_model in stages.items():
+        for name in _stage_names(stages):
+            stage_model = _stage_model(stages, name)
             tables[name] = _profile_stage(stage_model, X, args, name)
             _log(args, f"[{name}] ReLU rank profile ...")
             rank = _rank_profile(stage_model, X, args)
@@ -820,6 +889,8 @@ def _write_profile(table, ranks, output, args):
         _write_table(pd.concat(ranks, names=["stage"]), output.path(names[1]), fmt, True)
     if not args.no_plots:
         _plot_profile(table, ranks, output.path("profile.png"))
+        if _is_sweep(args):
+            _plot_trajectory(table, output.path("trajectory.png"))
     return names
 
 
@@ -839,6 +910,13 @@ def _print_table(table):
         print(table)
 
 
+_PANELS = [("phdim", "phdim_std", "PH dimension"), ("twonn", None, "TwoNN dimension"),
+           # the full sum of finite bar lengths (total_persistence_p1): not study A's
+           # "lifespans sum", half of it per class (docs/gallery/study_a.md)
+           ("H0__total_persistence_p1", None, "H0 total persistence"),
+           ("H1__total_persistence_p1", None, "H1 total persistence")]
+
+
 def _plot_profile(table, ranks, path):
     import matplotlib
 
@@ -847,12 +925,7 @@ def _plot_profile(table, ranks, path):
 
     from sktopo.plotting import plot_layer_profile
 
-    panels = [("phdim", "phdim_std", "PH dimension"), ("twonn", None, "TwoNN dimension"),
-              # the full sum of finite bar lengths (total_persistence_p1): not study A's
-              # "lifespans sum", half of it per class (docs/gallery/study_a.md)
-              ("H0__total_persistence_p1", None, "H0 total persistence"),
-              ("H1__total_persistence_p1", None, "H1 total persistence")]
-    panels = [p for p in panels if p[0] in table.columns]
+    panels = [p for p in _PANELS if p[0] in table.columns]
     n_panels = len(panels) + bool(ranks)
     fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), squeeze=False)
     for ax, (column, err, title) in zip(axes[0], panels):
@@ -872,6 +945,30 @@ def _plot_profile(table, ranks, path):
         ax.set_title("cumulative rank of the ReLU map")
         ax.set_ylabel("rank (input to layer)")
         ax.legend()
+    fig.tight_layout()
+    with _atomic(path) as temporary:
+        fig.savefig(temporary, dpi=120)
+    plt.close(fig)
+
+
+def _plot_trajectory(table, path):
+    """A checkpoint sweep: each feature against stage, one line per layer (PH dimension with
+    its spread over subsamples as error bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sktopo.plotting import plot_layer_profile
+
+    panels = [(column, err, title) for column, err, title in _PANELS if column in table.columns]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    long = table.reset_index()
+    for ax, (column, err, title) in zip(axes[0], panels):
+        plot_layer_profile(long, y=column, yerr=err if err in long.columns else None, x="stage",
+                           hue="layer", ax=ax, ylabel=title)
+        ax.set_title(f"{title} over training")
+        ax.set_xlabel("stage (checkpoint)")
     fig.tight_layout()
     with _atomic(path) as temporary:
         fig.savefig(temporary, dpi=120)
@@ -913,7 +1010,8 @@ _PROFILE_EPILOG = """\
 output files (in --out):
   profile.csv   tidy table, one row per value, columns:
                 stage, layer, source, homology_dimension, feature, value
-                (stage: untrained/trained for built-ins, 'given' for your model;
+                (stage: untrained/trained for built-ins, 'given' for your model,
+                 the file's stem for each of several --checkpoint files;
                  feature: phdim, phdim_std, phdim_r2, twonn, twonn_r2, n_bars,
                  total_persistence_p1, ... ; homology_dimension empty for
                  non-persistence features)
@@ -924,6 +1022,8 @@ output files (in --out):
                 data), informative where layers narrow; frac_inputs_low_rank:
                 rank below the input dimension (1 wherever a layer is narrower)
   profile.png   per-layer plots (skipped with --no-plots)
+  trajectory.png  several checkpoints: each feature against stage, one line
+                per layer (skipped with --no-plots)
   (.parquet instead of .csv with --format parquet)
 
 examples:
@@ -931,6 +1031,8 @@ examples:
   sktopo profile --model cnn --epochs 10 --out cnn-profile
   sktopo profile --model mymodels:make_net --data X.npy --checkpoint net.pt \\
                  --layers "encoder.*" --out my-profile
+  sktopo profile --model mymodels:make_net --data X.npy \\
+                 --checkpoint 'runs/epoch_*.pt' --out training   # one stage per file
 
 --model package.module:factory imports that module (running its top-level code) and
 calls factory() with no arguments: only use code you trust. The current folder is
@@ -994,9 +1096,11 @@ def _parser():
                               "%(default)s)")
     profile.add_argument("--labels", default=None,
                          help=".npy file of labels, to train a built-in model on --data")
-    profile.add_argument("--checkpoint", default=None,
+    profile.add_argument("--checkpoint", action="append", default=None,
                          help="a state_dict (torch.save(model.state_dict(), path)), loaded "
-                              "with torch.load(weights_only=True)")
+                              "with torch.load(weights_only=True); repeat it, or give a "
+                              "quoted glob pattern ('runs/epoch_*.pt'), to profile each "
+                              "checkpoint as a stage named by its file")
     profile.add_argument("--stage", choices=("both", "trained", "untrained"), default=None,
                          help="built-in models: profile before and/or after training "
                               "(default: both)")

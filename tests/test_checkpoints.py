@@ -286,3 +286,63 @@ def test_errors(run, tmp_path):
         sweep.transform(X)
     with pytest.raises(TypeError, match="checkpoints must be"):
         embed_checkpoints(embedder, 3, X)
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def _cli_run(tmp_path, monkeypatch):
+    """A user model factory, its data and three checkpoints, in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweepmodels.py").write_text(
+        "import torch\n"
+        "def factory():\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(),\n"
+        "                               torch.nn.Linear(16, 8), torch.nn.ReLU())\n")
+    np.save(tmp_path / "X.npy", np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32))
+    (tmp_path / "run").mkdir()
+    for epoch in EPOCHS:
+        torch.manual_seed(epoch)
+        model = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(),
+                                    torch.nn.Linear(16, 8), torch.nn.ReLU())
+        torch.save(model.state_dict(), tmp_path / "run" / f"epoch_{epoch}.pt")
+    return ["profile", "--model", "sweepmodels:factory", "--data", "X.npy", "--quiet",
+            "--n-landmarks", "0", "--max-inputs", "40"]
+
+
+def test_cli_profile_sweep(tmp_path, monkeypatch):
+    from sktopo.cli import main
+
+    argv = _cli_run(tmp_path, monkeypatch)
+    assert main(argv + ["--checkpoint", "run/epoch_*.pt", "--out", "glob"]) == 0
+    long = pd.read_csv(tmp_path / "glob" / "profile.csv")
+    assert list(long["stage"].unique()) == ["epoch_1", "epoch_2", "epoch_10"]
+    assert set(long["layer"].astype(str)) == {"1", "3"}
+    assert (tmp_path / "glob" / "trajectory.png").exists()
+    ranks = pd.read_csv(tmp_path / "glob" / "ranks.csv")
+    assert list(ranks["stage"].unique()) == ["epoch_1", "epoch_2", "epoch_10"]
+
+    # repeated --checkpoint: in the order given; each stage is that checkpoint's own profile
+    assert main(argv + ["--checkpoint", "run/epoch_10.pt", "--checkpoint", "run/epoch_1.pt",
+                        "--out", "two", "--no-plots"]) == 0
+    two = pd.read_csv(tmp_path / "two" / "profile.csv")
+    assert list(two["stage"].unique()) == ["epoch_10", "epoch_1"]
+    assert main(argv + ["--checkpoint", "run/epoch_10.pt", "--out", "one", "--no-plots"]) == 0
+    one = pd.read_csv(tmp_path / "one" / "profile.csv")
+    assert set(one["stage"]) == {"given"}  # one checkpoint: as before
+    pd.testing.assert_frame_equal(
+        two[two["stage"] == "epoch_10"].drop(columns="stage").reset_index(drop=True),
+        one.drop(columns="stage"))
+
+
+def test_cli_profile_sweep_errors(tmp_path, monkeypatch, capsys):
+    from sktopo.cli import main
+
+    argv = _cli_run(tmp_path, monkeypatch)
+    assert main(argv + ["--checkpoint", "run/nothing_*.pt", "--out", "a"]) == 2
+    assert "--checkpoint 'run/nothing_*.pt' matches no file" in capsys.readouterr().err
+    torch.save(torch.nn.Linear(5, 3).state_dict(), tmp_path / "run" / "epoch_99.pt")
+    # a checkpoint that does not fit stops the sweep before any stage is profiled
+    assert main(argv + ["--checkpoint", "run/epoch_*.pt", "--out", "b"]) == 1
+    assert "epoch_99.pt' does not fit the model" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
