@@ -549,16 +549,17 @@ def _build_model(args):
             raise CLIError("--stage needs training; with --checkpoint the model is profiled as "
                            "loaded.")
         paths = _checkpoint_paths(args.checkpoint)
+        # every checkpoint must fit before any work: loaded one at a time, then dropped
+        for path in paths:
+            _load_checkpoint(copy.deepcopy(model), path)
+        names = [path.stem for path in paths]
         if not _is_sweep(args):
-            _load_checkpoint(model, paths[0])
-        else:
-            # every checkpoint must fit before any work: loaded one at a time, then dropped
-            for path in paths:
-                _load_checkpoint(copy.deepcopy(model), path)
-            names = [path.stem for path in paths]
-            if len(set(names)) < len(names):
-                names = [str(path) for path in paths]
-            model = _Sweep(model, dict(zip(names, paths)))
+            names = ["given"]
+        elif len(set(names)) < len(names):
+            names = [str(path) for path in paths]
+        model = _Sweep(model, dict(zip(names, paths)))
+    elif args.cache:
+        raise CLIError("--cache keeps the profile of each --checkpoint file; pass --checkpoint.")
     return model, X, y, trainable
 
 
@@ -867,15 +868,61 @@ def _profile_stages(stages, X, args):
     from sktopo._device import torch_threads
 
     tables, ranks = {}, {}
+    cached = _stage_cache(stages, X, args)
     with torch_threads(args.n_threads):
         for name in _stage_names(stages):
-            stage_model = _stage_model(stages, name)
-            tables[name] = _profile_stage(stage_model, X, args, name)
-            _log(args, f"[{name}] ReLU rank profile ...")
-            rank = _rank_profile(stage_model, X, args)
+            if cached is None:
+                table, rank = _profile_one(stages, name, X, args)
+            else:
+                key = cached.key(name)
+                if cached.function.check_call_in_cache(key):
+                    _log(args, f"[{name}] from the cache in --cache {args.cache!r}")
+                table, rank = cached.function(key, (stages, name, X, args))
+            tables[name] = table
             if rank is not None:
                 ranks[name] = rank
     return pd.concat(tables, names=["stage"]), ranks
+
+
+def _profile_one(stages, name, X, args):
+    """(per-layer table, rank summary or None) of one stage."""
+    stage_model = _stage_model(stages, name)
+    table = _profile_stage(stage_model, X, args, name)
+    _log(args, f"[{name}] ReLU rank profile ...")
+    return table, _rank_profile(stage_model, X, args)
+
+
+def _cached_profile(key, job=None):
+    """What --cache stores: its one hashed argument is the stage's key."""
+    return _profile_one(*job)
+
+
+class _StageCache:
+    """--cache: each checkpoint's profile on disk, keyed by the checkpoint file's bytes, the
+    model's architecture, the data profiled and every option that changes the numbers."""
+
+    def __init__(self, stages, X, args):
+        from joblib import Memory
+
+        from sktopo.nn.checkpoints import _content_key, _embedder_key
+
+        self.stages = stages
+        self.function = Memory(args.cache, verbose=0).cache(_cached_profile, ignore=["job"])
+        options = {name: getattr(args, name) for name in (
+            "model", "layers", "seed", "homology_dimensions", "n_landmarks", "scale", "device")}
+        self.fixed = [_content_key(np.asarray(X)), options,
+                      _embedder_key(_embedder(stages.model, args, verbose=0))]
+
+    def key(self, name):
+        from sktopo.nn.checkpoints import _content_key, _file_digest
+
+        return _content_key([self.fixed, _file_digest(self.stages.files[name])])
+
+
+def _stage_cache(stages, X, args):
+    if not getattr(args, "cache", None) or not isinstance(stages, _Sweep):
+        return None
+    return _StageCache(stages, X, args)
 
 
 def _write_profile(table, ranks, output, args):
@@ -1101,6 +1148,10 @@ def _parser():
                               "with torch.load(weights_only=True); repeat it, or give a "
                               "quoted glob pattern ('runs/epoch_*.pt'), to profile each "
                               "checkpoint as a stage named by its file")
+    profile.add_argument("--cache", default=None, metavar="DIR",
+                         help="with --checkpoint: keep each checkpoint's profile in DIR, keyed "
+                              "by the file's content, the data and the options, so a sweep "
+                              "that was stopped resumes with the checkpoints not yet done")
     profile.add_argument("--stage", choices=("both", "trained", "untrained"), default=None,
                          help="built-in models: profile before and/or after training "
                               "(default: both)")

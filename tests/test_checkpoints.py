@@ -346,3 +346,39 @@ def test_cli_profile_sweep_errors(tmp_path, monkeypatch, capsys):
     assert main(argv + ["--checkpoint", "run/epoch_*.pt", "--out", "b"]) == 1
     assert "epoch_99.pt' does not fit the model" in capsys.readouterr().err
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_cli_profile_sweep_resumes_from_cache(tmp_path, monkeypatch):
+    import shutil
+
+    from sktopo import cli
+
+    argv = _cli_run(tmp_path, monkeypatch) + ["--checkpoint", "run/epoch_*.pt", "--no-plots",
+                                              "--cache", "cache"]
+    calls = []
+    original = cli._profile_one
+
+    def spy(stages, name, *args):
+        calls.append(name)
+        return original(stages, name, *args)
+
+    monkeypatch.setattr(cli, "_profile_one", spy)
+    assert cli.main(argv + ["--out", "first"]) == 0
+    assert calls == ["epoch_1", "epoch_2", "epoch_10"]
+    calls.clear()
+    assert cli.main(argv + ["--out", "again"]) == 0
+    assert calls == []
+    first = pd.read_csv(tmp_path / "first" / "profile.csv")
+    pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "again" / "profile.csv"))
+    # a run stopped before epoch_2 was stored: only epoch_2 is profiled again
+    entries = sorted((tmp_path / "cache").rglob("metadata.json"))
+    assert len(entries) == 3
+    shutil.rmtree(entries[0].parent)
+    assert cli.main(argv + ["--out", "resumed"]) == 0
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "resumed" / "profile.csv"))
+    # other options: everything again
+    calls.clear()
+    assert cli.main(argv + ["--out", "other", "--homology-dimensions", "0"]) == 0
+    assert calls == ["epoch_1", "epoch_2", "epoch_10"]
+    assert cli.main(["profile", "--cache", "cache", "--out", "no", "--quiet"]) == 2
