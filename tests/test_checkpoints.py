@@ -240,8 +240,9 @@ def test_clone_and_params(run):
     assert copied.embedder is not sweep.embedder and copied.checkpoints == paths
 
 
-def test_errors(run, tmp_path):
+def test_errors(run, tmp_path, monkeypatch):
     model, X, paths = run
+    calls = _counting(monkeypatch)
     embedder = _embedder(model)
     with pytest.raises(FileNotFoundError, match="matches no file"):
         embed_checkpoints(embedder, str(tmp_path / "nothing_*.pt"), X)
@@ -254,8 +255,14 @@ def test_errors(run, tmp_path):
     # missing keys (4.*) and a shape mismatch: the file and the keys are named
     with pytest.raises(ValueError, match=r"other\.pt.*missing keys '4\.weight', '4\.bias'"):
         embed_checkpoints(embedder, [paths[0], other], X)
-    with pytest.raises(ValueError, match=r"other\.pt.*missing keys"):  # also before work
+    with pytest.raises(ValueError, match=r"other\.pt.*missing keys"):
         embed_checkpoints(embedder, [paths[0], other], X, memory=tmp_path / "cache")
+    assert calls == []  # found before the first stage was embedded
+    bad_state = {"ok": torch.load(paths[0], weights_only=True),
+                 "bad": torch.load(other, weights_only=True)}
+    with pytest.raises(ValueError, match=r"of stage 'bad'.*missing keys"):
+        embed_checkpoints(embedder, bad_state, X)
+    assert calls == []
     extra = tmp_path / "extra.pt"
     torch.save({**torch.load(paths[0], weights_only=True), "head.weight": torch.zeros(1)}, extra)
     with pytest.raises(ValueError, match=r"extra\.pt.*unexpected keys 'head\.weight'"):
@@ -382,3 +389,14 @@ def test_cli_profile_sweep_resumes_from_cache(tmp_path, monkeypatch):
     assert cli.main(argv + ["--out", "other", "--homology-dimensions", "0"]) == 0
     assert calls == ["epoch_1", "epoch_2", "epoch_10"]
     assert cli.main(["profile", "--cache", "cache", "--out", "no", "--quiet"]) == 2
+
+
+def test_in_a_pipeline(run):
+    from sklearn.pipeline import make_pipeline
+
+    model, X, paths = run
+    pipe = make_pipeline(CheckpointEmbedder(_embedder(model), paths),
+                         PersistenceDiagram(homology_dimensions=(0,)), DiagramFeatures())
+    table = pipe.set_output(transform="pandas").fit_transform(X)
+    assert table.index.names == ["stage", "layer"] and len(table) == 6
+    assert clone(pipe).get_params()["checkpointembedder__embedder__unit"] == "dataset"

@@ -240,6 +240,9 @@ def _digest(obj, digest):
             digest.update(repr(key).encode())
             _digest(value, digest)
         digest.update(b"}")
+    elif isinstance(obj, (list, tuple)) and not any(
+            isinstance(v, (torch.Tensor, np.ndarray, Mapping, list, tuple)) for v in obj):
+        digest.update(f"{type(obj).__name__}:{joblib.hash(obj)}".encode())  # texts, numbers
     elif isinstance(obj, (list, tuple)):
         digest.update(f"{type(obj).__name__}[{len(obj)}:".encode())
         for value in obj:
@@ -518,28 +521,32 @@ class CheckpointEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator,
                                      f"{stage!r}; name the stages (a dict {{stage: checkpoint}}).")
                 names.append(stage)
                 job = (embedder, stage, source, X, n_threads)
-                if memory is None:
-                    computed.append(stage)
-                    yield _embed_stage, job
-                    continue
-                key = _content_key([fixed_key, _source_key(source)])
-                keys[stage] = key
-                if cached.check_call_in_cache(key):
-                    yield cached, (key,)
-                else:
-                    if _is_path(source):  # a file that does not fit fails before the work
-                        _load_into(copy.deepcopy(embedder.model), _read_state(source),
-                                   repr(source))
-                    computed.append(stage)
-                    yield cached, (key, job)
+                if memory is not None:
+                    key = keys[stage] = _content_key([fixed_key, _source_key(source)])
+                    if cached.check_call_in_cache(key):
+                        yield cached, (key,)
+                        continue
+                if _is_path(source):  # a checkpoint that does not fit: an error before work
+                    _load_into(copy.deepcopy(embedder.model), _read_state(source),
+                               repr(source))
+                elif not isinstance(source, torch.nn.Module):
+                    _load_into(copy.deepcopy(embedder.model),
+                               _unwrap(source, f"stage {stage!r}"), f"of stage {stage!r}")
+                computed.append(stage)
+                yield (_embed_stage, job) if memory is None else (cached, (key, job))
 
+        tasks = calls()
+        if total is not None:
+            # known checkpoints (paths, or objects already in memory): every one is checked
+            # against the model and looked up in the cache before the first stage runs; a
+            # callable's are checked as they come, so that one model at a time is held
+            tasks = list(tasks)
         if workers <= 1:
-            results = (function(*args) for function, args in calls())
+            results = (function(*args) for function, args in tasks)
         else:
             from joblib import delayed
 
-            results = lazy_parallel(workers)(delayed(function)(*args)
-                                             for function, args in calls())
+            results = lazy_parallel(workers)(delayed(function)(*args) for function, args in tasks)
         parts = list(progress(results, verbose=self.verbose, total=total,
                               desc="CheckpointEmbedder", unit="stage"))
         if not parts:
@@ -570,7 +577,6 @@ class CheckpointEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator,
         tags.input_tags.two_d_array = False
         tags.input_tags.three_d_array = True
         tags.target_tags.required = False
-        tags.requires_fit = False
         return tags
 
 
