@@ -374,7 +374,10 @@ class CheckpointEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator,
 
         Files are read with ``torch.load(weights_only=True)`` (plain state dicts; a dict with a
         ``"state_dict"`` or ``"model_state_dict"`` entry is unwrapped). Models are embedded as
-        they are.
+        they are. A checkpoint that does not fit the model (missing or unexpected keys, other
+        shapes), a file ``torch.load`` cannot read or a pattern that matches nothing is a
+        ValueError or FileNotFoundError naming it; paths, lists and dicts are checked whole
+        before the first stage runs, a callable's checkpoints as they come.
 
     memory : str, path, joblib.Memory or None, default=None
         Where each stage's clouds are cached. The key of a stage is the checkpoint's content
