@@ -35,3 +35,11 @@ def test_every_pytest_step_of_ci_has_a_ceiling():
     for line in steps:
         minutes = re.match(r"run_for (\d+)m python -m pytest\b", line)
         assert minutes and 10 <= int(minutes.group(1)) <= 60, line
+
+
+def test_openmp_threads_sleep_instead_of_spinning():
+    # set by conftest.py before torch (and its OpenMP runtime) is imported: spinning OpenMP
+    # threads slowed torch-heavy tests 10-35x beside one other busy process (item 16)
+    import os
+
+    assert os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
