@@ -69,7 +69,7 @@ def test_redzed_missing_falls_back_to_ripser_with_one_warning(monkeypatch, fresh
         PersistenceDiagram((0, 1), backend="redzed").fit([X])
 
 
-@pytest.mark.parametrize("n_points", [  # the many-cloud scheduler, the one-cloud path (14 CPU-s)
+@pytest.mark.parametrize("n_points", [  # the many-cloud scheduler, the one-cloud path (15 s)
     40, pytest.param(700, marks=pytest.mark.slow)])
 def test_redzed_failing_falls_back_to_ripser_with_one_warning(monkeypatch, fresh_warnings, n_points):
     import redzed_tda

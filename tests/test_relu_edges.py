@@ -254,7 +254,6 @@ class DeepConv(nn.Module):
         return x
 
 
-@pytest.mark.slow  # about 37 CPU-s
 def test_c_a_fused_push_that_overflows_is_redone_one_segment_at_a_time():
     torch.manual_seed(0)
     twin = DeepConv().double()

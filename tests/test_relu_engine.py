@@ -299,6 +299,7 @@ def test_a_dead_layer_gives_empty_factors_downstream(dense_limit, monkeypatch):
     assert not got[:, 1:].any() and got[:, 0].all()
 
 
+@pytest.mark.slow  # 10-13 s on two near-idle cores
 def test_large_padded_batches_use_the_blocked_gram_and_still_equal_numpy():
     # Smaller sides above 256 go through the recursive lower-triangle Gram.
     rng = np.random.default_rng(1)
@@ -335,7 +336,6 @@ def test_greedy_column_colors_never_share_a_colour_within_a_row():
     assert greedy_column_colors(image.reshape(100, 100))[1] == 9
 
 
-@pytest.mark.slow  # about 26 CPU-s
 def test_convolutions_pushed_with_coloured_input_tangents_equal_jacobian_ranks(monkeypatch):
     # 10 x 10 inputs: the third layer sees 7 x 7 pixels, so 49 coloured tangents replace 100.
     from sktopo.nn import _relu_engine
@@ -397,9 +397,7 @@ CHAINS = {
 }
 
 
-@pytest.mark.parametrize("name", [  # about 23 CPU-s each but the smallest (11 CPU-s)
-    n if n == "stride_dilation_bn" else pytest.param(n, marks=pytest.mark.slow)
-    for n in sorted(CHAINS)])
+@pytest.mark.parametrize("name", sorted(CHAINS))
 def test_conv_chain_certificates_equal_float64_jacobian_ranks(name, monkeypatch):
     counts = chain_counts(monkeypatch)
     torch.manual_seed(0)
