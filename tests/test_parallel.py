@@ -130,3 +130,29 @@ def test_the_multiprocessing_backend_reaches_the_batches(make):
         assert all(x == y for x, y in zip(a, b))
     else:
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_thread_work_skips_joblib_polling_unless_a_backend_is_configured():
+    # joblib's threads hand results back by polling every 10 ms (10-25 ms per call of a
+    # few hundred small clouds); plain threads do the default case, in order
+    import joblib
+    from joblib import delayed
+
+    from sktopo._parallel import _ThreadMap, lazy_parallel
+
+    runner = lazy_parallel(2, "threads")
+    assert isinstance(runner, _ThreadMap)
+    assert list(runner(delayed(pow)(k, 2) for k in range(20))) == [k * k for k in range(20)]
+
+    def fails(k):
+        if k == 3:
+            raise ValueError("cloud 3")
+        return k
+
+    results = lazy_parallel(2, "threads")(delayed(fails)(k) for k in range(6))
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="cloud 3"):
+        next(results)
+    with joblib.parallel_config(backend="loky"):
+        assert not isinstance(lazy_parallel(2, "threads"), _ThreadMap)
+    assert not isinstance(lazy_parallel(1, "threads"), _ThreadMap)
