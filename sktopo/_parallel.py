@@ -122,10 +122,11 @@ def lazy_parallel(n_jobs, prefer=None):
 
     hint = {"prefer": prefer} if prefer is not None else {}
     probe = Parallel(n_jobs=n_jobs, **hint)  # cheap: no worker starts before a call
-    if type(probe._backend).__name__ == "ThreadingBackend" and probe.n_jobs != 1:
+    threads = effective_jobs(n_jobs)
+    if type(probe._backend).__name__ == "ThreadingBackend" and threads > 1:
         # joblib's own threads hand results back by polling every 10 ms: 10-25 ms per
         # call of a few hundred small clouds, more than their work. Plain threads, in order.
-        return _ThreadMap(probe._effective_n_jobs())
+        return _ThreadMap(threads)
     lazy = getattr(probe._backend, "supports_return_generator", True)
     return Parallel(n_jobs=n_jobs, return_as="generator" if lazy else "list", **hint)
 
