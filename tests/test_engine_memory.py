@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -336,3 +337,15 @@ def test_the_model_extends_above_h3():
     for engine in ("ripser", "redzed", "giotto"):
         h3 = engine_peak_bytes(engine, 60, 3, counts)
         assert engine_peak_bytes(engine, 60, 4, counts) >= h3 > 0
+
+
+def test_counts_of_a_matrix_with_missing_edges_warn_nothing():
+    from scipy.spatial.distance import cdist
+
+    X = _cloud("gauss3", 300)
+    D = cdist(X, X)
+    D[D > 1.5] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        counts = clique_counts(distances=D, max_size=4)
+    assert 0 < counts[2] < 300 * 299 / 2 and 0.0 <= counts["ties"] <= 1.0

@@ -262,7 +262,8 @@ class _Rows:
     def within(self, d, slack, t):
         """``d <= t`` on what :meth:`rows` / :meth:`blocks` return."""
         if not math.isfinite(t):
-            return d <= np.inf if not self.squared else np.ones(np.shape(d), dtype=bool)
+            # every edge, but a missing one (inf in a given matrix) never enters
+            return np.isfinite(d) if not self.squared else np.ones(np.shape(d), dtype=bool)
         return d <= t * t + slack if self.squared else d <= t
 
 
@@ -439,7 +440,9 @@ def _tie_share(rows, d, adj, sample, rng, n_pairs=2000):
     key = np.unique(np.minimum(sample[a], j) * n + np.maximum(sample[a], j), return_index=True)[1]
     a, j = a[key], j[key]
     values = rows.exact_pairs(sample[a], j) if rows.squared else d[a, j]
-    values = np.sort(values)
+    values = np.sort(values[np.isfinite(values)])  # a missing edge (inf) ties nothing
+    if len(values) < 2:
+        return 0.0
     close = np.diff(values) <= 1e-9 * np.maximum(values[1:], 1e-300)
     tied = np.zeros(len(values), dtype=bool)
     tied[1:] |= close
@@ -492,6 +495,11 @@ def _largest_cocycles(rows, dims, threshold, enclosing, counts, rng):
             t = float(threshold)
             if enclosing:
                 t = min(t, float(D.max(axis=1).min()))
+            finite = np.isfinite(D)
+            if not finite.all():  # missing edges: above the threshold, as the engines get them
+                top = float(D[finite].max())
+                t = min(t, top)
+                D = np.where(finite, D, 2.0 * top + 1.0)
             A = (D <= t).astype(np.float32)
             np.fill_diagonal(A, 0.0)
             simplices = A.sum() / 2 if k == 1 else float((np.matmul(A, A) * A).sum()) / 6
