@@ -221,11 +221,10 @@ def _check_dense_memory(estimate, n, settings, label):
     limit = settings.memory_limit
     if limit is None or estimate <= limit:
         return
-    # H0 needs n^2 storage; the engines store the simplices of H_q, about n^(q + 1) at
-    # a fixed scale (conservative for the engines that keep only the dimension below)
-    exponent = 2 if settings.maxdim == 0 else settings.maxdim + 1
-    fitting = int(n * (limit / estimate) ** (1.0 / exponent))
-    what = ("n^2" if exponent == 2 else
+    # every term grows at least like n^2 (the matrix, the edges; simplices of k vertices
+    # like n^k at the scale of the cloud), so n * sqrt(limit / estimate) points fit
+    fitting = int(n * math.sqrt(limit / estimate))
+    what = ("n^2" if settings.maxdim == 0 else
             f"the simplices of dimension up to {settings.maxdim} at the enclosing radius")
     check_memory(
         estimate, limit,
