@@ -230,6 +230,29 @@ class CollectionTransformer(NoBoolNumbers, TransformerMixin, BaseEstimator):
         return tags
 
 
+class PairTableTransformer(CollectionTransformer):
+    """Base of the transformers of pairs of clouds (RTD, the similarity measures).
+
+    One result per pair: a DataFrame's two columns are the pair's two sides, so
+    they add no prefix to the output names.
+    """
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns: those of one pair (no column prefix).
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self, "n_features_in_")
+        return np.asarray(self._cell_names(), dtype=object)
+
+
 class CollectionMapper(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Base of the transformers that map a collection to a collection of the same shape.
 

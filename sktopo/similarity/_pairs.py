@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import CollectionTransformer
+from .._base import PairTableTransformer
 from .._collections import Collection, check_cloud, label_text
 from .._parallel import run_parallel
 from .._seeding import root_entropy
@@ -151,7 +151,7 @@ def _pair_value(P, Q, label, *, estimator, plans):
     return estimator._compare(first, second, f"the pair at {label}")
 
 
-class PairSimilarity(CollectionTransformer):
+class PairSimilarity(PairTableTransformer):
     """Base: pairs of clouds of the same inputs -> one column, ``_column``.
 
     A subclass sets ``_column`` (the output name, which is also its
@@ -197,23 +197,6 @@ class PairSimilarity(CollectionTransformer):
 
     def _cell_names(self):
         return [self._column]
-
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns: one, named for the measure.
-
-        One result per pair, so a DataFrame's two columns add no prefix.
-
-        Parameters
-        ----------
-        input_features : None
-            Ignored.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str objects
-        """
-        check_is_fitted(self, "n_features_in_")
-        return np.asarray(self._cell_names(), dtype=object)
 
     def transform(self, X):
         """Compute the measure for every pair.

@@ -69,7 +69,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import CollectionMapper, CollectionTransformer, remember_input
+from .._base import CollectionMapper, PairTableTransformer, remember_input
 from .._collections import Collection, check_cloud, check_distance_matrix, label_text
 from .._distance import check_memory, pairwise_distances
 from .._parallel import N_JOBS, run_parallel
@@ -607,7 +607,7 @@ def _pair_barcode(P, Q, idx, label, *, dims, normalize, metric, metric_params, e
                    engine=engine)
 
 
-class RTD(_PairInput, CollectionTransformer):
+class RTD(_PairInput, PairTableTransformer):
     """Representation Topology Divergence of every pair of representations of the same inputs.
 
     For a pair ``(P, Q)`` (row ``i`` of both is input ``i``): the total
@@ -729,23 +729,6 @@ class RTD(_PairInput, CollectionTransformer):
 
     def _cell_names(self):
         return [name for q in self.homology_dimensions_ for name in (f"H{q}__rtd", f"H{q}__rtd_std")]
-
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns: ``H{q}__rtd`` and ``H{q}__rtd_std`` per dimension.
-
-        One result per pair, so a DataFrame's two columns add no prefix.
-
-        Parameters
-        ----------
-        input_features : None
-            Ignored.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str objects
-        """
-        check_is_fitted(self, "n_features_in_")
-        return np.asarray(self._cell_names(), dtype=object)
 
     def transform(self, X):
         """Compute the RTD of every pair.
