@@ -6,8 +6,10 @@ cleanly, prints its numbers and writes its figure. Add an example by adding its 
 """
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,9 @@ EXAMPLE_RUNS = [
     ("study_a_architectures.py", ["ViT", "blocks.3"], (), None),
     # the inputs behind a bar (issue 13.2)
     ("inputs_behind_a_bar.py", ["longest H1 bar", "indices into the held-out digits"], (), None),
+    # training dynamics over checkpoints (issue 24)
+    ("training_dynamics.py", ["5 checkpoints (trained now)", "0 measurements from the cache",
+                              "stays settled"], (), None),
 ]
 
 
@@ -60,3 +65,44 @@ def test_example_quick(name, expected, args, requires, tmp_path):
         assert text in out, f"{name} did not print {text!r}"
     figure = tmp_path / name.replace(".py", ".png")
     assert figure.stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_training_dynamics_resumes_after_a_kill(tmp_path):
+    """Killed while it measures its stages, the example's rerun measures only the stages it
+    had not stored, and gives the table of a run that was never stopped."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    command = [sys.executable, str(EXAMPLES / "training_dynamics.py"), "--quick", "--epochs", "8",
+               "--out", str(tmp_path / "killed")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env, cwd=tmp_path)
+    cache = tmp_path / "killed" / "training_dynamics_cache"
+    deadline = time.monotonic() + 300
+    try:
+        while not list(cache.glob("joblib/**/measure_stage/*/output.pkl")):
+            assert process.poll() is None, "the example ended before it could be killed"
+            assert time.monotonic() < deadline, "no stage was measured in 300 s"
+            time.sleep(0.02)
+    finally:
+        process.kill()
+        process.wait()
+    stored = len(list(cache.glob("joblib/**/measure_stage/*/output.pkl")))
+    assert 1 <= stored < 9
+
+    resumed = run_example("training_dynamics.py", tmp_path, "--epochs", "8", "--out",
+                          str(tmp_path / "killed"))
+    counts = re.search(r"stages: (\d+) embeddings and (\d+) measurements from the cache, "
+                       r"(\d+) measured now", resumed)
+    assert counts, resumed
+    embeddings, reused, measured = map(int, counts.groups())
+    assert "(reused)" in resumed and embeddings == 9
+    assert reused == stored and measured == 9 - stored
+
+    fresh = run_example("training_dynamics.py", tmp_path, "--epochs", "8", "--out",
+                        str(tmp_path / "fresh"))
+    assert "0 measurements from the cache, 9 measured now" in fresh
+
+    def table(out):
+        return out[out.index("per layer and epoch"):out.index("saved ")]
+
+    assert table(resumed) == table(fresh)

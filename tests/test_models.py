@@ -3,7 +3,6 @@
 import importlib.util
 import sys
 
-import numpy as np
 import pytest
 import torch
 from sklearn.model_selection import train_test_split
@@ -89,6 +88,27 @@ def test_fit_digits_is_repeatable():
     if not torch.cuda.is_available():
         assert all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
 
+
+
+def test_fit_digits_callback_sees_each_epoch_as_a_shorter_run_ends():
+    """The state after epoch k of a run equals a run of k epochs (same shuffles, same Adam
+    steps), so per-epoch checkpoints are the stages of one training run."""
+    Xtr, _, ytr, _ = _split(images=False)
+    X, y = Xtr[:200], ytr[:200]
+    seen = {}
+
+    def keep(epoch, model):
+        assert not model.training and not torch.is_grad_enabled()
+        seen[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    model = fit_digits(DigitsMLP(hidden=(16,), random_state=0), X, y, epochs=3, callback=keep)
+    assert sorted(seen) == [1, 2, 3] and not model.training
+    two = fit_digits(DigitsMLP(hidden=(16,), random_state=0), X, y, epochs=2).state_dict()
+    assert all(torch.equal(seen[2][k], two[k]) for k in two)
+    assert all(torch.equal(seen[3][k], v) for k, v in model.state_dict().items())
+    assert not all(torch.equal(seen[1][k], two[k]) for k in two)
+    with pytest.raises(TypeError, match="callback must be callable"):
+        fit_digits(DigitsMLP(hidden=(4,), random_state=0), X, y, epochs=1, callback="save")
 
 @pytest.mark.slow
 def test_fit_digits_cnn_accuracy():

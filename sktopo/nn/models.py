@@ -114,7 +114,7 @@ class DigitsCNN(nn.Module):
 
 
 def fit_digits(model, X, y, *, epochs=40, lr=3e-3, batch_size=64, weight_decay=1e-4,
-               device="auto", n_threads=1, random_state=0, verbose=0):
+               device="auto", n_threads=1, random_state=0, callback=None, verbose=0):
     """Train a digits classifier with Adam and cross-entropy; return it in eval mode.
 
     Parameters
@@ -136,6 +136,11 @@ def fit_digits(model, X, y, *, epochs=40, lr=3e-3, batch_size=64, weight_decay=1
         with torch's default on a loaded 2-core machine). None keeps torch's setting.
     random_state : int or None, default=0
         Seeds the shuffling (the global torch generator is left untouched).
+    callback : callable or None, default=None
+        Called as ``callback(epoch, model)`` after each epoch (``epoch`` counts from 1), with
+        the model in eval mode; training resumes afterwards in train mode. E.g. save a
+        checkpoint each epoch for :class:`~sktopo.CheckpointEmbedder`:
+        ``callback=lambda e, m: torch.save(m.state_dict(), f"epoch_{e:02d}.pt")``.
     verbose : int, default=0
         If positive, a progress bar over epochs showing the last epoch's mean loss.
 
@@ -156,6 +161,9 @@ def fit_digits(model, X, y, *, epochs=40, lr=3e-3, batch_size=64, weight_decay=1
     _check_number("weight_decay", weight_decay, Real, 0)
     if n_threads is not None:
         _check_number("n_threads", n_threads, Integral, 1)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"fit_digits: callback must be callable as callback(epoch, model); got "
+                        f"{type(callback).__name__}.")
     device = resolve_device(device, owner="fit_digits")
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
@@ -166,7 +174,7 @@ def fit_digits(model, X, y, *, epochs=40, lr=3e-3, batch_size=64, weight_decay=1
         raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
     with torch_threads(n_threads):
         return _train(model, X, y, epochs, lr, batch_size, weight_decay, device, random_state,
-                      verbose, progress)
+                      callback, verbose, progress)
 
 
 def _check_number(name, value, kind, low, strict=False):
@@ -177,8 +185,8 @@ def _check_number(name, value, kind, low, strict=False):
                          f"{' (an integer)' if kind is Integral else ''}; got {value!r}.")
 
 
-def _train(model, X, y, epochs, lr, batch_size, weight_decay, device, random_state, verbose,
-           progress):
+def _train(model, X, y, epochs, lr, batch_size, weight_decay, device, random_state, callback,
+           verbose, progress):
     model.to(device)
     X, y = X.to(device), y.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -187,7 +195,7 @@ def _train(model, X, y, epochs, lr, batch_size, weight_decay, device, random_sta
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     model.train()
     bar = progress(range(epochs), verbose=verbose, desc="fit_digits", unit="epoch")
-    for _ in bar:
+    for epoch in bar:
         order = torch.randperm(X.shape[0], generator=generator).to(device)
         total = 0.0
         for start in range(0, X.shape[0], batch_size):
@@ -199,6 +207,12 @@ def _train(model, X, y, epochs, lr, batch_size, weight_decay, device, random_sta
             total += loss.item() * len(rows)
         if verbose:
             bar.set_postfix(loss=total / X.shape[0])
+        if callback is not None:
+            # eval mode so that a checkpoint's forward passes (dropout, batch norm) are the
+            # ones used after training
+            with torch.no_grad():
+                callback(epoch + 1, model.eval())
+            model.train()
     return model.eval()
 
 
