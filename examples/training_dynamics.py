@@ -120,15 +120,28 @@ def _first_of_last_run(flags):
     return int(flags.index[start])
 
 
+def at_least(low):
+    """An argparse type: an integer >= ``low``."""
+    def parse(text):
+        value = int(text)
+        if value < low:
+            raise ValueError(text)
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
 def main():
     parser = example_parser(__doc__)
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=at_least(1), default=None,
                         help="training epochs, one checkpoint each (30; --quick: 4)")
-    parser.add_argument("--rank-inputs", type=int, default=100,
-                        help="held-out digits of the ReLU rank summary")
+    parser.add_argument("--rank-inputs", type=at_least(1), default=100,
+                        help="held-out digits of the ReLU rank summary (at most 450)")
     parser.add_argument("--cache", default=None,
                         help="checkpoints and per-stage cache (default: <out>/training_dynamics_cache)")
-    parser.add_argument("--n-jobs", type=int, default=1, help="stages measured in parallel")
+    parser.add_argument("--n-jobs", type=at_least(1), default=1,
+                        help="stages measured in parallel (processes; each uses one thread)")
     args = parse_args(parser)
     quick = args.quick
     epochs = args.epochs if args.epochs is not None else (4 if quick else 30)
@@ -137,9 +150,12 @@ def main():
     cache = args.cache or os.path.join(args.out, "training_dynamics_cache")
 
     X_train, X_test, y_train, y_test = digits_split(args.seed, images=True)
+    if rank_inputs > len(X_test):
+        parser.error(f"--rank-inputs: at most {len(X_test)} (the held-out digits); "
+                     f"got {rank_inputs}")
     run = f"seed{args.seed}_epochs{epochs}" + ("_quick" if quick else "")
     trained = train_with_checkpoints(os.path.join(cache, run), X_train, y_train,
-                                            epochs=epochs, seed=args.seed)
+                                     epochs=epochs, seed=args.seed)
 
     # the clouds of every stage: (stage, layer) -> (n_inputs, width), cached per stage
     sweep = CheckpointEmbedder(LayerEmbedder(DigitsCNN(), layers=LAYERS, device="cpu"),
