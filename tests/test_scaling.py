@@ -34,6 +34,34 @@ def test_dask_backend_gives_serial_numbers():
     np.testing.assert_array_equal(np.asarray(serial_dim), np.asarray(dim))
 
 
+
+@pytest.mark.slow
+def test_checkpoint_sweep_on_dask_gives_serial_clouds(tmp_path):
+    """CheckpointEmbedder's stages go through joblib, so a Dask cluster runs them."""
+    distributed = pytest.importorskip("dask.distributed")
+    from sktopo import CheckpointEmbedder, LayerEmbedder
+    from sktopo.nn.models import DigitsMLP
+
+    paths = []
+    for epoch in range(4):
+        paths.append(tmp_path / f"epoch_{epoch}.pt")
+        torch.save(DigitsMLP(hidden=(16, 8), random_state=epoch).state_dict(), paths[-1])
+    X = np.random.default_rng(0).random((80, 64)).astype(np.float32)
+    embedder = LayerEmbedder(DigitsMLP(hidden=(16, 8)), torch.nn.ReLU, device="cpu")
+    serial = CheckpointEmbedder(embedder, str(tmp_path / "epoch_*.pt")).fit_transform(X)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        with parallel_config(backend="dask"), distributed.get_task_stream(client) as tasks:
+            sweep = CheckpointEmbedder(embedder, str(tmp_path / "epoch_*.pt"), n_jobs=-1)
+            clouds = sweep.fit_transform(X)
+    assert len(tasks.data) >= 1  # the stages ran on the cluster
+    assert clouds.index.equals(serial.index) and len(clouds) == 8
+    assert sweep.computed_stages_ == [f"epoch_{e}" for e in range(4)]
+    for a, b in zip(clouds, serial):
+        np.testing.assert_array_equal(a, b)
+
+
 CALLS = []
 
 
