@@ -631,4 +631,123 @@ def test_cuda_path():
     pairs = _torch_cases()
     for params in ({}, {"unbiased": True}, {"kernel": "rbf"}):
         assert np.allclose(CKA(device="cuda", **params).fit_transform(pairs),
-                           CKA(**params).fit_transform(pairs), rtol=1e-9, atol=1e-12)
+                           CKA(device="cpu", **params).fit_transform(pairs), rtol=1e-9, atol=1e-12)
+
+
+# -------------------------------------------- the torch path of SVCCA, PWCCA and Procrustes
+def _cca_torch_pairs():
+    """Random and structured pairs in both orders (PWCCA weights the narrower one), a layer wider
+    than the inputs, an orthogonal copy (Procrustes 0), and a pair of few inputs with exactly one
+    canonical correlation forced to 1 (12 + 8 directions > 20 - 1: its variate is still
+    determined, so PWCCA is too)."""
+    rng = _rng(14)
+    X = PAIRS["tanh_layer"][0]
+    pairs = list(PAIRS.values()) + [(Q, P) for P, Q in PAIRS.values()]
+    return pairs + [(X, rng.normal(size=(120, 150))), (X, 2 * X @ _orthogonal(12, rng) + 1),
+                    (rng.normal(size=(20, 12)), rng.normal(size=(20, 8)))]
+
+
+def _many_forced_pair():
+    """11 canonical correlations forced to 1 (15 + 15 directions for 20 inputs)."""
+    rng = _rng(11)
+    return rng.normal(size=(20, 15)), rng.normal(size=(20, 15))
+
+
+CCA_TORCH_ESTIMATORS = [SVCCA(), SVCCA(n_components=1.0), SVCCA(n_components=3),
+                        SVCCA(n_components=0.5), PWCCA(), ProcrustesDistance()]
+
+
+def _values_and_warnings(estimator, pairs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        values = clone(estimator).fit_transform(pairs)
+    return values, sorted(str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("estimator", CCA_TORCH_ESTIMATORS, ids=repr)
+def test_cca_and_procrustes_torch_path_gives_the_numpy_numbers(estimator, monkeypatch):
+    # the path that device="cuda" takes, run here on CPU tensors
+    torch = pytest.importorskip("torch")
+    pairs = _cca_torch_pairs()
+    if not isinstance(estimator, PWCCA):  # SVCCA and Procrustes do not depend on the variates
+        pairs.append(_many_forced_pair())
+    numpy_estimator = clone(estimator).set_params(device="cpu")
+    expected, expected_warnings = _values_and_warnings(numpy_estimator, pairs)
+    monkeypatch.setattr(type(estimator), "_torch_device", lambda self: "cpu")
+    got, got_warnings = _values_and_warnings(numpy_estimator, pairs)
+    assert np.allclose(got, expected, rtol=1e-9, atol=1e-13)
+    assert got_warnings == expected_warnings  # the same directions kept, the same warnings
+    fitted = clone(numpy_estimator).fit(pairs[:1])
+    form = fitted._form(pairs[0][0], "x", None)
+    assert isinstance(getattr(form, "basis", getattr(form, "points", None)), torch.Tensor)
+    wide = 2 * len(PAIRS)  # (X, a layer wider than the inputs)
+    layers = pd.Series({"x": pairs[wide][0], "tanh": pairs[1][1], "wide": pairs[wide][1]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the wide layer has more directions than inputs
+        table = sktopo.similarity_table(layers, measures=numpy_estimator)
+    assert table.loc["x", "wide"] == pytest.approx(float(expected[wide, 0]), rel=1e-9)
+
+
+def test_cca_torch_path_keeps_the_same_directions():
+    torch = pytest.importorskip("torch")
+    from sktopo.similarity._cca import cca_form
+
+    rank_deficient = np.c_[PAIRS["tanh_layer"][0], PAIRS["tanh_layer"][0][:, :3] * 2]
+    clouds = [cloud for pair in _cca_torch_pairs() for cloud in pair] + [rank_deficient]
+    for n_components in (0.99, 0.5, 1.0, 3):
+        numpy_k = [cca_form(c, n_components=n_components).basis.shape[1] for c in clouds]
+        torch_k = [cca_form(torch.as_tensor(c), n_components=n_components).basis.shape[1]
+                   for c in clouds]
+        assert torch_k == numpy_k
+    assert cca_form(torch.as_tensor(rank_deficient)).basis.shape[1] == 12
+
+
+def test_pwcca_torch_path_with_many_forced_correlations(monkeypatch):
+    # 11 correlations are 1 whatever the data: their canonical variates are any basis of the
+    # shared subspace, so their weights depend on the SVD routine (numpy's too); the torch
+    # path warns the same and stays a weighted mean of correlations
+    pytest.importorskip("torch")
+    X, Y = _many_forced_pair()
+    with pytest.warns(UserWarning, match="at least 11 canonical correlation"):
+        expected = sktopo.pwcca(X, Y, device="cpu")
+    monkeypatch.setattr(PWCCA, "_torch_device", lambda self: "cpu")
+    with pytest.warns(UserWarning, match="at least 11 canonical correlation"):
+        got = sktopo.pwcca(X, Y, device="cpu")
+    assert 0 <= got <= 1 and got == pytest.approx(expected, abs=0.05)
+
+
+@pytest.mark.parametrize("cls", [SVCCA, PWCCA, ProcrustesDistance])
+def test_cca_and_procrustes_device_is_checked_in_fit(cls):
+    pairs = [PAIRS["tanh_layer"]]
+    with pytest.raises(ValueError, match=f"^{cls.__name__}: device"):
+        cls(device="nonsense").fit(pairs)
+    with pytest.raises(ValueError, match=f"^{cls.__name__}: device"):
+        cls(device="meta").fit_transform(pairs)
+    assert cls().fit(pairs).device_ in ("cpu", "cuda")
+    assert cls(device="cpu").fit(pairs).device_ == "cpu"
+    assert clone(cls(device="cpu")).get_params()["device"] == "cpu"
+    function = {SVCCA: sktopo.svcca, PWCCA: sktopo.pwcca,
+                ProcrustesDistance: sktopo.procrustes_distance}[cls]
+    if cls().fit(pairs).device_ == "cpu":
+        assert function(*pairs[0], device="cpu") == function(*pairs[0])
+    with pytest.raises(ValueError, match=f"^{cls.__name__}: device"):
+        function(*pairs[0], device="nonsense")
+    with pytest.raises(ValueError, match=f"^{cls.__name__}: device"):
+        sktopo.similarity_table(pd.Series({"a": pairs[0][0], "b": pairs[0][1]}),
+                                measures=cls(device="nonsense"))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("estimator", CCA_TORCH_ESTIMATORS, ids=repr)
+def test_cca_and_procrustes_cuda_path(estimator):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    pairs = _cca_torch_pairs()
+    if not isinstance(estimator, PWCCA):
+        pairs.append(_many_forced_pair())
+    expected, expected_warnings = _values_and_warnings(clone(estimator).set_params(device="cpu"),
+                                                       pairs)
+    got, got_warnings = _values_and_warnings(clone(estimator).set_params(device="cuda"), pairs)
+    assert np.allclose(got, expected, rtol=1e-9, atol=1e-12)
+    assert got_warnings == expected_warnings

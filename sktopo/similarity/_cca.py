@@ -34,6 +34,11 @@ data (the two column spaces must intersect), and a warning says so.
 
 Ranks are decided by the singular values of the centred representation above
 ``max(n, p) * eps`` times the largest.
+
+With a ``device`` other than the CPU, the bases (SVD), the canonical correlations
+and PWCCA's weights are computed with ``torch.linalg`` in float64 on that device;
+the ranks and the number of kept directions follow the same rule, read from the
+singular values brought back to the host.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from sklearn.utils._param_validation import Interval, RealNotInt
 
 from .._parallel import N_JOBS
 from ._cka import centre
-from ._pairs import PairSimilarity
+from ._pairs import PairSimilarity, on_device, svd, to_float, to_numpy
 
 __all__ = ["PWCCA", "SVCCA", "pwcca", "svcca"]
 
@@ -55,7 +60,8 @@ __all__ = ["PWCCA", "SVCCA", "pwcca", "svcca"]
 @dataclass
 class CCAForm:
     """An orthonormal basis ``basis`` (``n x k``) of a centred representation, its
-    coordinates ``coords = basis^T Xc`` (``k x p``, for PWCCA's weights) and its width."""
+    coordinates ``coords = basis^T Xc`` (``k x p``, for PWCCA's weights) and its width.
+    ``basis`` and ``coords`` are float64 torch tensors on the torch path."""
 
     basis: np.ndarray
     coords: np.ndarray
@@ -67,7 +73,8 @@ def cca_form(X, *, n_components=1.0, measure="CCA", where="the cloud") -> CCAFor
 
     ``n_components``: an int keeps that many leading singular directions (at most
     the rank); a float in (0, 1] keeps the fewest that explain that fraction of
-    the variance (1.0 keeps every direction of non-zero variance).
+    the variance (1.0 keeps every direction of non-zero variance). ``X`` may be a float64
+    torch tensor: then the SVD and the form stay on its device.
     """
     n, p = X.shape
     Xc = centre(X)
@@ -77,12 +84,13 @@ def cca_form(X, *, n_components=1.0, measure="CCA", where="the cloud") -> CCAFor
             f"has no direction to correlate, and {measure} is undefined. Compare layers whose "
             f"representations vary over the inputs."
         )
-    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
-    rank = int(np.sum(s > s[0] * max(n, p) * np.finfo(np.float64).eps))
+    U, s, Vt = svd(Xc)
+    s_host = to_numpy(s)  # the rank and the kept directions: the same rule on either path
+    rank = int(np.sum(s_host > s_host[0] * max(n, p) * np.finfo(np.float64).eps))
     if isinstance(n_components, (Integral, np.integer)) and not isinstance(n_components, bool):
         k = min(int(n_components), rank)
     else:
-        variance = np.cumsum(s[:rank] ** 2)
+        variance = np.cumsum(s_host[:rank] ** 2)
         k = rank if n_components >= 1.0 else int(
             np.searchsorted(variance, n_components * variance[-1] * (1 - 1e-12)) + 1)
         k = min(max(k, 1), rank)
@@ -91,12 +99,13 @@ def cca_form(X, *, n_components=1.0, measure="CCA", where="the cloud") -> CCAFor
 
 def canonical_correlations(a: CCAForm, b: CCAForm, *, vectors=False):
     """Canonical correlations (descending, clipped to [0, 1]) of two forms; with
-    ``vectors``, also the left and right singular vectors of ``Qa^T Qb``."""
+    ``vectors``, also the left and right singular vectors of ``Qa^T Qb``. Arrays, or tensors
+    on the forms' device."""
     M = a.basis.T @ b.basis
     if vectors:
-        U, rho, Vt = np.linalg.svd(M, full_matrices=False)
-        return np.clip(rho, 0.0, 1.0), U, Vt.T
-    return np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0)
+        U, rho, Vt = svd(M)
+        return rho.clip(0.0, 1.0), U, Vt.T
+    return svd(M, compute_uv=False).clip(0.0, 1.0)
 
 
 def _warn_few_inputs(a, b, measure, where):
@@ -114,6 +123,7 @@ def _warn_few_inputs(a, b, measure, where):
 
 class _CCABase(PairSimilarity):
     _parameter_constraints: dict = {
+        "device": "no_validation",  # a string or a torch.device: checked in fit
         "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
@@ -139,6 +149,12 @@ class SVCCA(_CCABase):
         fraction of each representation's variance (Raghu et al.'s 0.99; 1.0
         keeps every direction, which makes SVCCA the mean CCA). An int: keep
         that many (at most the rank); ``1`` is one direction, ``1.0`` all.
+    device : str or torch.device, default="auto"
+        ``"auto"`` is CUDA when available, else ``"cpu"`` (sktopo's rule for every
+        ``device``). ``"cpu"`` computes with numpy. Any other device (``"cuda"``,
+        ``"cuda:1"``) computes the SVDs and the canonical correlations with torch,
+        in float64, on that device (the same numbers to rounding, and the same
+        number of directions). Checked in ``fit``.
     n_jobs : int or None, default=None
         Pairs processed in parallel (joblib).
     verbose : int, default=0
@@ -146,6 +162,8 @@ class SVCCA(_CCABase):
 
     Attributes
     ----------
+    device_ : str
+        The device ``device`` resolved to (``"cpu"``: numpy).
     n_features_in_ : int
         2 for a DataFrame of pairs, 1 for a list of pairs.
 
@@ -180,17 +198,19 @@ class SVCCA(_CCABase):
                          Interval(RealNotInt, 0, 1, closed="right")],
     }
 
-    def __init__(self, n_components=0.99, *, n_jobs=None, verbose=0):
+    def __init__(self, n_components=0.99, *, device="auto", n_jobs=None, verbose=0):
         self.n_components = n_components
+        self.device = device
         self.n_jobs = n_jobs
         self.verbose = verbose
 
     def _form(self, X, where, plan):
-        return cca_form(X, n_components=self.n_components, measure="SVCCA", where=where)
+        return cca_form(on_device(X, self._torch_device()), n_components=self.n_components,
+                        measure="SVCCA", where=where)
 
     def _compare(self, a, b, where):
         _warn_few_inputs(a, b, "SVCCA", where)
-        return float(np.mean(canonical_correlations(a, b)))
+        return to_float(canonical_correlations(a, b).mean())
 
 
 class PWCCA(_CCABase):
@@ -206,6 +226,12 @@ class PWCCA(_CCABase):
 
     Parameters
     ----------
+    device : str or torch.device, default="auto"
+        ``"auto"`` is CUDA when available, else ``"cpu"`` (sktopo's rule for every
+        ``device``). ``"cpu"`` computes with numpy. Any other device (``"cuda"``,
+        ``"cuda:1"``) computes the SVDs, the canonical correlations and the
+        weights with torch, in float64, on that device (the same numbers to
+        rounding, and the same number of directions). Checked in ``fit``.
     n_jobs : int or None, default=None
         Pairs processed in parallel (joblib).
     verbose : int, default=0
@@ -213,6 +239,8 @@ class PWCCA(_CCABase):
 
     Attributes
     ----------
+    device_ : str
+        The device ``device`` resolved to (``"cpu"``: numpy).
     n_features_in_ : int
         2 for a DataFrame of pairs, 1 for a list of pairs.
 
@@ -226,6 +254,10 @@ class PWCCA(_CCABase):
     The output column is ``pwcca``. The weights come from the representation
     with fewer neurons (the first on a tie), as in the authors' code: between
     layers of equal width, ``PWCCA(X, Y)`` and ``PWCCA(Y, X)`` may differ.
+    Where several canonical correlations are 1 whatever the data (more directions
+    than inputs: the warning), their canonical variates are any basis of the
+    shared subspace, so their weights depend on the SVD routine: numpy and
+    ``device`` paths may then differ beyond rounding.
 
     Examples
     --------
@@ -240,20 +272,22 @@ class PWCCA(_CCABase):
     _column = "pwcca"
     _symmetric = False
 
-    def __init__(self, *, n_jobs=None, verbose=0):
+    def __init__(self, *, device="auto", n_jobs=None, verbose=0):
+        self.device = device
         self.n_jobs = n_jobs
         self.verbose = verbose
 
     def _form(self, X, where, plan):
-        return cca_form(X, n_components=1.0, measure="PWCCA", where=where)
+        return cca_form(on_device(X, self._torch_device()), n_components=1.0, measure="PWCCA",
+                        where=where)
 
     def _compare(self, a, b, where):
         _warn_few_inputs(a, b, "PWCCA", where)
         rho, U, V = canonical_correlations(a, b, vectors=True)
         # the canonical variates of the narrower representation: h_i = Q u_i
         weighting, directions = (a, U) if a.width <= b.width else (b, V)
-        alpha = np.abs(directions.T @ weighting.coords).sum(axis=1)
-        return float(np.dot(alpha, rho) / alpha.sum())
+        alpha = abs(directions.T @ weighting.coords).sum(axis=1)
+        return to_float((alpha @ rho) / alpha.sum())
 
 
 def svcca(X, Y, **params) -> float:
@@ -264,7 +298,7 @@ def svcca(X, Y, **params) -> float:
     X, Y : array-like of shape (n_inputs, n_features_X) and (n_inputs, n_features_Y)
         Two representations of the same inputs; the widths may differ.
     **params
-        Any parameter of :class:`SVCCA` (``n_components=0.99``).
+        Any parameter of :class:`SVCCA` (``n_components=0.99``, ``device="auto"``).
 
     Returns
     -------
@@ -290,7 +324,7 @@ def pwcca(X, Y, **params) -> float:
     X, Y : array-like of shape (n_inputs, n_features_X) and (n_inputs, n_features_Y)
         Two representations of the same inputs; the widths may differ.
     **params
-        Any parameter of :class:`PWCCA`.
+        Any parameter of :class:`PWCCA` (``device="auto"``).
 
     Returns
     -------

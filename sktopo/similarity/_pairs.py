@@ -16,6 +16,12 @@ Every measure is written as two steps so that a layer-by-layer table
 ``plan`` is what a call shares between its pairs: the partition of the inputs
 into minibatches (for :class:`~sktopo.CKA` with ``batch_size``), drawn once per
 call from ``random_state`` and the number of inputs.
+
+A measure with a ``device`` parameter has it resolved into ``device_`` in ``fit``
+(:func:`sktopo._device.resolve_device`); ``_torch_device()`` is then None for
+numpy (``device_ == "cpu"``), else the device its ``_form`` moves each cloud to
+(:func:`on_device`: a float64 tensor) so that every later step runs there with
+torch. :func:`svd` and :func:`to_float` work on arrays and tensors alike.
 """
 
 from __future__ import annotations
@@ -28,10 +34,46 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import PairTableTransformer
 from .._collections import Collection, check_cloud, label_text
+from .._device import resolve_device
 from .._parallel import run_parallel
 from .._seeding import root_entropy
 
-__all__ = ["PairSimilarity", "check_layers", "check_pairs", "pair_labels"]
+__all__ = ["PairSimilarity", "check_layers", "check_pairs", "on_device", "pair_labels", "svd",
+           "to_float", "to_numpy"]
+
+
+# ------------------------------------------------ numpy or torch (the ``device`` path)
+def on_device(X, device):
+    """``X`` as a float64 torch tensor on ``device``, or unchanged when ``device`` is None."""
+    if device is None:
+        return X
+    import torch
+
+    return torch.as_tensor(X, dtype=torch.float64, device=device)
+
+
+def svd(A, *, full_matrices=False, compute_uv=True):
+    """The SVD ``(U, s, Vt)`` (thin unless ``full_matrices``), or only ``s``, of an array (numpy)
+    or a tensor (torch.linalg, on its device)."""
+    if isinstance(A, np.ndarray):
+        if compute_uv:
+            return np.linalg.svd(A, full_matrices=full_matrices)
+        return np.linalg.svd(A, compute_uv=False)
+    import torch
+
+    if compute_uv:
+        return torch.linalg.svd(A, full_matrices=full_matrices)
+    return torch.linalg.svdvals(A)
+
+
+def to_numpy(a) -> np.ndarray:
+    """An array, or a tensor brought back to the host as a numpy array."""
+    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
+
+
+def to_float(a) -> float:
+    """A 0-d array or tensor (or a number) as a Python float."""
+    return float(a.item()) if hasattr(a, "item") else float(a)
 
 
 def _check_pair(P, Q, label, *, prefix, min_points):
@@ -167,6 +209,16 @@ class PairSimilarity(PairTableTransformer):
 
     def _min_inputs(self) -> int:
         return 2
+
+    def _check_settings(self):
+        """Resolve ``device`` into ``device_`` (the measures that have one), in ``fit``."""
+        if "device" in self.get_params(deep=False):
+            self.device_ = resolve_device(self.device, owner=type(self).__name__)
+
+    def _torch_device(self):
+        """The torch device of the torch path, or None for numpy (``device_ == "cpu"``)."""
+        device = getattr(self, "device_", "cpu")
+        return None if device == "cpu" else device
 
     def _min_inputs_reason(self) -> str:
         return ""

@@ -24,6 +24,9 @@ the cancellation: identical representations give 0 to rounding (about 1e-15).
 A layer wider than the number of inputs ``n`` is first written in the basis of
 its centred column space (``U S`` from its SVD, ``n`` columns at most), which
 leaves every inner product, and so the distance, unchanged.
+
+With a ``device`` other than the CPU, the SVDs, the alignment and its residual are
+computed with ``torch.linalg`` in float64 on that device.
 """
 
 from __future__ import annotations
@@ -34,20 +37,22 @@ import numpy as np
 
 from .._parallel import N_JOBS
 from ._cka import centre
-from ._pairs import PairSimilarity
+from ._pairs import PairSimilarity, on_device, svd, to_float
 
 __all__ = ["ProcrustesDistance", "procrustes_distance"]
 
 
 @dataclass
 class ShapeForm:
-    """A centred representation of unit Frobenius norm, at most ``n`` columns wide."""
+    """A centred representation of unit Frobenius norm, at most ``n`` columns wide (a float64
+    torch tensor on the torch path)."""
 
     points: np.ndarray
 
 
 def shape_form(X, *, where="the cloud") -> ShapeForm:
-    """The :class:`ShapeForm` of one cloud (already checked: finite, float64, 2-D)."""
+    """The :class:`ShapeForm` of one cloud (already checked: finite, float64, 2-D; a float64
+    torch tensor keeps every step on its device)."""
     n, p = X.shape
     Xc = centre(X)
     if Xc is None:
@@ -57,15 +62,27 @@ def shape_form(X, *, where="the cloud") -> ShapeForm:
             f"undefined. Compare layers whose representations vary over the inputs."
         )
     if p > n:
-        U, s, _ = np.linalg.svd(Xc, full_matrices=False)
+        U, s, _ = svd(Xc)
         Xc = U * s
-    return ShapeForm(Xc / np.linalg.norm(Xc))
+    return ShapeForm(Xc / _norm(Xc))
+
+
+def _norm(A):
+    """The Frobenius norm (a float for an array, a 0-d tensor for a tensor)."""
+    if isinstance(A, np.ndarray):
+        return np.linalg.norm(A)
+    import torch
+
+    return torch.linalg.norm(A)
 
 
 def _padded(points, width):
     if points.shape[1] == width:
         return points
-    out = np.zeros((points.shape[0], width))
+    if isinstance(points, np.ndarray):
+        out = np.zeros((points.shape[0], width))
+    else:
+        out = points.new_zeros((points.shape[0], width))
     out[:, :points.shape[1]] = points
     return out
 
@@ -74,9 +91,9 @@ def procrustes_angle(a: ShapeForm, b: ShapeForm) -> float:
     """The angular Procrustes distance of two forms of the same inputs."""
     width = max(a.points.shape[1], b.points.shape[1])
     X, Y = _padded(a.points, width), _padded(b.points, width)
-    U, _, Vt = np.linalg.svd(X.T @ Y)
+    U, _, Vt = svd(X.T @ Y, full_matrices=True)
     Q = Vt.T @ U.T  # tr(X^T Y Q) = the nuclear norm of X^T Y
-    residual = float(np.linalg.norm(X - Y @ Q))
+    residual = to_float(_norm(X - Y @ Q))
     return float(2.0 * np.arcsin(min(residual / 2.0, 1.0)))
 
 
@@ -92,6 +109,12 @@ class ProcrustesDistance(PairSimilarity):
 
     Parameters
     ----------
+    device : str or torch.device, default="auto"
+        ``"auto"`` is CUDA when available, else ``"cpu"`` (sktopo's rule for every
+        ``device``). ``"cpu"`` computes with numpy. Any other device (``"cuda"``,
+        ``"cuda:1"``) computes the SVDs and the nuclear norm (the optimal
+        alignment and its residual) with torch, in float64, on that device (the
+        same numbers to rounding). Checked in ``fit``.
     n_jobs : int or None, default=None
         Pairs processed in parallel (joblib).
     verbose : int, default=0
@@ -99,6 +122,8 @@ class ProcrustesDistance(PairSimilarity):
 
     Attributes
     ----------
+    device_ : str
+        The device ``device`` resolved to (``"cpu"``: numpy).
     n_features_in_ : int
         2 for a DataFrame of pairs, 1 for a list of pairs.
 
@@ -127,11 +152,13 @@ class ProcrustesDistance(PairSimilarity):
     _column = "procrustes_distance"
 
     _parameter_constraints: dict = {
+        "device": "no_validation",  # a string or a torch.device: checked in fit
         "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 
-    def __init__(self, *, n_jobs=None, verbose=0):
+    def __init__(self, *, device="auto", n_jobs=None, verbose=0):
+        self.device = device
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -139,7 +166,7 @@ class ProcrustesDistance(PairSimilarity):
         return "procrustes"
 
     def _form(self, X, where, plan):
-        return shape_form(X, where=where)
+        return shape_form(on_device(X, self._torch_device()), where=where)
 
     def _compare(self, a, b, where):
         return procrustes_angle(a, b)
@@ -153,7 +180,7 @@ def procrustes_distance(X, Y, **params) -> float:
     X, Y : array-like of shape (n_inputs, n_features_X) and (n_inputs, n_features_Y)
         Two representations of the same inputs; the widths may differ.
     **params
-        Any parameter of :class:`ProcrustesDistance`.
+        Any parameter of :class:`ProcrustesDistance` (``device="auto"``).
 
     Returns
     -------
