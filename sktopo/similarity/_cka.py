@@ -52,7 +52,6 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._device import resolve_device
 from .._parallel import N_JOBS
 from .._seeding import root_entropy
 from ._pairs import PairSimilarity
@@ -389,18 +388,13 @@ class CKA(PairSimilarity):
         self.verbose = verbose
 
     def _check_settings(self):
-        self.device_ = resolve_device(self.device, owner="CKA")
+        super()._check_settings()
         if self.batch_size is not None and not self.unbiased:
             raise ValueError(
                 "CKA: batch_size (minibatch CKA) averages the unbiased HSIC estimator over "
                 "batches (Nguyen et al. 2021); the biased one would not converge to CKA. Set "
                 "unbiased=True, or batch_size=None."
             )
-
-    def _torch_device(self):
-        """The torch device of the torch path, or None for numpy (``device_ == "cpu"``)."""
-        device = getattr(self, "device_", "cpu")
-        return None if device == "cpu" else device
 
     def _min_inputs(self):
         return 4 if self.unbiased else 2
