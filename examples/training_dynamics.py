@@ -95,8 +95,9 @@ def measure_stage(clouds, final, weights, X_rank, X_test, y_test, y_train, *, pe
 def settling_epochs(table, *, last=5, tolerance=0.1):
     """Per layer, the first epoch from which CKA to the final model stays at or above
     SETTLED_CKA, and the first from which the PH dimension stays within ``tolerance`` (relative)
-    of its mean over the ``last`` epochs (one epoch's value moves by about its spread, 0.1-0.4,
-    from run to run: the mean is a steadier target than the final value)."""
+    of its mean over the ``last`` epochs (late in training the value still moves by about its
+    spread, 0.1-0.4, from one epoch to the next: the mean is a steadier target than the final
+    value)."""
     rows = {}
     for layer, part in table.groupby(level="layer", sort=False):
         part = part.droplevel("layer")
