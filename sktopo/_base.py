@@ -49,11 +49,33 @@ __all__ = [
     "CloudTransformer",
     "CollectionMapper",
     "CollectionTransformer",
+    "FixedOutput",
     "NoBoolNumbers",
     "one_cloud",
     "remember_input",
     "warn_cell_messages",
 ]
+
+
+class FixedOutput:
+    """Mixin: ``set_output`` is accepted and ignored, for transformers whose output container
+    is fixed (clouds, diagrams: pandas objects of arrays, never a plain table), so that
+    ``Pipeline.set_output(transform="pandas")``, which calls it on every step, works on a
+    pipeline that holds one. Put it first among the bases."""
+
+    def set_output(self, *, transform=None):
+        """Accepted for ``Pipeline.set_output``; the output container is fixed.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+        """
+        return self
 
 
 class NoBoolNumbers:

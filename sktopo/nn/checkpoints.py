@@ -30,7 +30,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import NoBoolNumbers
+from .._base import FixedOutput, NoBoolNumbers
 from .._parallel import N_JOBS, effective_jobs, lazy_parallel
 from .._progress import progress
 from .embedder import LayerEmbedder
@@ -334,7 +334,7 @@ def _check_memory(memory):
 # ------------------------------------------------------------------ the estimator
 
 
-class CheckpointEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator,
+class CheckpointEmbedder(FixedOutput, NoBoolNumbers, TransformerMixin, BaseEstimator,
                          auto_wrap_output_keys=None):
     """The clouds of a :class:`LayerEmbedder` at every checkpoint of a training run.
 
@@ -560,20 +560,6 @@ class CheckpointEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator,
         self.computed_stages_ = computed
         self.cache_keys_ = keys if memory is not None else None
         return _concat(parts, names)
-
-    def set_output(self, *, transform=None):
-        """No-op kept for Pipeline.set_output: the output is always pandas.
-
-        Parameters
-        ----------
-        transform : {"default", "pandas", "polars"} or None
-            Ignored.
-
-        Returns
-        -------
-        self : CheckpointEmbedder
-        """
-        return self
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

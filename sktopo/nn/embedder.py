@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import NoBoolNumbers
+from .._base import FixedOutput, NoBoolNumbers
 from .._device import resolve_device, torch_dtype, torch_threads
 from .._distance import check_memory, format_bytes
 from .._progress import progress
@@ -513,7 +513,8 @@ class _SavedModule:
         return torch.load(io.BytesIO(self.data), weights_only=False)
 
 
-class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class LayerEmbedder(FixedOutput, NoBoolNumbers, TransformerMixin, BaseEstimator,
+                    auto_wrap_output_keys=None):
     """The activations of chosen layers of a torch model, as point clouds.
 
     ``transform(X)`` runs the model on the inputs ``X`` in eval mode without gradients, hooks
@@ -1001,20 +1002,6 @@ class LayerEmbedder(NoBoolNumbers, TransformerMixin, BaseEstimator, auto_wrap_ou
                 self._selection = [split_call(name) if name not in named else (name, None)
                                    for name in self.layer_names_]
                 self._calls_counted = False
-
-    def set_output(self, *, transform=None):
-        """No-op kept for Pipeline.set_output: the output is always pandas.
-
-        Parameters
-        ----------
-        transform : {"default", "pandas", "polars"} or None
-            Ignored.
-
-        Returns
-        -------
-        self : LayerEmbedder
-        """
-        return self
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -69,7 +69,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import CollectionMapper, PairTableTransformer, remember_input
+from .._base import CollectionMapper, FixedOutput, PairTableTransformer, remember_input
 from .._collections import Collection, check_cloud, check_distance_matrix, label_text
 from .._distance import check_memory, pairwise_distances
 from .._parallel import N_JOBS, run_parallel
@@ -410,7 +410,7 @@ class _PairInput:
         return tags
 
 
-class CrossBarcode(_PairInput, CollectionMapper):
+class CrossBarcode(FixedOutput, _PairInput, CollectionMapper):
     """R-Cross-Barcode of every pair of representations of the same inputs.
 
     For a pair ``(P, Q)`` (row ``i`` of both is input ``i``), the barcode of
@@ -575,20 +575,6 @@ class CrossBarcode(_PairInput, CollectionMapper):
             "CrossBarcode returns diagrams, not a feature table; follow it with "
             "sktopo.DiagramFeatures (homology_dimensions=(1,)) for features."
         )
-
-    def set_output(self, *, transform=None):
-        """Accepted for Pipeline compatibility; the output is always diagrams.
-
-        Parameters
-        ----------
-        transform : {"default", "pandas", "polars"}, default=None
-            Ignored.
-
-        Returns
-        -------
-        self : CrossBarcode
-        """
-        return self
 
 
 def _pair_barcode(P, Q, idx, label, *, dims, normalize, metric, metric_params, engine,
