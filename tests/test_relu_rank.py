@@ -258,6 +258,28 @@ def test_invalid_parameters():
         ReLURankRegions(hand_built_net(), device="tpu").fit(np.ones((2, 2)))
 
 
+
+def test_n_threads_is_used_while_the_network_runs_and_restored():
+    net = random_relu_mlp(4, [16, 8], random_state=0)
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    seen = []
+    net[0].register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        est = ReLURankRegions(net, device="cpu", n_threads=1).fit(X)
+        est.transform(X[:5])
+        est.network_output(X[:5])
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        ReLURankRegions(net, device="cpu").fit(X)  # None keeps torch's setting
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
+    for bad in (0, True, 1.5):
+        with pytest.raises(ValueError, match="n_threads"):
+            ReLURankRegions(net, n_threads=bad).fit(X)
+
 def test_set_output_pandas_keeps_index_and_names():
     X = pd.DataFrame(np.random.default_rng(0).normal(size=(5, 2)), index=list("vwxyz"),
                      columns=["a", "b"])

@@ -25,7 +25,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sktopo._base import NoBoolNumbers
-from sktopo._device import resolve_device, torch_dtype
+from sktopo._device import resolve_device, torch_dtype, torch_threads
 from sktopo.nn._capture import prepared_model
 # the engine at import (torch.func, scipy.sparse; with sktopo.nn._relu_network, torch's own
 # forward-AD modules): the first fit of a process costs what the next ones cost
@@ -93,6 +93,10 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
         dimension`` columns (``min(input dimension, units of the first ReLU layer)`` for a
         dense first layer), so it processes ``batch_size`` factor columns' worth of regions at
         a time.
+    n_threads : int, default=None
+        torch intra-op threads while the network runs (fit, transform and the tables of new
+        inputs; restored afterwards); None keeps torch's setting. On a machine that also runs
+        other jobs, 1 avoids more threads than free cores (the CLI uses 1).
     verbose : int, default=0
         Show progress bars (tqdm) when positive.
 
@@ -153,17 +157,19 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
         "low_rank": [Interval(Integral, 0, None, closed="left"), None],
         "device": "no_validation",
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
     }
 
     def __init__(self, model, *, rank_tol=None, dtype="float64", low_rank=None, device="auto",
-                 batch_size=4096, verbose=0):
+                 batch_size=4096, n_threads=None, verbose=0):
         self.model = model
         self.rank_tol = rank_tol
         self.dtype = dtype
         self.low_rank = low_rank
         self.device = device
         self.batch_size = batch_size
+        self.n_threads = n_threads
         self.verbose = verbose
 
     # ------------------------------------------------------------------ public API
@@ -500,9 +506,11 @@ class ReLURankRegions(NoBoolNumbers, TransformerMixin, BaseEstimator):
     @contextlib.contextmanager
     def _prepared_model(self):
         """The model on device_ and dtype in eval mode (sktopo.nn._capture.prepared_model: a
-        cast copy when the dtype differs; flags, device and gradients restored)."""
-        with prepared_model(self.model, self.device_, dtype=self._torch_dtype(),
-                            owner="ReLURankRegions") as model:
+        cast copy when the dtype differs; flags, device and gradients restored), run on
+        ``n_threads`` torch threads."""
+        with torch_threads(self.n_threads), prepared_model(
+                self.model, self.device_, dtype=self._torch_dtype(),
+                owner="ReLURankRegions") as model:
             yield model
 
     def _analyse_inputs(self, X):
