@@ -54,7 +54,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._parallel import N_JOBS
 from .._seeding import root_entropy
-from ._pairs import PairSimilarity
+from ._pairs import PairSimilarity, on_device
 
 __all__ = ["CKA", "cka"]
 
@@ -422,7 +422,7 @@ class CKA(PairSimilarity):
         if device is not None:  # the torch path: float64 on the device, every step there
             import torch
 
-            X = torch.as_tensor(X, dtype=torch.float64, device=device)
+            X = on_device(X, device)
             if plan is not None:
                 plan = [torch.as_tensor(batch, device=device) for batch in plan]
         if plan is None:
